@@ -1,0 +1,44 @@
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+import prettier from 'eslint-config-prettier';
+
+export default tseslint.config(
+  { ignores: ['dist/**', 'node_modules/**', 'native/build/**', '.sluice/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  prettier,
+  {
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/consistent-type-imports': 'error',
+      'no-console': 'off',
+    },
+  },
+  {
+    files: ['src/core/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['node:*', 'fs', 'net', 'dgram', 'http', 'https', 'child_process'],
+              message: 'src/core is pure: no I/O modules.',
+            },
+            {
+              group: [
+                '../config/*',
+                '../dataplane/*',
+                '../control/*',
+                '../cli/*',
+                '../health/*',
+                '../metrics/*',
+              ],
+              message: 'src/core must not import outer layers.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+);

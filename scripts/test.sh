@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Everything a fresh machine needs to run Sluice's whole test suite, then the suite itself:
+# system tools (as root, only those missing), npm packages, type-check, lint, import cycles, tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  need=()
+  command -v ip >/dev/null 2>&1 || need+=(iproute2)
+  command -v nft >/dev/null 2>&1 || need+=(nftables)
+  if [ ${#need[@]} -gt 0 ]; then
+    echo "installing system tools: ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" </dev/null
+  fi
+fi
+
+npm ci --no-audit --no-fund
+npm run check
+npm test

@@ -1,0 +1,18 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+const { version } = require('../../../package.json') as { version: string };
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('sluice')
+    .description('Layer-4 load balancer with Azure Standard Load Balancer flow semantics')
+    .version(version)
+    .showHelpAfterError();
+  return program;
+}
+
+await buildProgram().parseAsync(process.argv);

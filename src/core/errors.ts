@@ -1,0 +1,89 @@
+/**
+ * The one registry of Sluice's error and warning codes. Every code is stable: users
+ * match on it in scripts and CI. `docs/errors.md` lists each one (a test keeps the two
+ * in step). `httpStatus` is what the control plane answers with when the code ends a request.
+ */
+export type Severity = 'error' | 'warning';
+
+export interface ErrorDef {
+  readonly summary: string;
+  readonly httpStatus: number;
+  readonly severity: Severity;
+}
+
+function def(summary: string, httpStatus = 400, severity: Severity = 'error'): ErrorDef {
+  return { summary, httpStatus, severity };
+}
+
+export const ERRORS = {
+  // Reading the document
+  SLUICE_CONFIG_UNREADABLE: def('The configuration file cannot be read.'),
+  SLUICE_CONFIG_NOT_JSON: def('The configuration is not valid JSON.'),
+  SLUICE_CONFIG_NO_LOAD_BALANCER: def('The document holds no Microsoft.Network/loadBalancers resource.'),
+  SLUICE_CONFIG_TEMPLATE_EXPRESSION: def(
+    'An ARM template expression ("[...]") was found; Sluice reads deployed values, not templates.',
+  ),
+  // Structural pass (JSON Schema)
+  SLUICE_CONFIG_TYPE: def('A property has the wrong JSON type.'),
+  SLUICE_CONFIG_REQUIRED: def('A required property is missing.'),
+  SLUICE_CONFIG_ENUM: def('A property has a value outside its allowed set.'),
+  SLUICE_CONFIG_INVALID_VALUE: def('A property has a malformed value.'),
+  SLUICE_CONFIG_UNKNOWN_PROPERTY: def('A property is not known to Sluice and is ignored.', 400, 'warning'),
+  // Semantic pass
+  SLUICE_CONFIG_REFERENCE_NOT_FOUND: def(
+    'An ARM resource id does not resolve to a resource in the document.',
+  ),
+  SLUICE_CONFIG_DUPLICATE_NAME: def('Two child resources of one kind share a name.'),
+  SLUICE_CONFIG_IDLE_TIMEOUT_RANGE: def(
+    'idleTimeoutInMinutes is outside the range allowed for this resource and SKU.',
+  ),
+  SLUICE_CONFIG_TCP_RESET_BASIC: def('enableTcpReset is not available on the Basic SKU.'),
+  SLUICE_CONFIG_PORT_RANGE: def('A port is outside its allowed range.'),
+  SLUICE_CONFIG_HA_PORTS: def('frontendPort 0 (HA ports) requires protocol All on an internal frontend.'),
+  SLUICE_CONFIG_PORT_CONFLICT: def('Two rules claim the same frontend IP, protocol and port.'),
+  SLUICE_CONFIG_OUTBOUND_PORTS: def(
+    'allocatedOutboundPorts must be a multiple of 8 and fit 64,000 ports per frontend IP over the pool.',
+  ),
+  SLUICE_CONFIG_PROBE_PATH: def('requestPath is required for Http/Https probes and not allowed for Tcp.'),
+  SLUICE_CONFIG_PROBE_INTERVAL: def('intervalInSeconds must be at least 5.'),
+  SLUICE_CONFIG_HA_PORTS_TCP_RESET: def(
+    'TCP reset on an HA-ports rule is not honoured when a network virtual appliance is in the path.',
+    400,
+    'warning',
+  ),
+  SLUICE_CONFIG_ADDRESS_MAP: def('A --map argument is not of the form OLD=NEW with two IP addresses.'),
+} as const satisfies Record<string, ErrorDef>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export function isErrorCode(code: string): code is ErrorCode {
+  return Object.hasOwn(ERRORS, code);
+}
+
+/** One finding about a document: where (JSON pointer), what (code) and why (message). */
+export interface Diagnostic {
+  readonly code: ErrorCode;
+  /** JSON pointer into the input document, "" for the whole document. */
+  readonly path: string;
+  readonly message: string;
+  readonly severity: Severity;
+}
+
+export function diagnostic(code: ErrorCode, path: string, message: string): Diagnostic {
+  return { code, path, message, severity: ERRORS[code].severity };
+}
+
+/** An error that ends an operation, carrying a registered code. */
+export class SluiceError extends Error {
+  readonly code: ErrorCode;
+  readonly httpStatus: number;
+  readonly diagnostics: readonly Diagnostic[];
+
+  constructor(code: ErrorCode, message: string, diagnostics: readonly Diagnostic[] = []) {
+    super(message);
+    this.name = 'SluiceError';
+    this.code = code;
+    this.httpStatus = ERRORS[code].httpStatus;
+    this.diagnostics = diagnostics;
+  }
+}
