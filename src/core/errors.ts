@@ -52,6 +52,8 @@ export const ERRORS = {
     'warning',
   ),
   SLUICE_CONFIG_ADDRESS_MAP: def('A --map argument is not of the form OLD=NEW with two IP addresses.'),
+  // Health probes
+  SLUICE_HEALTH_PROBE_TYPE: def('A probe uses a protocol for which no probe type is registered.'),
 } as const satisfies Record<string, ErrorDef>;
 
 export type ErrorCode = keyof typeof ERRORS;
