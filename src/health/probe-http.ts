@@ -4,8 +4,9 @@
  * As Azure documents for its HTTP(S) probes, a status other than 200, or a TCP reset
  * (refused or reset connection), takes the member out at once whatever the threshold
  * (`fastDown`); only a probe left unanswered counts toward the threshold. Https does not
- * verify the backend's certificate: Azure's probe does not either, and backends commonly
- * serve self-signed or internal certificates that no public chain would accept.
+ * verify the backend's certificate: Azure describes its HTTPS probe as the HTTP probe inside
+ * TLS, with no certificate check, and backends commonly serve self-signed or internal
+ * certificates that no public chain would accept.
  */
 import http from 'node:http';
 import https from 'node:https';
