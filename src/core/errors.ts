@@ -29,6 +29,11 @@ export const ERRORS = {
   SLUICE_CONFIG_ENUM: def('A property has a value outside its allowed set.'),
   SLUICE_CONFIG_INVALID_VALUE: def('A property has a malformed value.'),
   SLUICE_CONFIG_UNKNOWN_PROPERTY: def('A property is not known to Sluice and is ignored.', 400, 'warning'),
+  SLUICE_CONFIG_UNSUPPORTED: def(
+    'A resource or feature Azure offers that Sluice does not implement; it is ignored.',
+    400,
+    'warning',
+  ),
   // Semantic pass
   SLUICE_CONFIG_REFERENCE_NOT_FOUND: def(
     'An ARM resource id does not resolve to a resource in the document.',
@@ -38,6 +43,7 @@ export const ERRORS = {
     'idleTimeoutInMinutes is outside the range allowed for this resource and SKU.',
   ),
   SLUICE_CONFIG_TCP_RESET_BASIC: def('enableTcpReset is not available on the Basic SKU.'),
+  SLUICE_CONFIG_SKU_FEATURE: def("The feature is not available on the load balancer's SKU."),
   SLUICE_CONFIG_PORT_RANGE: def('A port is outside its allowed range.'),
   SLUICE_CONFIG_HA_PORTS: def('frontendPort 0 (HA ports) requires protocol All on an internal frontend.'),
   SLUICE_CONFIG_PORT_CONFLICT: def('Two rules claim the same frontend IP, protocol and port.'),
@@ -51,7 +57,17 @@ export const ERRORS = {
     400,
     'warning',
   ),
+  SLUICE_CONFIG_UNRESOLVED_BACKEND: def(
+    'A rule points at a backend that is not in the document; that backend gets no traffic.',
+    400,
+    'warning',
+  ),
   SLUICE_CONFIG_ADDRESS_MAP: def('A --map argument is not of the form OLD=NEW with two IP addresses.'),
+  SLUICE_CONFIG_ADDRESS_MAP_UNUSED: def(
+    'A --map argument names an address that the document does not use.',
+    400,
+    'warning',
+  ),
   // Health probes
   SLUICE_HEALTH_PROBE_TYPE: def('A probe uses a protocol for which no probe type is registered.'),
 } as const satisfies Record<string, ErrorDef>;

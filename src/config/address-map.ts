@@ -1,0 +1,67 @@
+import { isIP } from 'node:net';
+import { diagnostic, type Diagnostic } from '../core/errors.js';
+
+/**
+ * `--map OLD=NEW`: an exported Azure configuration names Azure's addresses; mapping them to
+ * local ones lets the same document run on a laptop without editing it.
+ */
+export type AddressMap = ReadonlyMap<string, string>;
+
+/** IPv6 has many spellings of one address; compare the canonical one. */
+export function canonicalAddress(address: string): string {
+  if (isIP(address) !== 6) return address;
+  try {
+    return new URL(`http://[${address}]/`).hostname.slice(1, -1);
+  } catch {
+    return address.toLowerCase();
+  }
+}
+
+export function parseAddressMap(args: readonly string[]): { map: AddressMap; diagnostics: Diagnostic[] } {
+  const map = new Map<string, string>();
+  const diagnostics: Diagnostic[] = [];
+  for (const arg of args) {
+    const eq = arg.indexOf('=');
+    const from = eq < 0 ? '' : arg.slice(0, eq).trim();
+    const to = eq < 0 ? '' : arg.slice(eq + 1).trim();
+    if (isIP(from) === 0 || isIP(to) === 0) {
+      diagnostics.push(
+        diagnostic(
+          'SLUICE_CONFIG_ADDRESS_MAP',
+          '',
+          `--map ${JSON.stringify(arg)} is not OLD=NEW with two IP addresses`,
+        ),
+      );
+      continue;
+    }
+    if (isIP(from) !== isIP(to)) {
+      diagnostics.push(
+        diagnostic(
+          'SLUICE_CONFIG_ADDRESS_MAP',
+          '',
+          `--map ${JSON.stringify(arg)} maps between IPv4 and IPv6`,
+        ),
+      );
+      continue;
+    }
+    const key = canonicalAddress(from);
+    const previous = map.get(key);
+    if (previous !== undefined && previous !== canonicalAddress(to)) {
+      diagnostics.push(
+        diagnostic(
+          'SLUICE_CONFIG_ADDRESS_MAP',
+          '',
+          `--map ${JSON.stringify(arg)}: ${from} is already mapped to ${previous}`,
+        ),
+      );
+      continue;
+    }
+    map.set(key, canonicalAddress(to));
+  }
+  return { map, diagnostics };
+}
+
+export function applyAddressMap(map: AddressMap, address: string): string {
+  const key = canonicalAddress(address);
+  return map.get(key) ?? key;
+}

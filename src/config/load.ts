@@ -1,0 +1,282 @@
+import { readFile } from 'node:fs/promises';
+import { diagnostic, type Diagnostic } from '../core/errors.js';
+import { join, parent } from './pointer.js';
+
+/**
+ * Reading a document and bringing its three input forms (and the two shapes Azure prints)
+ * to one: `{ "resources": [ ... ] }` with every resource and child in ARM's nested
+ * `properties` shape. The later passes only ever see that form; `toSourcePath` carries
+ * their JSON pointers back to the place in the file the user wrote.
+ */
+
+export type InputForm = 'resource' | 'array' | 'resources';
+
+export const TYPE_LOAD_BALANCER = 'microsoft.network/loadbalancers';
+export const TYPE_PUBLIC_IP = 'microsoft.network/publicipaddresses';
+export const TYPE_NAT_GATEWAY = 'microsoft.network/natgateways';
+export const TYPE_NETWORK_INTERFACE = 'microsoft.network/networkinterfaces';
+
+export interface NormalizedDocument {
+  readonly form: InputForm;
+  /** `{ resources: [...] }`, nested form; paths of the later passes point into this. */
+  readonly document: { readonly resources: readonly unknown[] };
+  /** Maps a pointer into `document` to the pointer into the user's own JSON. */
+  toSourcePath(path: string): string;
+  /** Problems found while reading (template expressions, a document with no load balancer). */
+  readonly diagnostics: readonly Diagnostic[];
+}
+
+export type ParseResult =
+  { readonly ok: true; readonly json: unknown } | { readonly ok: false; readonly diagnostic: Diagnostic };
+
+export function parseConfigText(text: string): ParseResult {
+  try {
+    return { ok: true, json: JSON.parse(text) as unknown };
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    return { ok: false, diagnostic: diagnostic('SLUICE_CONFIG_NOT_JSON', '', `not valid JSON: ${reason}`) };
+  }
+}
+
+export async function readConfigFile(file: string): Promise<ParseResult> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    return {
+      ok: false,
+      diagnostic: diagnostic('SLUICE_CONFIG_UNREADABLE', '', `cannot read ${file}: ${reason}`),
+    };
+  }
+  // A UTF-8 byte order mark is what some Windows editors and PowerShell redirections write.
+  return parseConfigText(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
+}
+
+/** Keys that sit beside `properties` in ARM's shape; everything else is a property. */
+const ENVELOPE_KEYS = new Set([
+  'name',
+  'id',
+  'etag',
+  'type',
+  'location',
+  'tags',
+  'zones',
+  'sku',
+  'extendedLocation',
+  'apiVersion',
+  'dependsOn',
+  'comments',
+  'condition',
+  'copy',
+  'scope',
+  'kind',
+  'resourceGroup',
+  'subscriptionId',
+  'systemData',
+  'managedBy',
+  'identity',
+  'properties',
+]);
+
+/** Child arrays whose elements are ARM sub-resources with their own `properties`. */
+const CHILD_ARRAYS: Readonly<Record<string, readonly string[]>> = {
+  [TYPE_LOAD_BALANCER]: [
+    'frontendIPConfigurations',
+    'backendAddressPools',
+    'probes',
+    'loadBalancingRules',
+    'inboundNatRules',
+    'outboundRules',
+    'inboundNatPools',
+  ],
+  [TYPE_NETWORK_INTERFACE]: ['ipConfigurations'],
+};
+const POOL_MEMBER_ARRAY = 'loadBalancerBackendAddresses';
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** A template expression is a string in brackets; ARM reads "[[" as an escaped literal bracket. */
+export function isTemplateExpression(s: string): boolean {
+  return s.length >= 2 && s.startsWith('[') && !s.startsWith('[[') && s.endsWith(']');
+}
+
+function findTemplateExpressions(value: unknown, path: string, out: Diagnostic[]): void {
+  if (typeof value === 'string') {
+    if (isTemplateExpression(value)) {
+      const shown = value.length > 80 ? value.slice(0, 77) + '...' : value;
+      out.push(
+        diagnostic(
+          'SLUICE_CONFIG_TEMPLATE_EXPRESSION',
+          path,
+          `template expression ${JSON.stringify(shown)} is not evaluated: Sluice reads deployed values; ` +
+            'export the deployed resource (az network lb show, or an ARM GET) or substitute the value',
+        ),
+      );
+    }
+  } else if (Array.isArray(value)) {
+    value.forEach((v, i) => findTemplateExpressions(v, join(path, i), out));
+  } else if (isRecord(value)) {
+    for (const [k, v] of Object.entries(value)) findTemplateExpressions(v, join(path, k), out);
+  }
+}
+
+/** Records, for the nested form we build, where each piece was in the user's JSON. */
+class PathMap {
+  private readonly prefixes = new Map<string, string>();
+
+  add(normalized: string, source: string): void {
+    this.prefixes.set(normalized, source);
+  }
+
+  toSource(path: string): string {
+    // Walk up to the longest recorded prefix; what lies below it was copied as it was.
+    let probe = path;
+    for (;;) {
+      const hit = this.prefixes.get(probe);
+      if (hit !== undefined) return hit + path.slice(probe.length);
+      if (probe === '') return path;
+      probe = parent(probe);
+    }
+  }
+}
+
+function resourceType(v: unknown): string | undefined {
+  if (!isRecord(v)) return undefined;
+  const t = v['type'];
+  return typeof t === 'string' ? t.toLowerCase() : undefined;
+}
+
+/**
+ * `az network lb show` prints sub-resources flattened (properties beside `name` and `id`);
+ * ARM's REST API and templates nest them under `properties`. An object with no `properties`
+ * and at least one non-envelope key is the flattened shape.
+ */
+function isFlattened(v: Record<string, unknown>): boolean {
+  if (Object.hasOwn(v, 'properties')) return false;
+  return Object.keys(v).some((k) => !ENVELOPE_KEYS.has(k));
+}
+
+function nest(
+  v: unknown,
+  normalizedPath: string,
+  sourcePath: string,
+  paths: PathMap,
+  childArrays: readonly string[],
+  grandChildArrays: Readonly<Record<string, readonly string[]>>,
+): unknown {
+  paths.add(normalizedPath, sourcePath);
+  if (!isRecord(v)) return v;
+  const flattened = isFlattened(v);
+  const out: Record<string, unknown> = {};
+  const props: Record<string, unknown> = {};
+  for (const [k, val] of Object.entries(v)) {
+    if (flattened && !ENVELOPE_KEYS.has(k)) props[k] = val;
+    else out[k] = val;
+  }
+  const propsPath = join(normalizedPath, 'properties');
+  const propsSource = flattened ? sourcePath : join(sourcePath, 'properties');
+  let properties: unknown = flattened ? props : v['properties'];
+  if (flattened) {
+    out['properties'] = props;
+    for (const k of Object.keys(props)) paths.add(join(propsPath, k), join(sourcePath, k));
+  }
+  if (isRecord(properties)) {
+    const copy: Record<string, unknown> = { ...properties };
+    for (const key of childArrays) {
+      const arr = copy[key];
+      if (!Array.isArray(arr)) continue;
+      copy[key] = arr.map((child, i) =>
+        nest(
+          child,
+          join(propsPath, key, i),
+          join(propsSource, key, i),
+          paths,
+          grandChildArrays[key] ?? [],
+          {},
+        ),
+      );
+    }
+    properties = copy;
+    out['properties'] = properties;
+  }
+  return out;
+}
+
+/**
+ * ARM GETs and az print `null` for every optional property left unset; null means "absent"
+ * to ARM, so it does here. A null array element is kept: that one is a real mistake.
+ */
+function dropNulls(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(dropNulls);
+  if (!isRecord(v)) return v;
+  const out: Record<string, unknown> = {};
+  for (const [k, val] of Object.entries(v)) if (val !== null) out[k] = dropNulls(val);
+  return out;
+}
+
+function normalizeResource(raw: unknown, index: number, sourcePath: string, paths: PathMap): unknown {
+  const v = dropNulls(raw);
+  const type = resourceType(v) ?? TYPE_LOAD_BALANCER;
+  return nest(v, join('/resources', index), sourcePath, paths, CHILD_ARRAYS[type] ?? [], {
+    backendAddressPools: [POOL_MEMBER_ARRAY],
+  });
+}
+
+/** One LB resource, an array of resources, or `{ "resources": [...] }`, to one nested form. */
+export function normalizeDocument(json: unknown): NormalizedDocument {
+  const diagnostics: Diagnostic[] = [];
+  findTemplateExpressions(json, '', diagnostics);
+  const paths = new PathMap();
+  let form: InputForm;
+  let items: { value: unknown; source: string }[];
+  if (Array.isArray(json)) {
+    form = 'array';
+    items = json.map((value, i) => ({ value, source: join('', i) }));
+  } else if (isRecord(json) && Array.isArray(json['resources'])) {
+    form = 'resources';
+    items = (json['resources'] as unknown[]).map((value, i) => ({ value, source: join('', 'resources', i) }));
+  } else {
+    form = 'resource';
+    items = [{ value: json, source: '' }];
+  }
+  // An ARM template keeps child resources and unrelated types beside the load balancer.
+  const resources = items.map((item, i) => normalizeResource(item.value, i, item.source, paths));
+  const hasLb = items.some((item) => {
+    const t = resourceType(item.value);
+    return (
+      t === TYPE_LOAD_BALANCER ||
+      (t === undefined && form === 'resource' && isRecord(item.value)) ||
+      (t === undefined && isRecord(item.value) && looksLikeLoadBalancer(item.value))
+    );
+  });
+  if (!hasLb) {
+    diagnostics.push(
+      diagnostic(
+        'SLUICE_CONFIG_NO_LOAD_BALANCER',
+        '',
+        form === 'resource'
+          ? 'the document is not a Microsoft.Network/loadBalancers resource'
+          : 'the document holds no Microsoft.Network/loadBalancers resource',
+      ),
+    );
+  }
+  return {
+    form,
+    document: { resources },
+    toSourcePath: (p) => paths.toSource(p),
+    diagnostics,
+  };
+}
+
+/** A resource without `type` (hand-written) counts as a load balancer when it has LB children. */
+export function looksLikeLoadBalancer(v: Record<string, unknown>): boolean {
+  const props = isRecord(v['properties']) ? v['properties'] : v;
+  return (
+    Array.isArray(props['frontendIPConfigurations']) ||
+    Array.isArray(props['loadBalancingRules']) ||
+    Array.isArray(props['backendAddressPools'])
+  );
+}
