@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { createRequire } from 'node:module';
+import { registerValidate } from './commands/validate.js';
 
 const require = createRequire(import.meta.url);
 const { version } = require('../../../package.json') as { version: string };
@@ -12,6 +13,7 @@ export function buildProgram(): Command {
     .description('Layer-4 load balancer with Azure Standard Load Balancer flow semantics')
     .version(version)
     .showHelpAfterError();
+  registerValidate(program);
   return program;
 }
 

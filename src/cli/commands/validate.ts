@@ -1,0 +1,91 @@
+import type { Command } from 'commander';
+import type { Diagnostic } from '../../core/errors.js';
+import { parseAddressMap, validateFile, type ValidationResult } from '../../config/index.js';
+
+/** `sluice validate FILE`: exit 0 valid, 1 invalid, 2 usage error or a file that is not JSON. */
+
+export const EXIT_VALID = 0;
+export const EXIT_INVALID = 1;
+export const EXIT_USAGE = 2;
+
+const UNUSABLE_FILE = new Set(['SLUICE_CONFIG_UNREADABLE', 'SLUICE_CONFIG_NOT_JSON']);
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+export function formatDiagnostic(d: Diagnostic): string {
+  return `${d.path === '' ? '(document)' : d.path}: ${d.message} [${d.code}]`;
+}
+
+function plain(d: Diagnostic): { code: string; path: string; message: string } {
+  return { code: d.code, path: d.path, message: d.message };
+}
+
+function summary(r: ValidationResult): string {
+  const lbs = r.snapshot?.loadBalancers ?? [];
+  const count = (f: (lb: (typeof lbs)[number]) => number): number => lbs.reduce((n, lb) => n + f(lb), 0);
+  const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
+  return [
+    plural(lbs.length, 'load balancer'),
+    plural(
+      count((lb) => lb.loadBalancingRules.length),
+      'load-balancing rule',
+    ),
+    plural(
+      count((lb) => lb.inboundNatRules.length),
+      'inbound NAT rule',
+    ),
+    plural(
+      count((lb) => lb.outboundRules.length),
+      'outbound rule',
+    ),
+  ].join(', ');
+}
+
+export async function runValidate(file: string, opts: { json?: boolean; map?: string[] }): Promise<number> {
+  const mapped = parseAddressMap(opts.map ?? []);
+  let result: ValidationResult;
+  let exit: number;
+  if (mapped.diagnostics.length > 0) {
+    result = { valid: false, errors: mapped.diagnostics, warnings: [] };
+    exit = EXIT_USAGE;
+  } else {
+    result = await validateFile(file, { map: mapped.map });
+    if (result.errors.some((d) => UNUSABLE_FILE.has(d.code))) exit = EXIT_USAGE;
+    else exit = result.valid ? EXIT_VALID : EXIT_INVALID;
+  }
+  if (opts.json === true) {
+    const body = {
+      valid: result.valid,
+      errors: result.errors.map(plain),
+      warnings: result.warnings.map(plain),
+    };
+    process.stdout.write(JSON.stringify(body, null, 2) + '\n');
+    return exit;
+  }
+  for (const w of result.warnings) process.stderr.write(`warning: ${formatDiagnostic(w)}\n`);
+  for (const e of result.errors) process.stderr.write(`${formatDiagnostic(e)}\n`);
+  if (result.valid) process.stdout.write(`${file}: valid (${summary(result)})\n`);
+  else if (exit === EXIT_INVALID) {
+    const n = result.errors.length;
+    process.stderr.write(`${file}: invalid, ${n} error${n === 1 ? '' : 's'}\n`);
+  }
+  return exit;
+}
+
+export function registerValidate(program: Command): void {
+  program
+    .command('validate')
+    .description('check a load balancer document (ARM JSON) and report every error')
+    .argument('<file>', 'ARM JSON: one load balancer, an array of resources, or {"resources": [...]}')
+    .option('--json', 'print {"valid","errors","warnings"} as JSON on stdout')
+    .option('--map <OLD=NEW>', 'rewrite an address of the document (repeatable)', collect)
+    .exitOverride((err) => {
+      // Help and version exit 0; every other parse failure is a usage error.
+      process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE);
+    })
+    .action(async (file: string, opts: { json?: boolean; map?: string[] }) => {
+      process.exitCode = await runValidate(file, opts);
+    });
+}
