@@ -1,0 +1,108 @@
+/**
+ * What the flow engine tells the rest of Sluice. The engine calls one injected sink; the
+ * composition root fans events out to metrics, logs and the event stream, so the core
+ * never depends on any of them.
+ */
+import type { FlowState } from './tcp-state.js';
+import type { Protocol } from './snapshot.js';
+
+export interface Endpoint {
+  readonly address: string;
+  readonly port: number;
+}
+
+/** One flow as the control plane lists it (`sluice flows`, GET /sluice/v1/flows). */
+export interface FlowInfo {
+  readonly id: number;
+  readonly protocol: Protocol;
+  readonly state: FlowState;
+  readonly client: Endpoint;
+  readonly frontend: Endpoint;
+  readonly backend: Endpoint;
+  readonly memberId: string;
+  readonly ruleId: string;
+  readonly ruleName: string;
+  /** The rule is no longer in the configuration; the flow goes on until it ends. */
+  readonly ruleRemoved: boolean;
+  readonly createdAt: number;
+  readonly lastSeenAt: number;
+  readonly ageMs: number;
+  readonly idleMs: number;
+  /** Time left before the idle timeout (or linger, or tombstone lifetime) ends it. */
+  readonly msLeft: number;
+  readonly timeoutMs: number;
+  readonly bytesToBackend: number;
+  readonly bytesToClient: number;
+  readonly packetsToBackend: number;
+  readonly packetsToClient: number;
+}
+
+export type IdleAction = 'reset' | 'drop';
+
+/**
+ * Why a flow ended other than by idle timeout: `fin` both sides closed, `rst` a reset was
+ * seen, `backend-unreachable` the backend could not be reached, `terminated` ended by the
+ * operator or by Sluice (member down, rule removed), `superseded` a new connection reused
+ * the 5-tuple, `shutdown` Sluice is stopping.
+ */
+export type CloseReason = 'fin' | 'rst' | 'backend-unreachable' | 'terminated' | 'superseded' | 'shutdown';
+
+/**
+ * Why a new flow was not created: `capacity` the flow table is full, `no-rule` nothing
+ * listens on that address, protocol and port, `no-backend` no member is eligible,
+ * `member-down` the inbound NAT rule's member is administratively down, `tuple-in-use` the
+ * 5-tuple belongs to a live flow.
+ */
+export type RefuseReason = 'capacity' | 'no-rule' | 'no-backend' | 'member-down' | 'tuple-in-use';
+
+export type FlowEvent =
+  | { readonly type: 'created'; readonly at: number; readonly flow: FlowInfo }
+  | { readonly type: 'expired'; readonly at: number; readonly action: IdleAction; readonly flow: FlowInfo }
+  | { readonly type: 'closed'; readonly at: number; readonly reason: CloseReason; readonly flow: FlowInfo }
+  | {
+      readonly type: 'refused';
+      readonly at: number;
+      readonly reason: RefuseReason;
+      readonly protocol: Protocol;
+      readonly client: Endpoint;
+      readonly frontend: Endpoint;
+      readonly ruleId?: string;
+    };
+
+export type FlowEventSink = (event: FlowEvent) => void;
+
+/** Counters kept by the engine whether or not a sink is attached. */
+export interface EngineStats {
+  flowsCreated: number;
+  /** SYNs that arrived for a rule (new TCP flows attempted by the packet API). */
+  syns: number;
+  expiredReset: number;
+  expiredDrop: number;
+  closed: Record<CloseReason, number>;
+  refused: Record<RefuseReason, number>;
+  /** Later packets of an expired flow answered with a RST (B6). */
+  tombstoneResets: number;
+  /** Later packets of an expired flow dropped (B3, B6). */
+  tombstoneDrops: number;
+  tombstonesEvicted: number;
+  /** Non-SYN packets with no flow, dropped. */
+  noFlowDrops: number;
+  /** Segments forwarded but not trusted (outside the windows, unexpected flags). */
+  untrustedSegments: number;
+}
+
+export function emptyStats(): EngineStats {
+  return {
+    flowsCreated: 0,
+    syns: 0,
+    expiredReset: 0,
+    expiredDrop: 0,
+    closed: { fin: 0, rst: 0, 'backend-unreachable': 0, terminated: 0, superseded: 0, shutdown: 0 },
+    refused: { capacity: 0, 'no-rule': 0, 'no-backend': 0, 'member-down': 0, 'tuple-in-use': 0 },
+    tombstoneResets: 0,
+    tombstoneDrops: 0,
+    tombstonesEvicted: 0,
+    noFlowDrops: 0,
+    untrustedSegments: 0,
+  };
+}
