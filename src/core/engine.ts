@@ -622,8 +622,9 @@ export class FlowEngine {
     let sport: number;
     let family = keys[k + 9]! >>> 8;
     if (t.meta[slot]! & META_FLOATING_IP) {
+      // The backend owns the frontend address itself and answers from it (direct return).
       for (let i = 0; i < 4; i++) out[off + i] = keys[k + 4 + i]!;
-      sport = keys[k + 8]! & 0xffff;
+      sport = t.backendPort[slot]!;
     } else {
       const m = t.member[slot]!;
       for (let i = 0; i < 4; i++) out[off + i] = this.memberWords[m * 4 + i]!;
@@ -700,7 +701,6 @@ export class FlowEngine {
       if (memberIdx < 0) return refuse('no-backend');
       backendPort = rule.haPorts || rule.backendPort === 0 ? dport : rule.backendPort;
     } else return refuse('no-backend');
-    if (rule.enableFloatingIP) backendPort = match.frontendPort === 0 ? dport : backendPort;
     const t = this.table;
     const slot = t.alloc();
     if (slot < 0) return refuse('capacity');
