@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { createRequire } from 'node:module';
+import { registerExplain } from './commands/explain.js';
 import { registerValidate } from './commands/validate.js';
 
 const require = createRequire(import.meta.url);
@@ -14,6 +15,7 @@ export function buildProgram(): Command {
     .version(version)
     .showHelpAfterError();
   registerValidate(program);
+  registerExplain(program);
   return program;
 }
 

@@ -70,7 +70,7 @@ const SETTING_NAMES: Record<IdleDecidedBy, string> = {
   rule: 'the rule',
   frontendPublicIP: "the frontend's public IP address",
   outboundRule: 'the outbound rule',
-  publicIPOutboundDefault: "the public IP's outbound idle timeout, locked at 4 minutes",
+  publicIPOutboundDefault: "the public IP's locked outbound idle timeout",
   natGateway: 'the NAT gateway of the backend subnet',
 };
 
@@ -87,7 +87,7 @@ function minutes(n: number): string {
 }
 
 function seconds(n: number): string {
-  return `${formatNumber(n)} s`;
+  return `${formatNumber(n)}s`;
 }
 
 function formatNumber(n: number): string {
@@ -103,7 +103,13 @@ function onIdleOf(protocol: ArmProtocol, enableTcpReset: boolean): OnIdle {
   return enableTcpReset ? 'reset' : 'drop';
 }
 
-function why(idle: IdleTimeout): string {
+function why(idle: IdleTimeout, protocol: ArmProtocol, udpFlowTimeoutMs: number): string {
+  if (!hasTcp(protocol)) {
+    return (
+      `Does not apply: the idle timeout (${minutes(idle.minutes)} here) governs TCP only; UDP flows use ` +
+      `Sluice's fixed UDP flow timeout of ${minutes(udpFlowTimeoutMs / 60_000)}.`
+    );
+  }
   const decided = `${minutes(idle.minutes)}, set by ${SETTING_NAMES[idle.decidedBy]}`;
   if (idle.overridden.length === 0) {
     return idle.decidedBy === 'rule' ? `${decided} (nothing else applies).` : `${decided}.`;
@@ -112,7 +118,14 @@ function why(idle: IdleTimeout): string {
   return `${decided}; it takes precedence over ${lost}.`;
 }
 
-function whatHappens(onIdle: OnIdle, idle: IdleTimeout, protocol: ArmProtocol, udpFlowTimeoutMs: number): string {
+function whatHappens(
+  onIdle: OnIdle,
+  idle: IdleTimeout,
+  protocol: ArmProtocol,
+  udpFlowTimeoutMs: number,
+  outbound: boolean,
+): string {
+  const ends = outbound ? 'the backend and the remote server' : 'the client and the backend';
   const udp = `UDP flows are not subject to the TCP idle timeout: a UDP flow ends after ${minutes(
     udpFlowTimeoutMs / 60_000,
   )} without a datagram, silently, and the next datagram starts a new flow.`;
@@ -120,7 +133,7 @@ function whatHappens(onIdle: OnIdle, idle: IdleTimeout, protocol: ArmProtocol, u
   const after = `After ${minutes(idle.minutes)} with no packet in either direction,`;
   const tcp =
     onIdle === 'reset'
-      ? `${after} the load balancer sends a TCP reset to both the client and the backend: both sockets fail at once ` +
+      ? `${after} the load balancer sends a TCP reset to both ${ends}: both sockets fail at once ` +
         `with ECONNRESET, and the application can reconnect straight away. A packet that arrives later on the ` +
         `same connection is answered with another reset.`
       : `${after} the load balancer forgets the connection without telling anyone. Both sides still believe it ` +
@@ -148,7 +161,7 @@ export function keepaliveVerdict(
       reason:
         `The first keepalive probe goes out after ${seconds(timeSeconds)} of silence, before the ` +
         `${seconds(idleSeconds)} idle timeout, and each answered probe restarts both the kernel's keepalive timer ` +
-        `and the load balancer's idle timer, so an idle connection stays open.`,
+        `and the flow's idle timer, so an idle connection stays open.`,
     };
   }
   if (onIdle === 'reset') {
@@ -189,7 +202,10 @@ function frontendLabel(f: Frontend): string {
 }
 
 function pathFor(
-  base: Omit<ExplainedPath, 'onIdle' | 'why' | 'whatHappens' | 'keepalive' | 'idleTimeoutMinutes' | 'decidedBy' | 'overridden'>,
+  base: Omit<
+    ExplainedPath,
+    'onIdle' | 'why' | 'whatHappens' | 'keepalive' | 'idleTimeoutMinutes' | 'decidedBy' | 'overridden'
+  >,
   idle: IdleTimeout,
   enableTcpReset: boolean,
   options: ExplainOptions,
@@ -201,8 +217,14 @@ function pathFor(
     decidedBy: idle.decidedBy,
     overridden: idle.overridden.map((o) => ({ by: o.by, idleTimeoutMinutes: o.minutes })),
     onIdle,
-    why: why(idle),
-    whatHappens: whatHappens(onIdle, idle, base.protocol, options.udpFlowTimeoutMs),
+    why: why(idle, base.protocol, options.udpFlowTimeoutMs),
+    whatHappens: whatHappens(
+      onIdle,
+      idle,
+      base.protocol,
+      options.udpFlowTimeoutMs,
+      base.kind === 'outboundRule',
+    ),
     ...(options.keepalive ? { keepalive: keepaliveVerdict(options.keepalive, onIdle, idle.minutes) } : {}),
   };
 }
@@ -227,8 +249,12 @@ function lbRulePath(lb: string, r: LoadBalancingRule, options: ExplainOptions): 
 
 function natRulePath(lb: string, r: InboundNatRule, options: ExplainOptions): ExplainedPath {
   const ports =
-    r.frontendPortStart === r.frontendPortEnd ? String(r.frontendPortStart) : `${r.frontendPortStart}-${r.frontendPortEnd}`;
-  const backend = r.mappings.map((m) => `${m.frontendPort} -> ${m.member.address}:${m.backendPort}`).join(', ');
+    r.frontendPortStart === r.frontendPortEnd
+      ? String(r.frontendPortStart)
+      : `${r.frontendPortStart}-${r.frontendPortEnd}`;
+  const backend = r.mappings
+    .map((m) => `${m.member.address}:${m.backendPort} (port ${m.frontendPort})`)
+    .join(', ');
   return pathFor(
     {
       kind: 'inboundNatRule',
@@ -247,6 +273,7 @@ function natRulePath(lb: string, r: InboundNatRule, options: ExplainOptions): Ex
 function outboundRulePath(
   lb: string,
   r: OutboundRule,
+  idle: IdleTimeout,
   members: readonly BackendMember[],
   options: ExplainOptions,
 ): ExplainedPath {
@@ -259,7 +286,7 @@ function outboundRulePath(
       frontend: r.frontends.map(frontendLabel).join(', '),
       backend: `outbound traffic of ${addressList(members)} (pool '${r.pool.name}'), ${r.allocatedOutboundPorts} SNAT ports each`,
     },
-    r.idleTimeout,
+    idle,
     r.enableTcpReset,
     options,
   );
@@ -268,6 +295,7 @@ function outboundRulePath(
 function natGatewayPath(
   lb: string,
   g: NatGateway,
+  idle: IdleTimeout,
   members: readonly BackendMember[],
   options: ExplainOptions,
 ): ExplainedPath {
@@ -282,17 +310,17 @@ function natGatewayPath(
       frontend: g.publicIpAddresses.join(', ') || '(no public IP in the document)',
       backend: `outbound traffic of ${addressList(members)}`,
     },
-    g.idleTimeout,
+    idle,
     false,
     options,
   );
   return {
     ...path,
     ...(options.keepalive
-      ? { keepalive: keepaliveVerdict(options.keepalive, path.onIdle, g.idleTimeout.minutes, true) }
+      ? { keepalive: keepaliveVerdict(options.keepalive, path.onIdle, idle.minutes, true) }
       : {}),
     whatHappens:
-      `After ${minutes(g.idleTimeout.minutes)} with no packet in either direction, the NAT gateway forgets the ` +
+      `After ${minutes(idle.minutes)} with no packet in either direction, the NAT gateway forgets the ` +
       `connection without telling anyone. The next packet either side sends on it is answered with a TCP reset ` +
       `to that side only, which then fails with ECONNRESET; a side that only waits to receive is never told.`,
   };
@@ -307,7 +335,9 @@ export function explain(snapshot: RuntimeSnapshot, options: ExplainOptions): Exp
     // Outbound paths are per member; members that share a path are shown together.
     const groups = new Map<string, { path: (typeof lb.outboundPaths)[number]; members: BackendMember[] }>();
     for (const p of lb.outboundPaths) {
-      const key = p.via.kind === 'natGateway' ? `g:${p.via.natGateway.id}` : `r:${p.via.rule.id}`;
+      // Members share a line only when the same settings decided their timeout the same way.
+      const via = p.via.kind === 'natGateway' ? `g:${p.via.natGateway.id}` : `r:${p.via.rule.id}`;
+      const key = `${via}|${JSON.stringify(p.idleTimeout)}`;
       const group = groups.get(key);
       if (group) group.members.push(p.member);
       else groups.set(key, { path: p, members: [p.member] });
@@ -315,8 +345,8 @@ export function explain(snapshot: RuntimeSnapshot, options: ExplainOptions): Exp
     for (const { path, members } of groups.values()) {
       paths.push(
         path.via.kind === 'natGateway'
-          ? natGatewayPath(lb.name, path.via.natGateway, members, options)
-          : outboundRulePath(lb.name, path.via.rule, members, options),
+          ? natGatewayPath(lb.name, path.via.natGateway, path.idleTimeout, members, options)
+          : outboundRulePath(lb.name, path.via.rule, path.idleTimeout, members, options),
       );
     }
   }

@@ -1,32 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fixturesPath as fixtures, quickstartPath as quickstart, repoRoot, sluice } from '../helpers/cli.js';
 
 /** The built CLI, run as users run it: exit codes and output shapes of `sluice validate`. */
-
-const root = fileURLToPath(new URL('../../../', import.meta.url));
-const cli = join(root, 'dist/src/cli/main.js');
-const quickstart = join(root, 'examples/quickstart.json');
-const fixtures = join(root, 'test/fixtures/configs');
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function sluice(...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [cli, ...args], { cwd: root }, (err, stdout, stderr) => {
-      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 interface JsonReport {
   valid: boolean;
@@ -104,7 +83,7 @@ test('--map is repeatable; an unused mapping warns, a malformed one is a usage e
 });
 
 test('exit 2: unreadable file, non-JSON file, missing argument, unknown option', async () => {
-  const missing = await sluice('validate', join(root, 'no/such/file.json'));
+  const missing = await sluice('validate', join(repoRoot, 'no/such/file.json'));
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /\[SLUICE_CONFIG_UNREADABLE\]/);
 

@@ -1,22 +1,9 @@
 import type { Command } from 'commander';
 import type { Diagnostic } from '../../core/errors.js';
-import { parseAddressMap, validateFile, type ValidationResult } from '../../config/index.js';
+import type { ValidationResult } from '../../config/index.js';
+import { EXIT_INVALID, EXIT_USAGE, collect, loadConfig, reportDiagnostics } from '../options.js';
 
 /** `sluice validate FILE`: exit 0 valid, 1 invalid, 2 usage error or a file that is not JSON. */
-
-export const EXIT_VALID = 0;
-export const EXIT_INVALID = 1;
-export const EXIT_USAGE = 2;
-
-const UNUSABLE_FILE = new Set(['SLUICE_CONFIG_UNREADABLE', 'SLUICE_CONFIG_NOT_JSON']);
-
-function collect(value: string, previous: string[] | undefined): string[] {
-  return [...(previous ?? []), value];
-}
-
-export function formatDiagnostic(d: Diagnostic): string {
-  return `${d.path === '' ? '(document)' : d.path}: ${d.message} [${d.code}]`;
-}
 
 function plain(d: Diagnostic): { code: string; path: string; message: string } {
   return { code: d.code, path: d.path, message: d.message };
@@ -44,17 +31,7 @@ function summary(r: ValidationResult): string {
 }
 
 export async function runValidate(file: string, opts: { json?: boolean; map?: string[] }): Promise<number> {
-  const mapped = parseAddressMap(opts.map ?? []);
-  let result: ValidationResult;
-  let exit: number;
-  if (mapped.diagnostics.length > 0) {
-    result = { valid: false, errors: mapped.diagnostics, warnings: [] };
-    exit = EXIT_USAGE;
-  } else {
-    result = await validateFile(file, { map: mapped.map });
-    if (result.errors.some((d) => UNUSABLE_FILE.has(d.code))) exit = EXIT_USAGE;
-    else exit = result.valid ? EXIT_VALID : EXIT_INVALID;
-  }
+  const { result, exit } = await loadConfig(file, opts.map ?? []);
   if (opts.json === true) {
     const body = {
       valid: result.valid,
@@ -64,8 +41,7 @@ export async function runValidate(file: string, opts: { json?: boolean; map?: st
     process.stdout.write(JSON.stringify(body, null, 2) + '\n');
     return exit;
   }
-  for (const w of result.warnings) process.stderr.write(`warning: ${formatDiagnostic(w)}\n`);
-  for (const e of result.errors) process.stderr.write(`${formatDiagnostic(e)}\n`);
+  reportDiagnostics(result);
   if (result.valid) process.stdout.write(`${file}: valid (${summary(result)})\n`);
   else if (exit === EXIT_INVALID) {
     const n = result.errors.length;

@@ -1,0 +1,44 @@
+/** Pieces every command that reads a configuration shares: repeatable options and diagnostics. */
+import type { Diagnostic } from '../core/errors.js';
+import { parseAddressMap, validateFile, type ValidationResult } from '../config/index.js';
+
+export const EXIT_OK = 0;
+export const EXIT_INVALID = 1;
+export const EXIT_USAGE = 2;
+
+const UNUSABLE_FILE = new Set(['SLUICE_CONFIG_UNREADABLE', 'SLUICE_CONFIG_NOT_JSON']);
+
+/** commander's accumulator for options given more than once (`--map A=B --map C=D`). */
+export function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+export function formatDiagnostic(d: Diagnostic): string {
+  return `${d.path === '' ? '(document)' : d.path}: ${d.message} [${d.code}]`;
+}
+
+export interface LoadedConfig {
+  readonly result: ValidationResult;
+  /** The exit code the outcome calls for: 0 usable, 1 invalid, 2 unusable file or bad arguments. */
+  readonly exit: number;
+}
+
+/** Reads, validates and compiles a configuration file with `--map` arguments applied. */
+export async function loadConfig(file: string, mapArgs: readonly string[] = []): Promise<LoadedConfig> {
+  const mapped = parseAddressMap(mapArgs);
+  if (mapped.diagnostics.length > 0) {
+    return { result: { valid: false, errors: mapped.diagnostics, warnings: [] }, exit: EXIT_USAGE };
+  }
+  const result = await validateFile(file, { map: mapped.map });
+  if (result.errors.some((d) => UNUSABLE_FILE.has(d.code))) return { result, exit: EXIT_USAGE };
+  return { result, exit: result.valid ? EXIT_OK : EXIT_INVALID };
+}
+
+/** Prints warnings and errors on stderr, one line each. */
+export function reportDiagnostics(
+  result: ValidationResult,
+  stream: NodeJS.WritableStream = process.stderr,
+): void {
+  for (const w of result.warnings) stream.write(`warning: ${formatDiagnostic(w)}\n`);
+  for (const e of result.errors) stream.write(`${formatDiagnostic(e)}\n`);
+}
