@@ -32,8 +32,9 @@ export class FlowTable {
   keys = new Uint32Array(0);
   keyHash = new Uint32Array(0);
   replyHash = new Uint32Array(0);
-  /** Whether the reply tuple is in the index (it is not when it would clash with another flow's). */
-  replyIndexed = new Uint8Array(0);
+  /** Bit 0: the original tuple is in the index; bit 1: the reply tuple is (it is not when it
+   * would clash with another flow's). */
+  inIndex = new Uint8Array(0);
   state = new Uint8Array(0);
   meta = new Uint8Array(0);
   /** Per direction (index slot * 2 + dir): window scale from the SYN, -1 when absent. */
@@ -60,7 +61,9 @@ export class FlowTable {
   private index = new Int32Array(0);
   private mask = 0;
   private indexed = 0;
-  private readonly scratch = new Uint32Array(KEY_WORDS);
+  /** For find's comparisons; insert builds reply keys in its own buffer, which find must not clobber. */
+  private readonly probeKey = new Uint32Array(KEY_WORDS);
+  private readonly replyScratch = new Uint32Array(KEY_WORDS);
 
   constructor(
     readonly maxSlots: number,
@@ -116,8 +119,8 @@ export class FlowTable {
       const slot = e >> 1;
       if (e & 1) {
         if (this.replyHash[slot] === hash && this.replyKey !== null) {
-          this.replyKey(slot, this.scratch, 0);
-          if (keysEqual(this.scratch, 0, words, off)) return e;
+          this.replyKey(slot, this.probeKey, 0);
+          if (keysEqual(this.probeKey, 0, words, off)) return e;
         }
       } else if (this.keyHash[slot] === hash && keysEqual(this.keys, slot * KEY_WORDS, words, off)) return e;
     }
@@ -130,18 +133,18 @@ export class FlowTable {
   insert(slot: number): boolean {
     const h = hashKey(this.keys, slot * KEY_WORDS);
     if (this.find(this.keys, slot * KEY_WORDS, h) !== -1) return false;
-    this.keyHash[slot] = h;
     this.ensureIndexRoom(2);
+    this.keyHash[slot] = h;
     this.put(slot * 2, h);
-    this.replyIndexed[slot] = 0;
+    this.inIndex[slot] = 1;
     if (this.replyKey !== null) {
-      this.replyKey(slot, this.scratch, 0);
-      const rh = hashKey(this.scratch, 0);
+      this.replyKey(slot, this.replyScratch, 0);
+      const rh = hashKey(this.replyScratch, 0);
       // A reply tuple that clashes with another flow's is left out: that flow keeps it.
-      if (this.find(this.scratch, 0, rh) === -1) {
+      if (this.find(this.replyScratch, 0, rh) === -1) {
         this.replyHash[slot] = rh;
         this.put(slot * 2 + 1, rh);
-        this.replyIndexed[slot] = 1;
+        this.inIndex[slot] = 3;
       }
     }
     return true;
@@ -149,11 +152,10 @@ export class FlowTable {
 
   /** Removes a slot's entries from the index. */
   unindex(slot: number): void {
-    this.remove(slot * 2, this.keyHash[slot]!);
-    if (this.replyIndexed[slot] === 1) {
-      this.remove(slot * 2 + 1, this.replyHash[slot]!);
-      this.replyIndexed[slot] = 0;
-    }
+    const bits = this.inIndex[slot]!;
+    if (bits & 1) this.remove(slot * 2, this.keyHash[slot]!);
+    if (bits & 2) this.remove(slot * 2 + 1, this.replyHash[slot]!);
+    this.inIndex[slot] = 0;
   }
 
   /** Approximate bytes held by the table's arrays. */
@@ -168,7 +170,7 @@ export class FlowTable {
       this.keys,
       this.keyHash,
       this.replyHash,
-      this.replyIndexed,
+      this.inIndex,
       this.state,
       this.meta,
       this.wscale,
@@ -228,9 +230,9 @@ export class FlowTable {
     this.mask = size - 1;
     this.indexed = 0;
     for (let s = 0; s < this.capacity; s++) {
-      if (this.state[s] === 0) continue;
-      this.put(s * 2, this.keyHash[s]!);
-      if (this.replyIndexed[s] === 1) this.put(s * 2 + 1, this.replyHash[s]!);
+      const bits = this.inIndex[s]!;
+      if (bits & 1) this.put(s * 2, this.keyHash[s]!);
+      if (bits & 2) this.put(s * 2 + 1, this.replyHash[s]!);
     }
   }
 
@@ -248,7 +250,7 @@ export class FlowTable {
     this.keys = copy(this.keys, (n) => new Uint32Array(n), KEY_WORDS);
     this.keyHash = copy(this.keyHash, (n) => new Uint32Array(n));
     this.replyHash = copy(this.replyHash, (n) => new Uint32Array(n));
-    this.replyIndexed = copy(this.replyIndexed, (n) => new Uint8Array(n));
+    this.inIndex = copy(this.inIndex, (n) => new Uint8Array(n));
     this.state = copy(this.state, (n) => new Uint8Array(n));
     this.meta = copy(this.meta, (n) => new Uint8Array(n));
     this.wscale = copy(this.wscale, (n) => new Int8Array(n), 2);
