@@ -25,7 +25,21 @@ import type {
 } from './events.js';
 import { emptyStats } from './events.js';
 import { FlowKey, KEY_WORDS, PROTO_TCP, PROTO_UDP, formatIp, parseIp } from './flow-key.js';
-import { DIR_ORIG, DIR_REPLY, FlowTable, type Dir } from './flow-table.js';
+import {
+  DIR_ORIG,
+  DIR_REPLY,
+  FlowTable,
+  NUM,
+  N_BYTES,
+  N_CREATED,
+  N_LAST_SEEN,
+  N_PACKETS,
+  REC,
+  R_BACKEND_PORT,
+  R_MEMBER,
+  R_RULE,
+  type Dir,
+} from './flow-table.js';
 import { MAGLEV_TABLE_SIZE, buildMaglevTable, maglevLookup } from './maglev.js';
 import { RuleTable, protocolName, protocolNumber, type RuleMatch } from './rule-table.js';
 import type {
@@ -274,7 +288,7 @@ export class FlowEngine {
     // Deadlines only move later without a reschedule; a shorter timeout needs one.
     if (shorter) {
       const t = this.table;
-      for (let s = 0; s < t.capacity; s++) if (t.state[s] !== 0) this.wheel.schedule(s, this.deadlineOf(s));
+      for (let s = 0; s < t.capacity; s++) if (t.state(s) !== 0) this.wheel.schedule(s, this.deadlineOf(s));
     }
   }
 
@@ -312,7 +326,7 @@ export class FlowEngine {
     if (e !== -1) {
       const slot = e >> 1;
       const dir = (e & 1) as Dir;
-      const state = t.state[slot]!;
+      const state = t.state(slot);
       const reuse =
         isSyn &&
         dir === DIR_ORIG &&
@@ -322,11 +336,10 @@ export class FlowEngine {
         this.fillFlowVerdict(v, slot, dir);
         v.action = 'forward';
         const bytes = seg.len;
-        t.bytes[slot * 2 + dir] = t.bytes[slot * 2 + dir]! + bytes;
-        t.packets[slot * 2 + dir] = t.packets[slot * 2 + dir]! + 1;
+        this.count(slot, dir, seg.len);
         if (trackSegment(t, slot, dir, seg) === TRACK_OK) {
-          t.lastSeen[slot] = now;
-          const after = t.state[slot]!;
+          t.num[slot * NUM + N_LAST_SEEN] = now;
+          const after = t.state(slot);
           // Deadlines only move later on activity, except into a linger state.
           if (after !== state && (after === ST_TIME_WAIT || after === ST_CLOSED)) {
             this.wheel.schedule(slot, this.deadlineOf(slot));
@@ -358,8 +371,7 @@ export class FlowEngine {
       return v;
     }
     trackSyn(t, slot, seg);
-    t.bytes[slot * 2] = seg.len;
-    t.packets[slot * 2] = 1;
+    this.count(slot, DIR_ORIG, seg.len);
     this.fillFlowVerdict(v, slot, DIR_ORIG);
     v.action = 'forward';
     v.created = true;
@@ -376,9 +388,8 @@ export class FlowEngine {
     if (e !== -1) {
       const slot = e >> 1;
       const dir = (e & 1) as Dir;
-      t.lastSeen[slot] = now;
-      t.bytes[slot * 2 + dir] = t.bytes[slot * 2 + dir]! + payloadLength;
-      t.packets[slot * 2 + dir] = t.packets[slot * 2 + dir]! + 1;
+      t.num[slot * NUM + N_LAST_SEEN] = now;
+      this.count(slot, dir, payloadLength);
       this.fillFlowVerdict(v, slot, dir);
       v.action = 'forward';
       return v;
@@ -393,9 +404,8 @@ export class FlowEngine {
       v.reason = REFUSE_REASONS[-slot - 1]!;
       return v;
     }
-    t.state[slot] = ST_UDP;
-    t.bytes[slot * 2] = payloadLength;
-    t.packets[slot * 2] = 1;
+    t.setState(slot, ST_UDP);
+    this.count(slot, DIR_ORIG, payloadLength);
     this.fillFlowVerdict(v, slot, DIR_ORIG);
     v.action = 'forward';
     v.created = true;
@@ -424,7 +434,7 @@ export class FlowEngine {
     if (e !== -1) {
       const slot = e >> 1;
       if ((e & 1) === DIR_REPLY) return this.refuse('tuple-in-use', protocol, key, now, undefined);
-      if (t.state[slot] === ST_TOMBSTONE) this.removeSlot(slot);
+      if (t.state(slot) === ST_TOMBSTONE) this.removeSlot(slot);
       else this.endFlow(slot, 'superseded', now);
     }
     const match = this.rules.lookup(protocolNumber(protocol), key.words, 4, key.family, frontendPort);
@@ -433,30 +443,28 @@ export class FlowEngine {
     if (slot < 0) return { ok: false, reason: REFUSE_REASONS[-slot - 1]! };
     if (protocol === 'Tcp') trackAccepted(t, slot);
     else {
-      t.state[slot] = ST_UDP;
-      t.meta[slot] = t.meta[slot]! | META_NO_SEQ;
+      t.setState(slot, ST_UDP);
+      t.setMeta(slot, t.meta(slot) | META_NO_SEQ);
     }
     this.emitCreated(slot, now);
-    const m = this.memberRuntimes[t.member[slot]!]!.member;
+    const m = this.memberRuntimes[t.memberOf(slot)]!.member;
     return {
       ok: true,
       flowId: t.idOf(slot),
       rule: match.rule,
       member: m,
       backendAddress: m.address,
-      backendPort: t.backendPort[slot]!,
+      backendPort: t.backendPortOf(slot),
     };
   }
 
   /** Bytes relayed on a flow: refreshes its idle timer (B7). False when the flow is gone. */
   activity(flowId: number, direction: Direction, bytes: number): boolean {
     const slot = this.table.slotOf(flowId);
-    if (slot < 0 || this.table.state[slot] === ST_TOMBSTONE) return false;
+    if (slot < 0 || this.table.state(slot) === ST_TOMBSTONE) return false;
     const t = this.table;
-    const i = slot * 2 + (direction === 'toBackend' ? DIR_ORIG : DIR_REPLY);
-    t.lastSeen[slot] = this.clock.now();
-    t.bytes[i] = t.bytes[i]! + bytes;
-    t.packets[i] = t.packets[i]! + 1;
+    t.num[slot * NUM + N_LAST_SEEN] = this.clock.now();
+    this.count(slot, direction === 'toBackend' ? DIR_ORIG : DIR_REPLY, bytes);
     return true;
   }
 
@@ -466,12 +474,12 @@ export class FlowEngine {
    */
   halfClose(flowId: number, direction: Direction): boolean {
     const slot = this.table.slotOf(flowId);
-    if (slot < 0 || this.table.state[slot] === ST_TOMBSTONE || this.table.state[slot] === ST_UDP)
+    if (slot < 0 || this.table.state(slot) === ST_TOMBSTONE || this.table.state(slot) === ST_UDP)
       return false;
-    const before = this.table.state[slot]!;
+    const before = this.table.state(slot);
     halfCloseAccepted(this.table, slot, direction === 'toBackend' ? DIR_ORIG : DIR_REPLY);
-    this.table.lastSeen[slot] = this.clock.now();
-    if (this.table.state[slot] !== before && this.table.state[slot] === ST_TIME_WAIT) {
+    this.table.num[slot * NUM + N_LAST_SEEN] = this.clock.now();
+    if (this.table.state(slot) !== before && this.table.state(slot) === ST_TIME_WAIT) {
       this.wheel.schedule(slot, this.deadlineOf(slot));
     }
     return true;
@@ -481,7 +489,7 @@ export class FlowEngine {
   close(flowId: number, reason: CloseReason): boolean {
     const slot = this.table.slotOf(flowId);
     if (slot < 0) return false;
-    if (this.table.state[slot] === ST_TOMBSTONE) {
+    if (this.table.state(slot) === ST_TOMBSTONE) {
       this.removeSlot(slot);
       return true;
     }
@@ -496,10 +504,10 @@ export class FlowEngine {
    */
   terminate(flowId: number, action: IdleAction, onAction?: (a: ExpiryAction) => void): boolean {
     const slot = this.table.slotOf(flowId);
-    if (slot < 0 || this.table.state[slot] === ST_TOMBSTONE) return false;
+    if (slot < 0 || this.table.state(slot) === ST_TOMBSTONE) return false;
     this.now = this.clock.now();
     this.onAction = onAction;
-    this.expireSlot(slot, action === 'reset' && this.table.state[slot] !== ST_UDP);
+    this.expireSlot(slot, action === 'reset' && this.table.state(slot) !== ST_UDP);
     this.onAction = undefined;
     return true;
   }
@@ -547,7 +555,7 @@ export class FlowEngine {
 
   flow(flowId: number): FlowInfo | undefined {
     const slot = this.table.slotOf(flowId);
-    if (slot < 0 || this.table.state[slot] === ST_TOMBSTONE) return undefined;
+    if (slot < 0 || this.table.state(slot) === ST_TOMBSTONE) return undefined;
     return this.info(slot, this.clock.now());
   }
 
@@ -557,7 +565,7 @@ export class FlowEngine {
     const out: FlowInfo[] = [];
     const t = this.table;
     for (let s = 0; s < t.capacity; s++) {
-      const st = t.state[s]!;
+      const st = t.state(s);
       if (st !== 0 && st !== ST_TOMBSTONE) out.push(this.info(s, now));
     }
     return out;
@@ -565,12 +573,12 @@ export class FlowEngine {
 
   /** Ids of live flows whose backend is this member. */
   flowsOfMember(memberId: string): number[] {
-    return this.liveIds((s) => this.memberRuntimes[this.table.member[s]!]!.member.id === memberId);
+    return this.liveIds((s) => this.memberRuntimes[this.table.memberOf(s)]!.member.id === memberId);
   }
 
   /** Ids of live flows whose rule is no longer in the configuration. */
   flowsOfRemovedRules(): number[] {
-    return this.liveIds((s) => this.ruleRuntimes[this.table.rule[s]!]!.removed);
+    return this.liveIds((s) => this.ruleRuntimes[this.table.ruleOf(s)]!.removed);
   }
 
   /** Finds a flow (or tombstone) id from a tuple as on the wire, with its direction. */
@@ -581,7 +589,7 @@ export class FlowEngine {
     return {
       flowId: this.table.idOf(slot),
       direction: (e & 1) === DIR_ORIG ? 'toBackend' : 'toClient',
-      tombstone: this.table.state[slot] === ST_TOMBSTONE,
+      tombstone: this.table.state(slot) === ST_TOMBSTONE,
     };
   }
 
@@ -591,7 +599,7 @@ export class FlowEngine {
     const out: number[] = [];
     const t = this.table;
     for (let s = 0; s < t.capacity; s++) {
-      const st = t.state[s]!;
+      const st = t.state(s);
       if (st !== 0 && st !== ST_TOMBSTONE && pred(s)) out.push(t.idOf(s));
     }
     return out;
@@ -621,14 +629,14 @@ export class FlowEngine {
     const keys = t.keys;
     let sport: number;
     let family = keys[k + 9]! >>> 8;
-    if (t.meta[slot]! & META_FLOATING_IP) {
+    if (t.meta(slot) & META_FLOATING_IP) {
       // The backend owns the frontend address itself and answers from it (direct return).
       for (let i = 0; i < 4; i++) out[off + i] = keys[k + 4 + i]!;
-      sport = t.backendPort[slot]!;
+      sport = t.backendPortOf(slot);
     } else {
-      const m = t.member[slot]!;
+      const m = t.memberOf(slot);
       for (let i = 0; i < 4; i++) out[off + i] = this.memberWords[m * 4 + i]!;
-      sport = t.backendPort[slot]!;
+      sport = t.backendPortOf(slot);
       family = this.memberRuntimes[m]!.family;
     }
     for (let i = 0; i < 4; i++) out[off + 4 + i] = keys[k + i]!;
@@ -705,18 +713,14 @@ export class FlowEngine {
     const slot = t.alloc();
     if (slot < 0) return refuse('capacity');
     t.keys.set(words.subarray(0, KEY_WORDS), slot * KEY_WORDS);
-    t.state[slot] = ST_SYN_SENT;
-    t.meta[slot] = rule.enableFloatingIP ? META_FLOATING_IP : 0;
-    t.rule[slot] = ruleIdx;
-    t.member[slot] = memberIdx;
-    t.backendPort[slot] = backendPort;
-    t.created[slot] = now;
-    t.lastSeen[slot] = now;
-    const b = slot * 2;
-    t.bytes[b] = 0;
-    t.bytes[b + 1] = 0;
-    t.packets[b] = 0;
-    t.packets[b + 1] = 0;
+    t.setState(slot, ST_SYN_SENT);
+    t.setMeta(slot, rule.enableFloatingIP ? META_FLOATING_IP : 0);
+    t.rec[slot * REC + R_RULE] = ruleIdx;
+    t.rec[slot * REC + R_MEMBER] = memberIdx;
+    t.rec[slot * REC + R_BACKEND_PORT] = backendPort;
+    t.num[slot * NUM + N_CREATED] = now;
+    t.num[slot * NUM + N_LAST_SEEN] = now;
+    t.num.fill(0, slot * NUM + N_BYTES, slot * NUM + N_PACKETS + 2);
     if (!t.insert(slot)) {
       t.release(slot);
       return refuse('tuple-in-use');
@@ -737,17 +741,17 @@ export class FlowEngine {
       case ST_UDP:
         return this.udpTimeoutMs;
       default:
-        return this.ruleRuntimes[this.table.rule[slot]!]!.rule.idleTimeout.ms;
+        return this.ruleRuntimes[this.table.ruleOf(slot)]!.rule.idleTimeout.ms;
     }
   }
 
   private deadlineOf(slot: number): number {
-    return this.table.lastSeen[slot]! + this.timeoutOf(slot, this.table.state[slot]!);
+    return this.table.lastSeen(slot) + this.timeoutOf(slot, this.table.state(slot));
   }
 
   private fireSlot(slot: number): void {
     const t = this.table;
-    const state = t.state[slot]!;
+    const state = t.state(slot);
     if (state === 0) return;
     const deadline = this.deadlineOf(slot);
     if (deadline > this.now) {
@@ -762,7 +766,7 @@ export class FlowEngine {
       this.endFlow(slot, state === ST_CLOSED ? 'rst' : 'fin', this.now);
       return;
     }
-    const rt = this.ruleRuntimes[t.rule[slot]!]!;
+    const rt = this.ruleRuntimes[t.ruleOf(slot)]!;
     this.expireSlot(slot, state === ST_ESTABLISHED && rt.rule.enableTcpReset);
   }
 
@@ -770,8 +774,8 @@ export class FlowEngine {
   private expireSlot(slot: number, reset: boolean): void {
     const t = this.table;
     const now = this.now;
-    const rt = this.ruleRuntimes[t.rule[slot]!]!;
-    const isUdp = t.state[slot] === ST_UDP;
+    const rt = this.ruleRuntimes[t.ruleOf(slot)]!;
+    const isUdp = t.state(slot) === ST_UDP;
     if (reset) this.statsData.expiredReset++;
     else this.statsData.expiredDrop++;
     if (this.onAction !== undefined) {
@@ -780,10 +784,10 @@ export class FlowEngine {
       a.action = reset ? 'reset' : 'drop';
       a.protocol = isUdp ? 'Udp' : 'Tcp';
       a.rule = rt.rule;
-      a.member = this.memberRuntimes[t.member[slot]!]!.member;
+      a.member = this.memberRuntimes[t.memberOf(slot)]!.member;
       a.key.copyFrom(t.keys, slot * KEY_WORDS);
       a.frontendPort = a.key.dstPort;
-      a.backendPort = t.backendPort[slot]!;
+      a.backendPort = t.backendPortOf(slot);
       idleResetFields(t, slot, a.toClient, a.toBackend);
       this.onAction(a);
     }
@@ -803,9 +807,9 @@ export class FlowEngine {
   private toTombstone(slot: number, resetEnabled: boolean, now: number): void {
     const t = this.table;
     if (this.tombstones >= this.maxTombstones) this.evictTombstone();
-    t.state[slot] = ST_TOMBSTONE;
-    t.meta[slot] = (t.meta[slot]! & META_FLOATING_IP) | (resetEnabled ? META_RESET : 0);
-    t.lastSeen[slot] = now;
+    t.setState(slot, ST_TOMBSTONE);
+    t.setMeta(slot, (t.meta(slot) & META_FLOATING_IP) | (resetEnabled ? META_RESET : 0));
+    t.num[slot * NUM + N_LAST_SEEN] = now;
     this.tombstones++;
     if (this.tombLen === this.tombRing.length) this.popTombRing();
     this.tombRing[(this.tombHead + this.tombLen) % this.tombRing.length] = t.idOf(slot);
@@ -819,7 +823,7 @@ export class FlowEngine {
     this.tombHead = (this.tombHead + 1) % this.tombRing.length;
     this.tombLen--;
     const slot = this.table.slotOf(id);
-    if (slot < 0 || this.table.state[slot] !== ST_TOMBSTONE) return false;
+    if (slot < 0 || this.table.state(slot) !== ST_TOMBSTONE) return false;
     this.removeSlot(slot);
     this.statsData.tombstonesEvicted++;
     return true;
@@ -834,7 +838,7 @@ export class FlowEngine {
   /** Removes a tombstone's slot. */
   private removeSlot(slot: number): void {
     const t = this.table;
-    if (t.state[slot] === ST_TOMBSTONE) this.tombstones--;
+    if (t.state(slot) === ST_TOMBSTONE) this.tombstones--;
     this.wheel.cancel(slot);
     t.unindex(slot);
     t.release(slot);
@@ -857,7 +861,7 @@ export class FlowEngine {
     this.fillFlowVerdict(v, slot, dir);
     v.reason = 'expired';
     // Never answer a RST with a RST (RFC 9293).
-    if (t.meta[slot]! & META_RESET && !(seg.flags & TCP_RST)) {
+    if (t.meta(slot) & META_RESET && !(seg.flags & TCP_RST)) {
       v.action = 'reset';
       const r = this.rstScratch;
       resetForSegment(seg, r);
@@ -870,6 +874,13 @@ export class FlowEngine {
       this.statsData.tombstoneDrops++;
     }
     return v;
+  }
+
+  private count(slot: number, dir: number, bytes: number): void {
+    const n = this.table.num;
+    const b = slot * NUM;
+    n[b + N_BYTES + dir] = n[b + N_BYTES + dir]! + bytes;
+    n[b + N_PACKETS + dir] = n[b + N_PACKETS + dir]! + 1;
   }
 
   private resetVerdict(): PacketVerdict {
@@ -894,10 +905,10 @@ export class FlowEngine {
     const t = this.table;
     v.flowId = t.idOf(slot);
     v.direction = dir === DIR_ORIG ? 'toBackend' : 'toClient';
-    v.rule = this.ruleRuntimes[t.rule[slot]!]!.rule;
-    v.member = this.memberRuntimes[t.member[slot]!]!.member;
+    v.rule = this.ruleRuntimes[t.ruleOf(slot)]!.rule;
+    v.member = this.memberRuntimes[t.memberOf(slot)]!.member;
     v.frontendPort = t.keys[slot * KEY_WORDS + 8]! & 0xffff;
-    v.backendPort = t.backendPort[slot]!;
+    v.backendPort = t.backendPortOf(slot);
   }
 
   private refuse(
@@ -941,9 +952,9 @@ export class FlowEngine {
     const k = slot * KEY_WORDS;
     const family = t.keys[k + 9]! >>> 8;
     const proto = t.keys[k + 9]! & 0xff;
-    const rt = this.ruleRuntimes[t.rule[slot]!]!;
-    const mr = this.memberRuntimes[t.member[slot]!]!;
-    const state = t.state[slot]!;
+    const rt = this.ruleRuntimes[t.ruleOf(slot)]!;
+    const mr = this.memberRuntimes[t.memberOf(slot)]!;
+    const state = t.state(slot);
     const timeoutMs = this.timeoutOf(slot, state);
     const endpoint = (address: string, port: number): Endpoint => ({ address, port });
     return {
@@ -952,21 +963,21 @@ export class FlowEngine {
       state: stateName(state),
       client: endpoint(formatIp(t.keys, k, family), t.keys[k + 8]! >>> 16),
       frontend: endpoint(formatIp(t.keys, k + 4, family), t.keys[k + 8]! & 0xffff),
-      backend: endpoint(mr.member.address, t.backendPort[slot]!),
+      backend: endpoint(mr.member.address, t.backendPortOf(slot)),
       memberId: mr.member.id,
       ruleId: rt.rule.id,
       ruleName: rt.rule.name,
       ruleRemoved: rt.removed,
-      createdAt: t.created[slot]!,
-      lastSeenAt: t.lastSeen[slot]!,
-      ageMs: now - t.created[slot]!,
-      idleMs: now - t.lastSeen[slot]!,
-      msLeft: Math.max(0, t.lastSeen[slot]! + timeoutMs - now),
+      createdAt: t.num[slot * NUM + N_CREATED]!,
+      lastSeenAt: t.lastSeen(slot),
+      ageMs: now - t.num[slot * NUM + N_CREATED]!,
+      idleMs: now - t.lastSeen(slot),
+      msLeft: Math.max(0, t.lastSeen(slot) + timeoutMs - now),
       timeoutMs,
-      bytesToBackend: t.bytes[slot * 2]!,
-      bytesToClient: t.bytes[slot * 2 + 1]!,
-      packetsToBackend: t.packets[slot * 2]!,
-      packetsToClient: t.packets[slot * 2 + 1]!,
+      bytesToBackend: t.num[slot * NUM + N_BYTES]!,
+      bytesToClient: t.num[slot * NUM + N_BYTES + 1]!,
+      packetsToBackend: t.num[slot * NUM + N_PACKETS]!,
+      packetsToClient: t.num[slot * NUM + N_PACKETS + 1]!,
     };
   }
 }

@@ -1,7 +1,10 @@
 /**
- * Flow records as struct-of-arrays: one typed-array element per field per slot, no object
- * per flow, so a million flows cost tens of megabytes and nothing for the garbage collector
- * to trace. A slot holds a live flow or a tombstone (an expired flow remembered for B6).
+ * Flow records in typed arrays, no object per flow, so a million flows cost tens of
+ * megabytes and nothing for the garbage collector to trace. A slot holds a live flow or a
+ * tombstone (an expired flow remembered for B6). The fields a packet touches are interleaved
+ * per slot (one 64-byte record of 32-bit words, one record of doubles, the key) rather than
+ * one array per field: with a million flows every array touched is a cache miss, and
+ * docs/benchmarks.md shows the difference.
  *
  * Keys live in an open-addressing index (linear probing, backward-shift deletion, load at
  * most one half) keyed by the hash of the 5-tuple. A flow can be found by its original
@@ -22,6 +25,35 @@ function nextPow2(n: number): number {
   return p;
 }
 
+/** 32-bit words per slot in `rec`. */
+export const REC = 16;
+export const R_KEYHASH = 0;
+export const R_REPLYHASH = 1;
+/** state (bits 0-7), meta (bits 8-15), index membership (bits 16-17). */
+export const R_FLAGS = 2;
+/** Window scale per direction plus one (0: no option), bits 0-7 and 8-15. */
+export const R_WSCALE = 3;
+export const R_GEN = 4;
+export const R_RULE = 5;
+export const R_MEMBER = 6;
+export const R_BACKEND_PORT = 7;
+/** Per direction (add the direction): highest sequence number + length sent (conntrack's td_end). */
+export const R_END = 8;
+/** Per direction: highest ACK sent (td_maxack), i.e. what this side has acknowledged. */
+export const R_MAXACK = 10;
+/** Per direction: largest window advertised, scaled (td_maxwin). */
+export const R_MAXWIN = 12;
+/** Per direction: sequence end of this side's FIN. */
+export const R_FINEND = 14;
+
+/** Doubles per slot in `num`. */
+export const NUM = 6;
+export const N_CREATED = 0;
+export const N_LAST_SEEN = 1;
+/** Per direction: payload bytes, packets. */
+export const N_BYTES = 2;
+export const N_PACKETS = 4;
+
 export class FlowTable {
   /** Slots in use (live flows and tombstones). */
   used = 0;
@@ -30,31 +62,8 @@ export class FlowTable {
   readonly idSpan: number;
 
   keys = new Uint32Array(0);
-  keyHash = new Uint32Array(0);
-  replyHash = new Uint32Array(0);
-  /** Bit 0: the original tuple is in the index; bit 1: the reply tuple is (it is not when it
-   * would clash with another flow's). */
-  inIndex = new Uint8Array(0);
-  state = new Uint8Array(0);
-  meta = new Uint8Array(0);
-  /** Per direction (index slot * 2 + dir): window scale from the SYN, -1 when absent. */
-  wscale = new Int8Array(0);
-  /** Per direction: highest sequence number + length sent (conntrack's td_end). */
-  end = new Uint32Array(0);
-  /** Per direction: highest ACK sent (td_maxack), i.e. what this side has acknowledged. */
-  maxAck = new Uint32Array(0);
-  /** Per direction: largest window advertised, scaled (td_maxwin). */
-  maxWin = new Uint32Array(0);
-  /** Per direction: sequence end of this side's FIN. */
-  finEnd = new Uint32Array(0);
-  created = new Float64Array(0);
-  lastSeen = new Float64Array(0);
-  bytes = new Float64Array(0);
-  packets = new Float64Array(0);
-  rule = new Int32Array(0);
-  member = new Int32Array(0);
-  backendPort = new Uint16Array(0);
-  gen = new Uint32Array(0);
+  rec = new Uint32Array(0);
+  num = new Float64Array(0);
 
   private free = new Int32Array(0);
   private freeCount = 0;
@@ -82,11 +91,65 @@ export class FlowTable {
     const slot = id % this.idSpan;
     if (slot >= this.capacity) return -1;
     const g = (id - slot) / this.idSpan;
-    return this.gen[slot] === g && this.state[slot] !== 0 ? slot : -1;
+    return this.rec[slot * REC + R_GEN] === g && this.state(slot) !== 0 ? slot : -1;
   }
 
   idOf(slot: number): number {
-    return this.gen[slot]! * this.idSpan + slot;
+    return this.rec[slot * REC + R_GEN]! * this.idSpan + slot;
+  }
+
+  state(slot: number): number {
+    return this.rec[slot * REC + R_FLAGS]! & 0xff;
+  }
+
+  setState(slot: number, state: number): void {
+    const i = slot * REC + R_FLAGS;
+    this.rec[i] = (this.rec[i]! & ~0xff) | state;
+  }
+
+  meta(slot: number): number {
+    return (this.rec[slot * REC + R_FLAGS]! >>> 8) & 0xff;
+  }
+
+  setMeta(slot: number, meta: number): void {
+    const i = slot * REC + R_FLAGS;
+    this.rec[i] = (this.rec[i]! & ~0xff00) | (meta << 8);
+  }
+
+  private inIndex(slot: number): number {
+    return (this.rec[slot * REC + R_FLAGS]! >>> 16) & 3;
+  }
+
+  private setInIndex(slot: number, bits: number): void {
+    const i = slot * REC + R_FLAGS;
+    this.rec[i] = (this.rec[i]! & ~0x30000) | (bits << 16);
+  }
+
+  /** The window scale a direction's SYN offered, -1 when none. */
+  wscale(slot: number, dir: number): number {
+    return ((this.rec[slot * REC + R_WSCALE]! >>> (dir * 8)) & 0xff) - 1;
+  }
+
+  setWscale(slot: number, dir: number, scale: number): void {
+    const i = slot * REC + R_WSCALE;
+    const shift = dir * 8;
+    this.rec[i] = (this.rec[i]! & ~(0xff << shift)) | ((scale + 1) << shift);
+  }
+
+  ruleOf(slot: number): number {
+    return this.rec[slot * REC + R_RULE]!;
+  }
+
+  memberOf(slot: number): number {
+    return this.rec[slot * REC + R_MEMBER]!;
+  }
+
+  backendPortOf(slot: number): number {
+    return this.rec[slot * REC + R_BACKEND_PORT]!;
+  }
+
+  lastSeen(slot: number): number {
+    return this.num[slot * NUM + N_LAST_SEEN]!;
   }
 
   /** Takes a free slot for a new record (state must then be set non-zero), or -1 when full. */
@@ -102,9 +165,10 @@ export class FlowTable {
 
   /** Returns a slot to the free list; the caller has already removed it from the index. */
   release(slot: number): void {
-    this.state[slot] = 0;
-    this.meta[slot] = 0;
-    this.gen[slot] = (this.gen[slot]! + 1) >>> 0;
+    const b = slot * REC;
+    const gen = (this.rec[b + R_GEN]! + 1) >>> 0;
+    this.rec.fill(0, b, b + REC);
+    this.rec[b + R_GEN] = gen;
     this.free[this.freeCount++] = slot;
     this.used--;
   }
@@ -118,11 +182,16 @@ export class FlowTable {
       if (e === -1) return -1;
       const slot = e >> 1;
       if (e & 1) {
-        if (this.replyHash[slot] === hash && this.replyKey !== null) {
+        if (this.rec[slot * REC + R_REPLYHASH] === hash && this.replyKey !== null) {
           this.replyKey(slot, this.probeKey, 0);
           if (keysEqual(this.probeKey, 0, words, off)) return e;
         }
-      } else if (this.keyHash[slot] === hash && keysEqual(this.keys, slot * KEY_WORDS, words, off)) return e;
+      } else if (
+        this.rec[slot * REC + R_KEYHASH] === hash &&
+        keysEqual(this.keys, slot * KEY_WORDS, words, off)
+      ) {
+        return e;
+      }
     }
   }
 
@@ -134,17 +203,17 @@ export class FlowTable {
     const h = hashKey(this.keys, slot * KEY_WORDS);
     if (this.find(this.keys, slot * KEY_WORDS, h) !== -1) return false;
     this.ensureIndexRoom(2);
-    this.keyHash[slot] = h;
+    this.rec[slot * REC + R_KEYHASH] = h;
     this.put(slot * 2, h);
-    this.inIndex[slot] = 1;
+    this.setInIndex(slot, 1);
     if (this.replyKey !== null) {
       this.replyKey(slot, this.replyScratch, 0);
       const rh = hashKey(this.replyScratch, 0);
       // A reply tuple that clashes with another flow's is left out: that flow keeps it.
       if (this.find(this.replyScratch, 0, rh) === -1) {
-        this.replyHash[slot] = rh;
+        this.rec[slot * REC + R_REPLYHASH] = rh;
         this.put(slot * 2 + 1, rh);
-        this.inIndex[slot] = 3;
+        this.setInIndex(slot, 3);
       }
     }
     return true;
@@ -152,10 +221,10 @@ export class FlowTable {
 
   /** Removes a slot's entries from the index. */
   unindex(slot: number): void {
-    const bits = this.inIndex[slot]!;
-    if (bits & 1) this.remove(slot * 2, this.keyHash[slot]!);
-    if (bits & 2) this.remove(slot * 2 + 1, this.replyHash[slot]!);
-    this.inIndex[slot] = 0;
+    const bits = this.inIndex(slot);
+    if (bits & 1) this.remove(slot * 2, this.rec[slot * REC + R_KEYHASH]!);
+    if (bits & 2) this.remove(slot * 2 + 1, this.rec[slot * REC + R_REPLYHASH]!);
+    this.setInIndex(slot, 0);
   }
 
   /** Approximate bytes held by the table's arrays. */
@@ -166,27 +235,7 @@ export class FlowTable {
   }
 
   private arrays(): ArrayBufferView[] {
-    return [
-      this.keys,
-      this.keyHash,
-      this.replyHash,
-      this.inIndex,
-      this.state,
-      this.meta,
-      this.wscale,
-      this.end,
-      this.maxAck,
-      this.maxWin,
-      this.finEnd,
-      this.created,
-      this.lastSeen,
-      this.bytes,
-      this.packets,
-      this.rule,
-      this.member,
-      this.backendPort,
-      this.gen,
-    ];
+    return [this.keys, this.rec, this.num];
   }
 
   private put(e: number, hash: number): void {
@@ -199,7 +248,7 @@ export class FlowTable {
   }
 
   private entryHash(e: number): number {
-    return e & 1 ? this.replyHash[e >> 1]! : this.keyHash[e >> 1]!;
+    return this.rec[(e >> 1) * REC + (e & 1 ? R_REPLYHASH : R_KEYHASH)]!;
   }
 
   private remove(e: number, hash: number): void {
@@ -230,9 +279,9 @@ export class FlowTable {
     this.mask = size - 1;
     this.indexed = 0;
     for (let s = 0; s < this.capacity; s++) {
-      const bits = this.inIndex[s]!;
-      if (bits & 1) this.put(s * 2, this.keyHash[s]!);
-      if (bits & 2) this.put(s * 2 + 1, this.replyHash[s]!);
+      const bits = this.inIndex(s);
+      if (bits & 1) this.put(s * 2, this.rec[s * REC + R_KEYHASH]!);
+      if (bits & 2) this.put(s * 2 + 1, this.rec[s * REC + R_REPLYHASH]!);
     }
   }
 
@@ -248,24 +297,8 @@ export class FlowTable {
       return b;
     };
     this.keys = copy(this.keys, (n) => new Uint32Array(n), KEY_WORDS);
-    this.keyHash = copy(this.keyHash, (n) => new Uint32Array(n));
-    this.replyHash = copy(this.replyHash, (n) => new Uint32Array(n));
-    this.inIndex = copy(this.inIndex, (n) => new Uint8Array(n));
-    this.state = copy(this.state, (n) => new Uint8Array(n));
-    this.meta = copy(this.meta, (n) => new Uint8Array(n));
-    this.wscale = copy(this.wscale, (n) => new Int8Array(n), 2);
-    this.end = copy(this.end, (n) => new Uint32Array(n), 2);
-    this.maxAck = copy(this.maxAck, (n) => new Uint32Array(n), 2);
-    this.maxWin = copy(this.maxWin, (n) => new Uint32Array(n), 2);
-    this.finEnd = copy(this.finEnd, (n) => new Uint32Array(n), 2);
-    this.created = copy(this.created, (n) => new Float64Array(n));
-    this.lastSeen = copy(this.lastSeen, (n) => new Float64Array(n));
-    this.bytes = copy(this.bytes, (n) => new Float64Array(n), 2);
-    this.packets = copy(this.packets, (n) => new Float64Array(n), 2);
-    this.rule = copy(this.rule, (n) => new Int32Array(n));
-    this.member = copy(this.member, (n) => new Int32Array(n));
-    this.backendPort = copy(this.backendPort, (n) => new Uint16Array(n));
-    this.gen = copy(this.gen, (n) => new Uint32Array(n));
+    this.rec = copy(this.rec, (n) => new Uint32Array(n), REC);
+    this.num = copy(this.num, (n) => new Float64Array(n), NUM);
     const free = new Int32Array(capacity);
     free.set(this.free.subarray(0, this.freeCount));
     // Pushed highest first, so the lowest new slot is handed out first.

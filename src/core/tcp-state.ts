@@ -9,7 +9,17 @@
  * moves the state nor refreshes the idle timer, so stray or forged packets cannot keep a
  * flow alive or close it.
  */
-import { DIR_ORIG, DIR_REPLY, type Dir, type FlowTable } from './flow-table.js';
+import {
+  DIR_ORIG,
+  DIR_REPLY,
+  REC,
+  R_END,
+  R_FINEND,
+  R_MAXACK,
+  R_MAXWIN,
+  type Dir,
+  type FlowTable,
+} from './flow-table.js';
 
 export const TCP_FIN = 0x01;
 export const TCP_SYN = 0x02;
@@ -106,42 +116,37 @@ function segEnd(seg: TcpSegment): number {
   return (seg.seq + seg.len + (seg.flags & TCP_SYN ? 1 : 0) + (seg.flags & TCP_FIN ? 1 : 0)) >>> 0;
 }
 
-function scaledWindow(t: FlowTable, slot: number, dir: Dir, window: number, syn: boolean): number {
-  if (syn) return window;
-  const a = t.wscale[slot * 2]!;
-  const b = t.wscale[slot * 2 + 1]!;
+function scaledWindow(t: FlowTable, slot: number, dir: Dir, window: number): number {
+  const a = t.wscale(slot, DIR_ORIG);
+  const b = t.wscale(slot, DIR_REPLY);
   // Scaling is in force only when both SYNs carried the option (RFC 7323 section 2.2).
-  return a >= 0 && b >= 0 ? window * 2 ** t.wscale[slot * 2 + dir]! : window;
+  return a >= 0 && b >= 0 ? window * 2 ** (dir === DIR_ORIG ? a : b) : window;
+}
+
+function synScale(seg: TcpSegment): number {
+  return seg.wscale !== undefined && seg.wscale >= 0 ? Math.min(seg.wscale, 14) : -1;
 }
 
 /** Starts tracking from a client's SYN. */
 export function trackSyn(t: FlowTable, slot: number, seg: TcpSegment): void {
-  const o = slot * 2;
-  t.state[slot] = ST_SYN_SENT;
-  t.end[o] = segEnd(seg);
-  t.maxAck[o] = 0;
-  t.maxWin[o] = seg.window;
-  t.wscale[o] = seg.wscale !== undefined && seg.wscale >= 0 ? Math.min(seg.wscale, 14) : -1;
-  t.end[o + 1] = 0;
-  t.maxAck[o + 1] = 0;
-  t.maxWin[o + 1] = 0;
-  t.wscale[o + 1] = -1;
-  t.finEnd[o] = 0;
-  t.finEnd[o + 1] = 0;
+  const r = t.rec;
+  const b = slot * REC;
+  t.setState(slot, ST_SYN_SENT);
+  r.fill(0, b + R_END, b + REC);
+  r[b + R_END] = segEnd(seg);
+  r[b + R_MAXWIN] = seg.window;
+  t.setWscale(slot, DIR_ORIG, synScale(seg));
+  t.setWscale(slot, DIR_REPLY, -1);
 }
 
 /** Starts a flow opened by the connection API: established, no sequence space. */
 export function trackAccepted(t: FlowTable, slot: number): void {
-  const o = slot * 2;
-  t.state[slot] = ST_ESTABLISHED;
-  t.meta[slot] = t.meta[slot]! | META_NO_SEQ;
-  for (let i = o; i < o + 2; i++) {
-    t.end[i] = 0;
-    t.maxAck[i] = 0;
-    t.maxWin[i] = 0;
-    t.wscale[i] = -1;
-    t.finEnd[i] = 0;
-  }
+  const b = slot * REC;
+  t.setState(slot, ST_ESTABLISHED);
+  t.setMeta(slot, t.meta(slot) | META_NO_SEQ);
+  t.rec.fill(0, b + R_END, b + REC);
+  t.setWscale(slot, DIR_ORIG, -1);
+  t.setWscale(slot, DIR_REPLY, -1);
 }
 
 /**
@@ -149,36 +154,41 @@ export function trackAccepted(t: FlowTable, slot: number): void {
  * (state and sequence space updated), TRACK_UNTRUSTED otherwise.
  */
 export function trackSegment(t: FlowTable, slot: number, dir: Dir, seg: TcpSegment): number {
-  const d = slot * 2 + dir;
-  const o = slot * 2 + (1 - dir);
+  const r = t.rec;
+  const b = slot * REC;
+  const od = 1 - dir;
   const flags = seg.flags;
-  const state = t.state[slot]!;
+  const state = t.state(slot);
+  const endD = r[b + R_END + dir]!;
+  const endO = r[b + R_END + od]!;
+  const maxAckO = r[b + R_MAXACK + od]!;
 
   if (flags & TCP_RST) {
     const acceptable =
       state === ST_SYN_SENT
-        ? dir === DIR_REPLY && (flags & TCP_ACK) !== 0 && seg.ack >>> 0 === t.end[o]
-        : seg.seq >>> 0 === t.end[d] || seg.seq >>> 0 === t.maxAck[o];
+        ? dir === DIR_REPLY && (flags & TCP_ACK) !== 0 && seg.ack >>> 0 === endO
+        : seg.seq >>> 0 === endD || seg.seq >>> 0 === maxAckO;
     if (!acceptable) return TRACK_UNTRUSTED;
-    t.state[slot] = ST_CLOSED;
+    t.setState(slot, ST_CLOSED);
     return TRACK_OK;
   }
 
   if (flags & TCP_SYN) {
     if (!(flags & TCP_ACK)) {
       // A retransmitted SYN of the handshake in progress.
-      if (dir === DIR_ORIG && state === ST_SYN_SENT && segEnd(seg) === t.end[d]) return TRACK_OK;
+      if (dir === DIR_ORIG && state === ST_SYN_SENT && segEnd(seg) === endD) return TRACK_OK;
       return TRACK_UNTRUSTED;
     }
     if (dir !== DIR_REPLY || (state !== ST_SYN_SENT && state !== ST_SYN_RECV)) return TRACK_UNTRUSTED;
-    if (seg.ack >>> 0 !== t.end[o]) return TRACK_UNTRUSTED;
-    t.end[d] = segEnd(seg);
-    t.maxAck[d] = seg.ack >>> 0;
-    t.maxWin[d] = seg.window;
-    t.wscale[d] = seg.wscale !== undefined && seg.wscale >= 0 ? Math.min(seg.wscale, 14) : -1;
+    if (seg.ack >>> 0 !== endO) return TRACK_UNTRUSTED;
+    const end = segEnd(seg);
+    r[b + R_END + dir] = end;
+    r[b + R_MAXACK + dir] = seg.ack >>> 0;
+    r[b + R_MAXWIN + dir] = seg.window;
+    t.setWscale(slot, dir, synScale(seg));
     // Until the client acknowledges, assume it will: its RCV.NXT is the SYN-ACK's end.
-    t.maxAck[o] = t.end[d]!;
-    t.state[slot] = ST_SYN_RECV;
+    r[b + R_MAXACK + od] = end;
+    t.setState(slot, ST_SYN_RECV);
     return TRACK_OK;
   }
 
@@ -187,36 +197,39 @@ export function trackSegment(t: FlowTable, slot: number, dir: Dir, seg: TcpSegme
 
   const seq = seg.seq >>> 0;
   const end = segEnd(seg);
-  const rcvWin = Math.max(t.maxWin[o]!, MIN_WINDOW);
-  const sndWin = Math.max(t.maxWin[d]!, MIN_WINDOW);
+  const rcvWin = Math.max(r[b + R_MAXWIN + od]!, MIN_WINDOW);
+  const sndWin = Math.max(r[b + R_MAXWIN + dir]!, MIN_WINDOW);
   // Not beyond what the receiver allowed, not far behind what was already sent.
-  if (seqDiff(end, (t.maxAck[o]! + rcvWin) >>> 0) > rcvWin) return TRACK_UNTRUSTED;
-  if (seqDiff((seq + seg.len) >>> 0, (t.end[d]! - 2 * rcvWin) >>> 0) < 0) return TRACK_UNTRUSTED;
+  if (seqDiff(end, (maxAckO + rcvWin) >>> 0) > rcvWin) return TRACK_UNTRUSTED;
+  if (seqDiff((seq + seg.len) >>> 0, (endD - 2 * rcvWin) >>> 0) < 0) return TRACK_UNTRUSTED;
   if (flags & TCP_ACK) {
     const ack = seg.ack >>> 0;
     // Not acknowledging what the other side never sent, nor far behind it.
-    if (seqDiff(ack, t.end[o]!) > 0) return TRACK_UNTRUSTED;
-    if (seqDiff(ack, (t.end[o]! - 2 * sndWin) >>> 0) < 0) return TRACK_UNTRUSTED;
-    if (seqDiff(ack, t.maxAck[d]!) > 0) t.maxAck[d] = ack;
+    if (seqDiff(ack, endO) > 0) return TRACK_UNTRUSTED;
+    if (seqDiff(ack, (endO - 2 * sndWin) >>> 0) < 0) return TRACK_UNTRUSTED;
+    if (seqDiff(ack, r[b + R_MAXACK + dir]!) > 0) r[b + R_MAXACK + dir] = ack;
   }
-  if (seqDiff(end, t.end[d]!) > 0) t.end[d] = end;
-  const win = scaledWindow(t, slot, dir, seg.window, false);
-  if (win > t.maxWin[d]!) t.maxWin[d] = win;
+  if (seqDiff(end, endD) > 0) r[b + R_END + dir] = end;
+  const win = scaledWindow(t, slot, dir, seg.window);
+  if (win > r[b + R_MAXWIN + dir]!) r[b + R_MAXWIN + dir] = win;
 
-  let meta = t.meta[slot]!;
-  if (state === ST_SYN_RECV && dir === DIR_ORIG && flags & TCP_ACK && seg.ack >>> 0 === t.end[o]) {
-    t.state[slot] = ST_ESTABLISHED;
+  let meta = t.meta(slot);
+  if (state === ST_SYN_RECV && dir === DIR_ORIG && flags & TCP_ACK && seg.ack >>> 0 === endO) {
+    t.setState(slot, ST_ESTABLISHED);
   }
   const finBit = dir === DIR_ORIG ? META_FIN_ORIG : META_FIN_REPLY;
   if (flags & TCP_FIN && !(meta & finBit)) {
     meta |= finBit;
-    t.finEnd[d] = end;
+    r[b + R_FINEND + dir] = end;
   }
+  if (!(meta & (META_FIN_ORIG | META_FIN_REPLY))) return TRACK_OK;
   const otherFin = dir === DIR_ORIG ? META_FIN_REPLY : META_FIN_ORIG;
   const otherFinAcked = dir === DIR_ORIG ? META_FIN_ACKED_REPLY : META_FIN_ACKED_ORIG;
-  if (flags & TCP_ACK && meta & otherFin && seqDiff(seg.ack >>> 0, t.finEnd[o]!) >= 0) meta |= otherFinAcked;
-  t.meta[slot] = meta;
-  if (meta & (META_FIN_ORIG | META_FIN_REPLY)) t.state[slot] = closingState(meta);
+  if (flags & TCP_ACK && meta & otherFin && seqDiff(seg.ack >>> 0, r[b + R_FINEND + od]!) >= 0) {
+    meta |= otherFinAcked;
+  }
+  t.setMeta(slot, meta);
+  t.setState(slot, closingState(meta));
   return TRACK_OK;
 }
 
@@ -232,9 +245,9 @@ export function halfCloseAccepted(t: FlowTable, slot: number, dir: Dir): void {
   const bit = dir === DIR_ORIG ? META_FIN_ORIG : META_FIN_REPLY;
   // A proxy relays the FIN and the peer's stack acknowledges it at once.
   const acked = dir === DIR_ORIG ? META_FIN_ACKED_ORIG : META_FIN_ACKED_REPLY;
-  const meta = t.meta[slot]! | bit | acked;
-  t.meta[slot] = meta;
-  t.state[slot] = closingState(meta);
+  const meta = t.meta(slot) | bit | acked;
+  t.setMeta(slot, meta);
+  t.setState(slot, closingState(meta));
 }
 
 export interface RstFields {
@@ -249,8 +262,8 @@ export interface RstFields {
  * received more than it acknowledged. The ACK field carries the endpoint's own SND.NXT.
  */
 export function idleResetFields(t: FlowTable, slot: number, toClient: RstFields, toBackend: RstFields): void {
-  const fromClient = t.end[slot * 2 + DIR_ORIG]!;
-  const fromBackend = t.end[slot * 2 + DIR_REPLY]!;
+  const fromClient = t.rec[slot * REC + R_END + DIR_ORIG]!;
+  const fromBackend = t.rec[slot * REC + R_END + DIR_REPLY]!;
   toClient.seq = fromBackend;
   toClient.ack = fromClient;
   toBackend.seq = fromClient;

@@ -11,7 +11,7 @@ function keyOf(i: number): FlowKey {
 function add(table: FlowTable, key: FlowKey): number {
   const s = table.alloc();
   table.keys.set(key.words, s * KEY_WORDS);
-  table.state[s] = 1;
+  table.setState(s, 1);
   assert.ok(table.insert(s));
   return s;
 }
@@ -54,7 +54,7 @@ test('flow table: a duplicate original tuple is refused; a stale id resolves to 
   assert.equal(table.slotOf(id), s);
   const dup = table.alloc();
   table.keys.set(keyOf(1).words, dup * KEY_WORDS);
-  table.state[dup] = 1;
+  table.setState(dup, 1);
   assert.equal(table.insert(dup), false);
   table.unindex(s);
   table.release(s);
