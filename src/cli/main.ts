@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { createRequire } from 'node:module';
 import { registerExplain } from './commands/explain.js';
+import { registerRun } from './commands/run.js';
 import { registerValidate } from './commands/validate.js';
 
 const require = createRequire(import.meta.url);
@@ -16,6 +17,7 @@ export function buildProgram(): Command {
     .showHelpAfterError();
   registerValidate(program);
   registerExplain(program);
+  registerRun(program);
   return program;
 }
 

@@ -1,0 +1,76 @@
+/** What the proxy data plane reports, beyond the flow engine's own events. */
+import type { Protocol } from '../../core/snapshot.js';
+
+export interface ListenerRef {
+  readonly protocol: Protocol;
+  readonly address: string;
+  readonly port: number;
+  readonly ruleName: string;
+  readonly ruleKind: 'loadBalancingRule' | 'inboundNatRule';
+  readonly loadBalancer: string;
+}
+
+export type ProxyEvent =
+  | {
+      readonly type: 'listener-error';
+      readonly listener: ListenerRef;
+      readonly code: string;
+      readonly message: string;
+    }
+  | {
+      readonly type: 'backend-unreachable';
+      readonly flowId: number;
+      readonly backend: string;
+      readonly code: string;
+    }
+  | {
+      readonly type: 'idle-reset';
+      readonly flowId: number;
+      readonly client: string;
+      readonly backend: string;
+    }
+  | { readonly type: 'idle-drop'; readonly flowId: number; readonly client: string; readonly backend: string }
+  | {
+      readonly type: 'hold-released';
+      readonly flowId: number;
+      readonly reason: 'hold-ended' | 'endpoint-closed';
+    };
+
+export type ProxyEventSink = (event: ProxyEvent) => void;
+
+/** Counters the proxy plane keeps whether or not a sink is attached. */
+export interface ProxyStats {
+  accepted: number;
+  refused: number;
+  backendUnreachable: number;
+  rstToClient: number;
+  rstToBackend: number;
+  idleResets: number;
+  idleDrops: number;
+  blackholed: number;
+  bytesToBackend: number;
+  bytesToClient: number;
+  udpDatagramsToBackend: number;
+  udpDatagramsToClient: number;
+  udpDatagramsDropped: number;
+  listenerErrors: number;
+}
+
+export function emptyProxyStats(): ProxyStats {
+  return {
+    accepted: 0,
+    refused: 0,
+    backendUnreachable: 0,
+    rstToClient: 0,
+    rstToBackend: 0,
+    idleResets: 0,
+    idleDrops: 0,
+    blackholed: 0,
+    bytesToBackend: 0,
+    bytesToClient: 0,
+    udpDatagramsToBackend: 0,
+    udpDatagramsToClient: 0,
+    udpDatagramsDropped: 0,
+    listenerErrors: 0,
+  };
+}

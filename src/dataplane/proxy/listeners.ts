@@ -1,0 +1,134 @@
+/** The sockets the proxy plane listens on: one per frontend address, protocol and port. */
+import { createServer, type Server, type Socket } from 'node:net';
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { isIPv6 } from 'node:net';
+import type { RuntimeSnapshot } from '../../core/snapshot.js';
+import type { ListenerRef } from './events.js';
+
+export function listenerKey(l: Pick<ListenerRef, 'protocol' | 'address' | 'port'>): string {
+  return `${l.protocol}|${l.address}|${l.port}`;
+}
+
+/** Every listener a snapshot calls for, keyed by protocol, address and port. */
+export function listenersOf(snapshot: RuntimeSnapshot): Map<string, ListenerRef> {
+  const out = new Map<string, ListenerRef>();
+  const add = (l: ListenerRef): void => {
+    const key = listenerKey(l);
+    if (!out.has(key)) out.set(key, l);
+  };
+  for (const lb of snapshot.loadBalancers) {
+    for (const r of lb.loadBalancingRules) {
+      for (const protocol of r.protocols) {
+        add({
+          protocol,
+          address: r.frontend.address,
+          port: r.frontendPort,
+          ruleName: r.name,
+          ruleKind: 'loadBalancingRule',
+          loadBalancer: lb.name,
+        });
+      }
+    }
+    for (const r of lb.inboundNatRules) {
+      for (const m of r.mappings) {
+        for (const protocol of r.protocols) {
+          add({
+            protocol,
+            address: r.frontend.address,
+            port: m.frontendPort,
+            ruleName: r.name,
+            ruleKind: 'inboundNatRule',
+            loadBalancer: lb.name,
+          });
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** What the proxy plane cannot do, one line each, pointing to the packet plane. */
+export function proxyUnsupported(snapshot: RuntimeSnapshot): string[] {
+  const out: string[] = [];
+  for (const lb of snapshot.loadBalancers) {
+    for (const r of lb.loadBalancingRules) {
+      if (r.haPorts) out.push(`load-balancing rule '${r.name}' uses HA ports (frontendPort 0)`);
+      if (r.enableFloatingIP) out.push(`load-balancing rule '${r.name}' enables floating IP`);
+    }
+    for (const r of lb.inboundNatRules) {
+      if (r.enableFloatingIP) out.push(`inbound NAT rule '${r.name}' enables floating IP`);
+    }
+    for (const r of lb.outboundRules) out.push(`outbound rule '${r.name}' needs SNAT of backend traffic`);
+  }
+  return out;
+}
+
+export type OpenListener =
+  | { readonly ref: ListenerRef; readonly kind: 'tcp'; readonly server: Server }
+  | { readonly ref: ListenerRef; readonly kind: 'udp'; readonly socket: UdpSocket };
+
+export class ListenError extends Error {
+  constructor(
+    readonly ref: ListenerRef,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Opens one listener; rejects with a ListenError that names the rule and the address. */
+export function openListener(
+  ref: ListenerRef,
+  onConnection: (socket: Socket) => void,
+): Promise<OpenListener> {
+  return new Promise((resolve, reject) => {
+    const fail = (err: NodeJS.ErrnoException): void => {
+      const code = err.code ?? 'ERROR';
+      const why =
+        code === 'EADDRINUSE'
+          ? 'the address and port are already in use'
+          : code === 'EADDRNOTAVAIL'
+            ? 'the address is not assigned to this host (use --map to run an Azure address locally)'
+            : code === 'EACCES'
+              ? 'permission denied (ports below 1024 need privileges)'
+              : err.message;
+      const kind = ref.ruleKind === 'loadBalancingRule' ? 'load-balancing rule' : 'inbound NAT rule';
+      reject(
+        new ListenError(
+          ref,
+          code,
+          `${kind} '${ref.ruleName}': cannot listen on ${ref.protocol} ${ref.address}:${ref.port}: ${why}`,
+        ),
+      );
+    };
+    if (ref.protocol === 'Tcp') {
+      const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, onConnection);
+      server.once('error', fail);
+      server.listen({ host: ref.address, port: ref.port, backlog: 4096, exclusive: true }, () => {
+        server.off('error', fail);
+        resolve({ ref, kind: 'tcp', server });
+      });
+    } else {
+      const socket = createSocket({ type: isIPv6(ref.address) ? 'udp6' : 'udp4' });
+      socket.once('error', fail);
+      socket.bind({ address: ref.address, port: ref.port, exclusive: true }, () => {
+        socket.off('error', fail);
+        resolve({ ref, kind: 'udp', socket });
+      });
+    }
+  });
+}
+
+/**
+ * Stops listening. A TCP server's own close callback waits for every connection it accepted,
+ * blackholed ones included, so only the listening socket is waited for here.
+ */
+export function closeListener(l: OpenListener): Promise<void> {
+  return new Promise((resolve) => {
+    if (l.kind === 'tcp') {
+      l.server.close();
+      setImmediate(resolve);
+    } else l.socket.close(() => resolve());
+  });
+}

@@ -1,0 +1,176 @@
+/**
+ * The proxy data plane: listeners on every frontend address and port of the snapshot, TCP and
+ * UDP relays, and one periodic tick that lets the flow engine expire idle flows. It reports
+ * to injected sinks and never reaches into the control plane or metrics.
+ */
+import type { Socket } from 'node:net';
+import type { Clock } from '../../core/clock.js';
+import type { ExpiryAction, FlowEngine } from '../../core/engine.js';
+import type { RuntimeSnapshot } from '../../core/snapshot.js';
+import { emptyProxyStats, type ProxyEventSink, type ProxyStats } from './events.js';
+import { closeListener, listenersOf, ListenError, openListener, type OpenListener } from './listeners.js';
+import { TcpProxy } from './tcp-proxy.js';
+import { UdpProxy } from './udp-proxy.js';
+
+export interface ProxyPlaneOptions {
+  readonly engine: FlowEngine;
+  readonly clock: Clock;
+  /** How long blackholed sockets are kept after a silent drop, in load-balancer time. */
+  readonly holdMs: number;
+  readonly events?: ProxyEventSink;
+  /** Real milliseconds between expiry passes: how late an idle action may land. */
+  readonly tickMs?: number;
+}
+
+export const DEFAULT_HOLD_MS = 15 * 60_000;
+
+export class ProxyPlane {
+  readonly stats: ProxyStats = emptyProxyStats();
+  private readonly engine: FlowEngine;
+  private readonly tcp: TcpProxy;
+  private readonly udp: UdpProxy;
+  private readonly listeners = new Map<string, OpenListener>();
+  private interval: ReturnType<typeof setInterval> | undefined;
+  private readonly onExpiry = (a: ExpiryAction): void => {
+    if (a.protocol === 'Tcp') this.tcp.expire(a);
+    else this.udp.expire(a);
+  };
+  private readonly onConnection = (socket: Socket): void => this.tcp.accept(socket);
+
+  constructor(private readonly options: ProxyPlaneOptions) {
+    this.engine = options.engine;
+    this.tcp = new TcpProxy({
+      engine: options.engine,
+      clock: options.clock,
+      stats: this.stats,
+      holdMs: options.holdMs,
+      ...(options.events ? { events: options.events } : {}),
+    });
+    this.udp = new UdpProxy(options.engine, this.stats);
+  }
+
+  get activeTcpFlows(): number {
+    return this.tcp.activeFlows;
+  }
+
+  get heldTcpFlows(): number {
+    return this.tcp.heldFlows;
+  }
+
+  get activeUdpFlows(): number {
+    return this.udp.activeFlows;
+  }
+
+  /** Addresses and ports being served, as `protocol|address|port`. */
+  listening(): string[] {
+    return [...this.listeners.keys()];
+  }
+
+  /**
+   * Opens what `snapshot` needs and closes what it no longer does. All or nothing: when a
+   * listener cannot open, those opened by this call are closed again and the error names the
+   * rule and the address. The engine must already hold `snapshot`.
+   */
+  async apply(snapshot: RuntimeSnapshot): Promise<void> {
+    const wanted = listenersOf(snapshot);
+    const added: OpenListener[] = [];
+    const results = await Promise.allSettled(
+      [...wanted]
+        .filter(([key]) => !this.listeners.has(key))
+        .map(([, ref]) => openListener(ref, this.onConnection)),
+    );
+    let failure: ListenError | undefined;
+    for (const r of results) {
+      if (r.status === 'fulfilled') added.push(r.value);
+      else failure ??= r.reason instanceof ListenError ? r.reason : undefined;
+      if (r.status === 'rejected' && !(r.reason instanceof ListenError)) throw r.reason;
+    }
+    if (failure !== undefined) {
+      this.stats.listenerErrors++;
+      this.options.events?.({
+        type: 'listener-error',
+        listener: failure.ref,
+        code: failure.code,
+        message: failure.message,
+      });
+      await Promise.all(added.map(closeListener));
+      throw failure;
+    }
+    for (const l of added) this.attach(l);
+    const removed = [...this.listeners].filter(([key]) => !wanted.has(key));
+    for (const [key] of removed) this.listeners.delete(key);
+    await Promise.all(removed.map(([, l]) => closeListener(l)));
+    this.endFlowsOfRemovedRules();
+    this.startTicking();
+  }
+
+  private attach(l: OpenListener): void {
+    this.listeners.set(`${l.ref.protocol}|${l.ref.address}|${l.ref.port}`, l);
+    const report = (err: NodeJS.ErrnoException): void => {
+      // Accept failures (EMFILE when descriptors run out) cost one connection, never the process.
+      this.stats.listenerErrors++;
+      this.options.events?.({
+        type: 'listener-error',
+        listener: l.ref,
+        code: err.code ?? 'ERROR',
+        message: err.message,
+      });
+    };
+    if (l.kind === 'tcp') l.server.on('error', report);
+    else {
+      l.socket.on('error', report);
+      this.udp.frontend(l.socket, l.ref.address, l.ref.port);
+    }
+  }
+
+  /** Flows of rules the configuration no longer has: reset if the rule had reset on, else dropped. */
+  private endFlowsOfRemovedRules(): void {
+    for (const id of this.engine.flowsOfRemovedRules())
+      this.engine.terminate(id, this.resetOf(id), this.onExpiry);
+  }
+
+  private resetOf(flowId: number): 'reset' | 'drop' {
+    const info = this.engine.flow(flowId);
+    if (info === undefined) return 'drop';
+    for (const lb of this.engine.snapshot.loadBalancers) {
+      for (const r of [...lb.loadBalancingRules, ...lb.inboundNatRules]) {
+        if (r.id === info.ruleId) return r.enableTcpReset ? 'reset' : 'drop';
+      }
+    }
+    return 'drop';
+  }
+
+  /** Ends the flows of a member now: `reset` (adminState Down, Basic SKU probe down) or a plain close. */
+  endFlowsOfMember(memberId: string, action: 'reset' | 'close'): number {
+    const ids = this.engine.flowsOfMember(memberId);
+    for (const id of ids) {
+      if (this.tcp.owns(id)) this.tcp.terminate(id, action, 'terminated');
+      else this.udp.terminate(id);
+    }
+    return ids.length;
+  }
+
+  private startTicking(): void {
+    if (this.interval !== undefined) return;
+    this.interval = setInterval(() => this.tick(), this.options.tickMs ?? 20);
+    this.interval.unref();
+  }
+
+  /** One expiry pass: idle flows get their action, ended holds are let go. */
+  tick(): void {
+    this.engine.advance(this.onExpiry);
+    this.tcp.releaseHolds(this.options.clock.now());
+  }
+
+  /** Stops accepting, ends every flow, releases every socket. */
+  async stop(): Promise<void> {
+    if (this.interval !== undefined) clearInterval(this.interval);
+    this.interval = undefined;
+    const all = [...this.listeners.values()];
+    this.listeners.clear();
+    const closing = all.map(closeListener);
+    this.tcp.closeAll();
+    this.udp.closeAll();
+    await Promise.all(closing);
+  }
+}
