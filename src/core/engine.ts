@@ -335,7 +335,6 @@ export class FlowEngine {
         if (state === ST_TOMBSTONE) return this.tombstoneVerdict(slot, dir, seg);
         this.fillFlowVerdict(v, slot, dir);
         v.action = 'forward';
-        const bytes = seg.len;
         this.count(slot, dir, seg.len);
         if (trackSegment(t, slot, dir, seg) === TRACK_OK) {
           t.num[slot * NUM + N_LAST_SEEN] = now;
