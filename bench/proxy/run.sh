@@ -573,6 +573,16 @@ measure_latency() {
 measure_idle() {
   local path=$1 rep=$2 fe=${FRONTEND[$1]} before after pid i state=""
   [[ -z $PROXY_PID ]] && return
+  # A fresh proxy: after the connection-rate run a garbage-collected heap has
+  # room to spare, and new flows would fit in it without raising RSS at all.
+  # One short ping-pong warms the relay path first.
+  stop_proxy
+  if ! start_proxy "$path"; then
+    log "  idle: $path did not restart"
+    return
+  fi
+  timeout 30 "$WORK/bin/ping-pong" "$fe" "$ECHO_PORT" 1000 "$PP_SIZE" 20 >/dev/null 2>&1
+  sleep 1
   before=$(rss_kb "$PROXY_PID")
   local out="$WORK/idle-$path-$rep.out"
   "$WORK/bin/idle-hold" "$fe" "$ECHO_PORT" "$IDLE" 300 >"$out" 2>&1 &
