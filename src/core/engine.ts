@@ -655,18 +655,14 @@ export class FlowEngine {
   ): number {
     const cacheKey = `${pool.id}|${probe?.id ?? NO_PROBE}`;
     let pick = this.picks.get(cacheKey);
-    if (pick === undefined || pick.version !== this.healthVersion || this.poolChanged(pick, pool)) {
+    // Health, admin state and snapshots all bump the version, so a stale table is rebuilt lazily.
+    if (pick === undefined || pick.version !== this.healthVersion) {
       pick = this.buildPick(pool, probe);
       this.picks.set(cacheKey, pick);
     }
     if (pick.members.length === 0) return -1;
     const pos = maglevLookup(pick.table, rt.hash(words, 0, this.seed));
     return pos < 0 ? -1 : pick.members[pos]!;
-  }
-
-  private poolChanged(pick: PoolPick, pool: BackendPool): boolean {
-    // Snapshots bump healthVersion, so this only guards pools built before a swap.
-    return pick.members.length > pool.members.length;
   }
 
   private buildPick(pool: BackendPool, probe: Probe | undefined): PoolPick {
