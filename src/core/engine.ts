@@ -544,7 +544,7 @@ export class FlowEngine {
   }
 
   stats(): EngineStats {
-    return structuredCloneStats(this.statsData);
+    return copyStats(this.statsData);
   }
 
   /** Bytes held by the flow table's arrays. */
@@ -985,6 +985,6 @@ const REFUSE_REASONS: readonly RefuseReason[] = [
   'tuple-in-use',
 ];
 
-function structuredCloneStats(s: EngineStats): EngineStats {
+function copyStats(s: EngineStats): EngineStats {
   return { ...s, closed: { ...s.closed }, refused: { ...s.refused } };
 }
