@@ -465,15 +465,15 @@ start_proxy() {
     haproxy1 | haproxy2)
       local threads=${path#haproxy}
       write_haproxy_config "$threads" "$fe"
-      haproxy -db -f "$WORK/haproxy-$threads.cfg" >"$WORK/$path.log" 2>&1 &
+      haproxy -db -f "$WORK/haproxy-$threads.cfg" >>"$WORK/$path.log" 2>&1 &
       ;;
     nginx)
       write_nginx_config "$fe"
-      nginx -p "$WORK/nginx" -e "$WORK/nginx/error.log" -c "$WORK/nginx.conf" >"$WORK/$path.log" 2>&1 &
+      nginx -p "$WORK/nginx" -e "$WORK/nginx/error.log" -c "$WORK/nginx.conf" >>"$WORK/$path.log" 2>&1 &
       ;;
     sluice)
       write_sluice_config "$fe"
-      (cd "$REPO" && exec node dist/src/cli/main.js run "$WORK/sluice.json" "${SLUICE_ARGS[@]}") >"$WORK/$path.log" 2>&1 &
+      (cd "$REPO" && exec node dist/src/cli/main.js run "$WORK/sluice.json" "${SLUICE_ARGS[@]}") >>"$WORK/$path.log" 2>&1 &
       ;;
   esac
   PROXY_PID=$!
