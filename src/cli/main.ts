@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { createRequire } from 'node:module';
+import { registerDemo } from './commands/demo.js';
 import { registerExplain } from './commands/explain.js';
 import { registerRun } from './commands/run.js';
 import { registerValidate } from './commands/validate.js';
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
   registerValidate(program);
   registerExplain(program);
   registerRun(program);
+  registerDemo(program);
   return program;
 }
 

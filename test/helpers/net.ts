@@ -28,6 +28,25 @@ export async function within<T>(ms: number, what: string, promise: Promise<T>): 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
+ * Polls `check` every `everyMs` until it returns a value other than undefined or false, and
+ * gives up (rejecting, and polling no more) after `ms` real milliseconds.
+ */
+export async function waitUntil<T>(
+  ms: number,
+  what: string,
+  check: () => T | undefined | false | Promise<T | undefined | false>,
+  everyMs = 10,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await check();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() >= deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+/**
  * A backend: on each connection writes `<name>\n`, then echoes. Keeps the accepted sockets
  * and what happened to them, so tests can assert on the backend's side of a flow.
  */

@@ -2,7 +2,7 @@ import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { SluiceApp } from '../../src/app.js';
 import { compileLb } from '../helpers/arm.js';
-import { EchoBackend, freePort, sleep, tcpClient, within } from '../helpers/net.js';
+import { EchoBackend, freePort, sleep, tcpClient, waitUntil, within } from '../helpers/net.js';
 
 /**
  * Idle timeout through the proxy data plane, on real sockets: 4 minutes at --time-scale 240
@@ -54,13 +54,7 @@ test('reset on: data flows both ways, then at the idle timeout both sockets fail
   const name = await within(2000, 'greeting', c.greeting);
   const { b, index } = backendSocketOf(name, c.socket.localPort ?? 0);
   c.socket.write('ping');
-  await within(
-    2000,
-    'echo',
-    (async () => {
-      while (Buffer.concat(c.data).toString().indexOf('ping') < 0) await sleep(5);
-    })(),
-  );
+  await waitUntil(2000, 'echo', () => Buffer.concat(c.data).toString().includes('ping'));
   const lastActivity = Date.now();
   const backendSocket = b.sockets[index]!;
   const backendError = new Promise<string>((resolve) =>
@@ -87,13 +81,7 @@ test('reset off: after the timeout a write never reaches the backend and the cli
   const name = await within(2000, 'greeting', c.greeting);
   const { b } = backendSocketOf(name, c.socket.localPort ?? 0);
   const before = b.bytesReceived();
-  await within(
-    IDLE_REAL_MS * 3,
-    'the flow to expire',
-    (async () => {
-      while (app.plane.stats.idleDrops === 0) await sleep(10);
-    })(),
-  );
+  await waitUntil(IDLE_REAL_MS * 3, 'the flow to expire', () => app.plane.stats.idleDrops > 0);
   assert.equal(app.engine.flowCount, 0, 'the flow is gone from the engine');
   c.socket.write('are you there?');
   await sleep(IDLE_REAL_MS);
@@ -115,13 +103,7 @@ test('data every half timeout keeps a flow alive past three timeouts', async () 
     await sleep(IDLE_REAL_MS / 2);
   }
   assert.deepEqual(c.events, [], 'no reset, no FIN');
-  await within(
-    2000,
-    'all echoes',
-    (async () => {
-      while (Buffer.concat(c.data).toString().split('k').length - 1 < sent) await sleep(5);
-    })(),
-  );
+  await waitUntil(2000, 'all echoes', () => Buffer.concat(c.data).toString().split('k').length - 1 >= sent);
   c.socket.end();
   await within(2000, 'FIN back', c.ended);
 });

@@ -1,0 +1,97 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { once } from 'node:events';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { lbDocument, type TestLb } from '../helpers/arm.js';
+import { fixturesPath, sluice } from '../helpers/cli.js';
+import { EchoBackend, freePort, tcpClient, within } from '../helpers/net.js';
+import { startSluice } from '../helpers/process.js';
+
+/** `sluice run` as a user runs it: the ready line, the exits, the signals. */
+
+const dir = mkdtempSync(join(tmpdir(), 'sluice-run-'));
+
+function writeConfig(name: string, lb: TestLb | Record<string, unknown>): string {
+  const file = join(dir, `${name}.json`);
+  writeFileSync(file, JSON.stringify('frontend' in lb ? lbDocument(lb as TestLb) : lb));
+  return file;
+}
+
+test('run: logs "ready", balances a connection, resets it at idle, and exits 0 on SIGTERM', async () => {
+  const backend = new EchoBackend('only', '127.0.4.2');
+  const backendPort = await freePort('127.0.4.2');
+  await backend.listen(backendPort);
+  const port = await freePort('127.0.4.10');
+  const file = writeConfig('ok', {
+    frontend: '127.0.4.10',
+    backends: ['127.0.4.2'],
+    rules: [{ name: 'web', frontendPort: port, backendPort, enableTcpReset: true }],
+  });
+  const run = startSluice(['run', file, '--time-scale', '240']);
+  try {
+    const ready = await run.waitFor((l) => l.msg === 'ready', 10_000);
+    assert.deepEqual(ready.listeners, [`Tcp|127.0.4.10|${port}`]);
+    const c = tcpClient('127.0.4.10', port);
+    assert.equal(await within(2000, 'greeting', c.greeting), 'only');
+    const err = await within(3000, 'idle reset', c.error);
+    assert.equal(err.code, 'ECONNRESET');
+    await run.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('idle timeout: TCP reset'), 2000);
+    assert.equal(await run.stop('SIGTERM'), 0);
+  } finally {
+    await run.stop('SIGKILL');
+    await backend.close();
+  }
+});
+
+test('run: an invalid document exits 1 with its errors, before opening anything', async () => {
+  const r = await sluice('run', join(fixturesPath, 'invalid/idle-timeout-standard.json'));
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /\[SLUICE_CONFIG_IDLE_TIMEOUT_RANGE\]/);
+});
+
+test('run: a port in use exits 1 naming the rule and the address, leaving no listener open', async () => {
+  const taken = createServer();
+  taken.listen(0, '127.0.4.11');
+  await once(taken, 'listening');
+  const busy = (taken.address() as { port: number }).port;
+  const free = await freePort('127.0.4.11');
+  const file = writeConfig('busy', {
+    frontend: '127.0.4.11',
+    backends: ['127.0.4.2'],
+    rules: [
+      { name: 'fine', frontendPort: free, backendPort: 80 },
+      { name: 'clash', frontendPort: busy, backendPort: 80 },
+    ],
+  });
+  try {
+    const r = await sluice('run', file);
+    assert.equal(r.code, 1, r.stderr);
+    assert.ok(
+      r.stderr.includes(`load-balancing rule 'clash': cannot listen on Tcp 127.0.4.11:${busy}`),
+      r.stderr,
+    );
+    assert.match(r.stderr, /already in use/);
+    // The other listener was closed again: the port can be bound.
+    const again = createServer();
+    again.listen(free, '127.0.4.11');
+    await once(again, 'listening');
+    await new Promise((resolve) => again.close(resolve));
+  } finally {
+    await new Promise((resolve) => taken.close(resolve));
+  }
+});
+
+test('run: outbound rules and HA ports are refused with a pointer to the packet data plane', async () => {
+  const r = await sluice('run', join(fixturesPath, 'valid/standard-public-outbound.json'));
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /outbound rule 'egress'.*use --dataplane packet/);
+});
+
+test('run: usage errors exit 2', async () => {
+  const r = await sluice('run', join(fixturesPath, 'valid/hand-written.json'), '--time-scale', 'fast');
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /--time-scale expects a number > 0/);
+});
