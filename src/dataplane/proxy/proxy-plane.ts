@@ -7,6 +7,7 @@ import type { Socket } from 'node:net';
 import type { Clock } from '../../core/clock.js';
 import type { ExpiryAction, FlowEngine } from '../../core/engine.js';
 import type { RuntimeSnapshot } from '../../core/snapshot.js';
+import type { DataPlane } from '../plane.js';
 import { emptyProxyStats, type ProxyEventSink, type ProxyStats } from './events.js';
 import { closeListener, listenersOf, ListenError, openListener, type OpenListener } from './listeners.js';
 import { TcpProxy } from './tcp-proxy.js';
@@ -24,7 +25,7 @@ export interface ProxyPlaneOptions {
 
 export const DEFAULT_HOLD_MS = 15 * 60_000;
 
-export class ProxyPlane {
+export class ProxyPlane implements DataPlane {
   readonly stats: ProxyStats = emptyProxyStats();
   private readonly engine: FlowEngine;
   private readonly tcp: TcpProxy;
