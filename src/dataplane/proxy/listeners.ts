@@ -80,7 +80,7 @@ export class ListenError extends Error {
 /** Opens one listener; rejects with a ListenError that names the rule and the address. */
 export function openListener(
   ref: ListenerRef,
-  onConnection: (socket: Socket) => void,
+  onConnection: (socket: Socket, ref: ListenerRef) => void,
 ): Promise<OpenListener> {
   return new Promise((resolve, reject) => {
     const fail = (err: NodeJS.ErrnoException): void => {
@@ -103,7 +103,9 @@ export function openListener(
       );
     };
     if (ref.protocol === 'Tcp') {
-      const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, onConnection);
+      const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) =>
+        onConnection(socket, ref),
+      );
       server.once('error', fail);
       server.listen({ host: ref.address, port: ref.port, backlog: 4096, exclusive: true }, () => {
         server.off('error', fail);

@@ -8,7 +8,7 @@ import type { Clock } from '../../core/clock.js';
 import type { ExpiryAction, FlowEngine } from '../../core/engine.js';
 import type { RuntimeSnapshot } from '../../core/snapshot.js';
 import type { DataPlane } from '../plane.js';
-import { emptyProxyStats, type ProxyEventSink, type ProxyStats } from './events.js';
+import { emptyProxyStats, type ListenerRef, type ProxyEventSink, type ProxyStats } from './events.js';
 import { closeListener, listenersOf, ListenError, openListener, type OpenListener } from './listeners.js';
 import { TcpProxy } from './tcp-proxy.js';
 import { UdpProxy } from './udp-proxy.js';
@@ -36,7 +36,8 @@ export class ProxyPlane implements DataPlane {
     if (a.protocol === 'Tcp') this.tcp.expire(a);
     else this.udp.expire(a);
   };
-  private readonly onConnection = (socket: Socket): void => this.tcp.accept(socket);
+  private readonly onConnection = (socket: Socket, ref: ListenerRef): void =>
+    this.tcp.accept(socket, ref.address, ref.port);
 
   constructor(private readonly options: ProxyPlaneOptions) {
     this.engine = options.engine;

@@ -118,16 +118,19 @@ export class TcpProxy {
     return this.holds.length;
   }
 
-  /** An accepted client connection, paused (the server is created with pauseOnConnect). */
-  accept(client: FlowSocket): void {
-    const { remoteAddress, remotePort, localAddress, localPort } = client;
+  /**
+   * An accepted client connection, paused (the server is created with pauseOnConnect). The
+   * listener's own address and port are passed in: asking the socket costs a system call.
+   */
+  accept(client: FlowSocket, frontendAddress: string, frontendPort: number): void {
+    const { remoteAddress, remotePort } = client;
     client.on('error', noop);
-    if (remoteAddress === undefined || localAddress === undefined) {
+    if (remoteAddress === undefined) {
       // The client was gone before it could be handled.
       client.destroy();
       return;
     }
-    const open = this.engine.open('Tcp', remoteAddress, remotePort ?? 0, localAddress, localPort ?? 0);
+    const open = this.engine.open('Tcp', remoteAddress, remotePort ?? 0, frontendAddress, frontendPort);
     if (!open.ok) {
       this.stats.refused++;
       this.stats.rstToClient++;
