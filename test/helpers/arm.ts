@@ -45,6 +45,8 @@ export interface TestLb {
   readonly rules?: readonly TestRule[];
   readonly probes?: readonly TestProbe[];
   readonly natRanges?: readonly TestNatRange[];
+  /** Backend addresses whose adminState is Down. */
+  readonly adminDown?: readonly string[];
 }
 
 export function lbDocument(lb: TestLb): Record<string, unknown> {
@@ -62,7 +64,7 @@ export function lbDocument(lb: TestLb): Record<string, unknown> {
           properties: {
             loadBalancerBackendAddresses: lb.backends.map((ip, i) => ({
               name: `member${i + 1}`,
-              properties: { ipAddress: ip },
+              properties: { ipAddress: ip, ...(lb.adminDown?.includes(ip) ? { adminState: 'Down' } : {}) },
             })),
           },
         },

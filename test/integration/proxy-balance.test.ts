@@ -151,6 +151,69 @@ test('a backend whose probe fails gets no new flows while its established flow g
   }
 });
 
+test("Basic SKU: when a backend's probe fails, its established flows are ended", async () => {
+  const port = await freePort(FRONTEND);
+  const probePort = await freePort(BACKENDS[0]!);
+  const probeServers: Server[] = [];
+  for (const ip of BACKENDS.slice(0, 2)) {
+    const s = createServer((sock) => sock.destroy());
+    s.listen(probePort, ip);
+    await once(s, 'listening');
+    probeServers.push(s);
+  }
+  const app = await SluiceApp.start(
+    compileLb({
+      sku: 'Basic',
+      frontend: FRONTEND,
+      backends: BACKENDS.slice(0, 2),
+      probes: [{ name: 'tcp-probe', port: probePort, intervalInSeconds: 5, probeThreshold: 1 }],
+      rules: [
+        { name: 'basic', frontendPort: port, backendPort, probe: 'tcp-probe', idleTimeoutInMinutes: 30 },
+      ],
+    }),
+    { timeScale: SCALE, logLevel: 'silent' },
+  );
+  try {
+    await waitUntil(
+      3000,
+      'both members up',
+      () => app.prober.list().filter((h) => h.state === 'up').length === 2,
+    );
+    let onB2 = tcpClient(FRONTEND, port);
+    for (let i = 0; (await within(2000, 'greeting', onB2.greeting)) !== 'backend2'; i++) {
+      assert.ok(i < 200, 'some connection reaches backend2');
+      onB2.socket.destroy();
+      onB2 = tcpClient(FRONTEND, port);
+    }
+    await new Promise((r) => probeServers[1]!.close(r));
+    const err = await within(3000, 'the flow on the down backend to end', onB2.error);
+    assert.equal(err.code, 'ECONNRESET');
+  } finally {
+    await app.stop();
+    for (const s of probeServers) if (s.listening) await new Promise((r) => s.close(r));
+  }
+});
+
+test('adminState Down: the member takes no new flows', async () => {
+  const port = await freePort(FRONTEND);
+  const app = await SluiceApp.start(
+    compileLb({
+      frontend: FRONTEND,
+      backends: BACKENDS,
+      adminDown: [BACKENDS[2]!],
+      rules: [{ name: 'web', frontendPort: port, backendPort }],
+    }),
+    { timeScale: SCALE, logLevel: 'silent' },
+  );
+  try {
+    const counts = tally(await greetings(port, 120));
+    assert.equal(counts.get('backend3') ?? 0, 0, `backend3 is administratively down: ${[...counts]}`);
+    assert.equal(counts.size, 2);
+  } finally {
+    await app.stop();
+  }
+});
+
 test('inbound NAT port range: port start+i reaches the i-th member of the pool', async () => {
   const start = 41000 + Math.floor(Math.random() * 1000) * 3;
   const app = await SluiceApp.start(
