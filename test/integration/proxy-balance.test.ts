@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:net';
 import { once } from 'node:events';
 import { SluiceApp } from '../../src/app.js';
 import { compileLb } from '../helpers/arm.js';
-import { EchoBackend, freePort, tcpClient, waitUntil, within } from '../helpers/net.js';
+import { EchoBackend, freePort, tcpClient, waitUntil, within, type TestClient } from '../helpers/net.js';
 
 /** Distribution, health probes and inbound NAT port ranges through the proxy plane. */
 
@@ -51,6 +51,32 @@ function tally(names: readonly string[]): Map<string, number> {
   const m = new Map<string, number>();
   for (const n of names) m.set(n, (m.get(n) ?? 0) + 1);
   return m;
+}
+
+/** A TCP probe target on each address: accepts and closes, as a health endpoint would. */
+async function probeTargets(addresses: readonly string[], port: number): Promise<Server[]> {
+  const servers: Server[] = [];
+  for (const ip of addresses) {
+    const s = createServer((sock) => sock.destroy());
+    s.listen(port, ip);
+    await once(s, 'listening');
+    servers.push(s);
+  }
+  return servers;
+}
+
+async function closeAll(servers: readonly Server[]): Promise<void> {
+  for (const s of servers) if (s.listening) await new Promise((r) => s.close(r));
+}
+
+/** Connects until the hash sends a connection to `backend`; returns that connection. */
+async function connectionTo(port: number, backend: string): Promise<TestClient> {
+  for (let i = 0; i < 200; i++) {
+    const c = tcpClient(FRONTEND, port);
+    if ((await within(2000, 'greeting', c.greeting)) === backend) return c;
+    c.socket.destroy();
+  }
+  throw new Error(`no connection reached ${backend} in 200 tries`);
 }
 
 test('1,000 connections spread over 3 backends within 10% of an even share (5-tuple hash)', async () => {
@@ -101,13 +127,7 @@ test('SourceIP: every connection from one client address reaches one backend', a
 test('a backend whose probe fails gets no new flows while its established flow goes on (Standard)', async () => {
   const port = await freePort(FRONTEND);
   const probePort = await freePort(BACKENDS[0]!);
-  const probeServers: Server[] = [];
-  for (const ip of BACKENDS) {
-    const s = createServer((sock) => sock.destroy());
-    s.listen(probePort, ip);
-    await once(s, 'listening');
-    probeServers.push(s);
-  }
+  const probeServers = await probeTargets(BACKENDS, probePort);
   const app = await SluiceApp.start(
     compileLb({
       frontend: FRONTEND,
@@ -126,13 +146,7 @@ test('a backend whose probe fails gets no new flows while its established flow g
       'all members up',
       () => app.prober.list().filter((h) => h.state === 'up').length === 3,
     );
-    // An established flow on backend2 (found by trying: the hash decides).
-    let onB2 = tcpClient(FRONTEND, port);
-    for (let i = 0; (await within(2000, 'greeting', onB2.greeting)) !== 'backend2'; i++) {
-      assert.ok(i < 200, 'some connection reaches backend2');
-      onB2.socket.destroy();
-      onB2 = tcpClient(FRONTEND, port);
-    }
+    const onB2 = await connectionTo(port, 'backend2');
     await new Promise((r) => probeServers[1]!.close(r));
     await waitUntil(3000, 'backend2 down', () =>
       app.prober.list().some((h) => h.address === BACKENDS[1] && h.state === 'down'),
@@ -147,20 +161,14 @@ test('a backend whose probe fails gets no new flows while its established flow g
     onB2.socket.destroy();
   } finally {
     await app.stop();
-    for (const s of probeServers) if (s.listening) await new Promise((r) => s.close(r));
+    await closeAll(probeServers);
   }
 });
 
 test("Basic SKU: when a backend's probe fails, its established flows are ended", async () => {
   const port = await freePort(FRONTEND);
   const probePort = await freePort(BACKENDS[0]!);
-  const probeServers: Server[] = [];
-  for (const ip of BACKENDS.slice(0, 2)) {
-    const s = createServer((sock) => sock.destroy());
-    s.listen(probePort, ip);
-    await once(s, 'listening');
-    probeServers.push(s);
-  }
+  const probeServers = await probeTargets(BACKENDS.slice(0, 2), probePort);
   const app = await SluiceApp.start(
     compileLb({
       sku: 'Basic',
@@ -179,18 +187,13 @@ test("Basic SKU: when a backend's probe fails, its established flows are ended",
       'both members up',
       () => app.prober.list().filter((h) => h.state === 'up').length === 2,
     );
-    let onB2 = tcpClient(FRONTEND, port);
-    for (let i = 0; (await within(2000, 'greeting', onB2.greeting)) !== 'backend2'; i++) {
-      assert.ok(i < 200, 'some connection reaches backend2');
-      onB2.socket.destroy();
-      onB2 = tcpClient(FRONTEND, port);
-    }
+    const onB2 = await connectionTo(port, 'backend2');
     await new Promise((r) => probeServers[1]!.close(r));
     const err = await within(3000, 'the flow on the down backend to end', onB2.error);
     assert.equal(err.code, 'ECONNRESET');
   } finally {
     await app.stop();
-    for (const s of probeServers) if (s.listening) await new Promise((r) => s.close(r));
+    await closeAll(probeServers);
   }
 });
 
