@@ -12,6 +12,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { ProbeOutcome, ProbeRunner, ProbeTarget } from './types.js';
 import { describeSocketError } from './probe-tcp.js';
+import { settleOnce } from './settle-once.js';
 
 /** How long the rest of an answered response may take before its connection is destroyed. */
 const DRAIN_GRACE_MS = 1_000;
@@ -20,17 +21,8 @@ const USER_AGENT = 'Sluice-Health-Probe/1.0';
 function runHttp(secure: boolean, target: ProbeTarget, signal: AbortSignal): Promise<ProbeOutcome> {
   return new Promise((resolve) => {
     const started = performance.now();
-    let settled = false;
-    const settle = (outcome: ProbeOutcome): void => {
-      if (!settled) {
-        settled = true;
-        resolve(outcome);
-      }
-    };
-    if (signal.aborted) {
-      settle({ ok: false, fastDown: false, reason: 'aborted' });
-      return;
-    }
+    const settle = settleOnce(resolve, signal);
+    if (settle === undefined) return;
     const options: https.RequestOptions = {
       host: target.address,
       port: target.port,

@@ -4,6 +4,7 @@
  */
 import net from 'node:net';
 import type { ProbeOutcome, ProbeRunner, ProbeTarget } from './types.js';
+import { settleOnce } from './settle-once.js';
 
 /** How long a closing probe connection may wait for the backend's FIN before it is destroyed. */
 const CLOSE_GRACE_MS = 1_000;
@@ -11,17 +12,8 @@ const CLOSE_GRACE_MS = 1_000;
 export const tcpProbe: ProbeRunner = (target: ProbeTarget, signal: AbortSignal): Promise<ProbeOutcome> =>
   new Promise((resolve) => {
     const started = performance.now();
-    let settled = false;
-    const settle = (outcome: ProbeOutcome): void => {
-      if (!settled) {
-        settled = true;
-        resolve(outcome);
-      }
-    };
-    if (signal.aborted) {
-      settle({ ok: false, fastDown: false, reason: 'aborted' });
-      return;
-    }
+    const settle = settleOnce(resolve, signal);
+    if (settle === undefined) return;
     const socket = net.connect({ host: target.address, port: target.port });
     let grace: ReturnType<typeof setTimeout> | undefined;
     const onAbort = (): void => {
