@@ -7,6 +7,7 @@ import {
   type IdleDecidedBy,
   type IdleTimeout,
   type InboundNatRule,
+  type InboundRuleBase,
   type LoadBalancerSnapshot,
   type LoadBalancingRule,
   type NatGateway,
@@ -205,10 +206,9 @@ class Compiler {
     return out;
   }
 
-  private lbRule(r: LbRuleModel): LoadBalancingRule {
-    const frontend = this.frontend(r.frontend);
+  /** What load-balancing and inbound NAT rules compile alike. */
+  private inboundBase(r: LbRuleModel | NatRuleModel, frontend: Frontend): InboundRuleBase {
     return {
-      kind: 'loadBalancingRule',
       id: r.key,
       name: r.name,
       frontend,
@@ -217,6 +217,14 @@ class Compiler {
       idleTimeout: inboundIdleTimeout(r.idleTimeoutInMinutes, frontend),
       enableTcpReset: r.enableTcpReset ?? DEFAULTS.enableTcpReset,
       enableFloatingIP: r.enableFloatingIP ?? DEFAULTS.enableFloatingIP,
+    };
+  }
+
+  private lbRule(r: LbRuleModel): LoadBalancingRule {
+    const frontend = this.frontend(r.frontend);
+    return {
+      kind: 'loadBalancingRule',
+      ...this.inboundBase(r, frontend),
       frontendPort: r.frontendPort,
       backendPort: r.backendPort ?? r.frontendPort,
       haPorts: r.frontendPort === 0,
@@ -250,14 +258,7 @@ class Compiler {
     } else mappings = [];
     return {
       kind: 'inboundNatRule',
-      id: r.key,
-      name: r.name,
-      frontend,
-      protocols: protocolsOf(r.protocol),
-      armProtocol: r.protocol,
-      idleTimeout: inboundIdleTimeout(r.idleTimeoutInMinutes, frontend),
-      enableTcpReset: r.enableTcpReset ?? DEFAULTS.enableTcpReset,
-      enableFloatingIP: r.enableFloatingIP ?? DEFAULTS.enableFloatingIP,
+      ...this.inboundBase(r, frontend),
       mappings,
       frontendPortStart: r.frontendPortRangeStart,
       frontendPortEnd: r.frontendPortRangeEnd,

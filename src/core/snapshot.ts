@@ -71,7 +71,7 @@ export interface Probe {
   readonly noHealthyBackendsBehavior: 'AllProbedDown' | 'AllProbedUp';
 }
 
-interface InboundRuleBase {
+export interface InboundRuleBase {
   readonly id: string;
   readonly name: string;
   readonly frontend: Frontend;
