@@ -7,6 +7,7 @@ import { SystemClock, type Clock } from './core/clock.js';
 import { FlowEngine } from './core/engine.js';
 import type { FlowEvent } from './core/events.js';
 import type { LoadBalancerSnapshot, RuntimeSnapshot } from './core/snapshot.js';
+import type { DataPlane } from './dataplane/plane.js';
 import { DEFAULT_HOLD_MS, ProxyPlane } from './dataplane/proxy/proxy-plane.js';
 import type { ProxyEvent } from './dataplane/proxy/events.js';
 import { Prober } from './health/prober.js';
@@ -34,38 +35,63 @@ function memberLb(snapshot: RuntimeSnapshot, poolId: string): LoadBalancerSnapsh
   return snapshot.loadBalancers.find((lb) => lb.pools.some((p) => p.id === poolId));
 }
 
-export class SluiceApp {
+/** Builds a data plane other than the default proxy plane, once the engine exists. */
+export interface PlaneFactory<P extends DataPlane> {
+  /** Whether the engine must find flows from the backend's side too (packet plane). */
+  readonly indexReplies: boolean;
+  create(context: { readonly engine: FlowEngine; readonly clock: Clock; readonly log: Logger }): P;
+}
+
+export class SluiceApp<P extends DataPlane = ProxyPlane> {
   readonly clock: Clock;
   readonly engine: FlowEngine;
   readonly prober: Prober;
-  readonly plane: ProxyPlane;
+  readonly plane: P;
   readonly log: Logger;
 
-  private constructor(snapshot: RuntimeSnapshot, options: AppOptions) {
+  private constructor(snapshot: RuntimeSnapshot, options: AppOptions, factory?: PlaneFactory<P>) {
     this.log = options.logger ?? createLogger(options.logLevel);
     this.clock = options.clock ?? new SystemClock(options.timeScale ?? 1);
     this.engine = new FlowEngine({
       clock: this.clock,
       snapshot,
-      indexReplies: false,
+      indexReplies: factory?.indexReplies ?? false,
       // A probed member takes no new flows until its probe has answered once, as in Azure.
       initialHealth: 'down',
       ...(options.udpFlowTimeoutMs !== undefined ? { udpTimeoutMs: options.udpFlowTimeoutMs } : {}),
       ...(options.maxFlows !== undefined ? { maxFlows: options.maxFlows } : {}),
       events: (e) => this.onFlowEvent(e),
     });
-    this.plane = new ProxyPlane({
-      engine: this.engine,
-      clock: this.clock,
-      holdMs: options.holdMs ?? DEFAULT_HOLD_MS,
-      events: (e) => this.onProxyEvent(e),
-    });
+    // Without a factory P is the default, ProxyPlane (see `start`).
+    this.plane =
+      factory?.create({ engine: this.engine, clock: this.clock, log: this.log }) ??
+      (new ProxyPlane({
+        engine: this.engine,
+        clock: this.clock,
+        holdMs: options.holdMs ?? DEFAULT_HOLD_MS,
+        events: (e) => this.onProxyEvent(e),
+      }) as unknown as P);
     this.prober = new Prober({ clock: this.clock, sink: (t) => this.onHealth(t) });
   }
 
   /** Starts serving `snapshot`; rejects (with nothing left open) when a listener cannot open. */
   static async start(snapshot: RuntimeSnapshot, options: AppOptions = {}): Promise<SluiceApp> {
-    const app = new SluiceApp(snapshot, options);
+    return SluiceApp.launch(new SluiceApp<ProxyPlane>(snapshot, options), snapshot);
+  }
+
+  /** As `start`, with the data plane `factory` builds. */
+  static async startWith<P extends DataPlane>(
+    snapshot: RuntimeSnapshot,
+    options: AppOptions,
+    factory: PlaneFactory<P>,
+  ): Promise<SluiceApp<P>> {
+    return SluiceApp.launch(new SluiceApp<P>(snapshot, options, factory), snapshot);
+  }
+
+  private static async launch<P extends DataPlane>(
+    app: SluiceApp<P>,
+    snapshot: RuntimeSnapshot,
+  ): Promise<SluiceApp<P>> {
     try {
       await app.plane.apply(snapshot);
       app.prober.update(snapshot);

@@ -1,5 +1,9 @@
 import type { Command } from 'commander';
 import { SluiceApp, createLogger, type LogLevel } from '../../app.js';
+import { packetPlaneFactory } from '../../app-packet.js';
+import type { DataPlane } from '../../dataplane/plane.js';
+import { packetUnsupported } from '../../dataplane/packet/packet-plane.js';
+import { packetPlaneUnavailable } from '../../dataplane/packet/tun.js';
 import { ListenError, proxyUnsupported } from '../../dataplane/proxy/listeners.js';
 import { EXIT_INVALID, EXIT_OK, EXIT_USAGE, collect, loadConfig, reportDiagnostics } from '../options.js';
 
@@ -14,6 +18,9 @@ export interface RunCliOptions {
   holdTime?: string;
   logLevel?: string;
   dataplane?: string;
+  tun?: string;
+  inboundSnat?: string;
+  configureHost?: boolean;
 }
 
 function positive(name: string, text: string | undefined, fallback: number): number | string {
@@ -46,30 +53,49 @@ export async function runRun(file: string, opts: RunCliOptions): Promise<number>
   reportDiagnostics(result);
   if (exit !== EXIT_OK || !result.snapshot) return exit;
   if (dataplane === 'packet') {
-    process.stderr.write(
-      'sluice: the packet data plane (--dataplane packet) is not part of this build yet\n',
-    );
-    return EXIT_INVALID;
+    const why = packetPlaneUnavailable();
+    if (why !== undefined) {
+      process.stderr.write(`sluice: ${why}\n`);
+      return EXIT_INVALID;
+    }
   }
-  const unsupported = proxyUnsupported(result.snapshot);
+  const unsupported =
+    dataplane === 'packet' ? packetUnsupported(result.snapshot) : proxyUnsupported(result.snapshot);
   if (unsupported.length > 0) {
     for (const line of unsupported) {
-      process.stderr.write(`${line}: not possible in the proxy data plane; use --dataplane packet\n`);
+      process.stderr.write(
+        dataplane === 'packet'
+          ? `${line}: not supported by the packet data plane yet\n`
+          : `${line}: not possible in the proxy data plane; use --dataplane packet\n`,
+      );
     }
     return EXIT_INVALID;
   }
   const logger = createLogger(level);
-  let app: SluiceApp;
+  const appOptions = {
+    logger,
+    timeScale: timeScale as number,
+    udpFlowTimeoutMs: (udpSeconds as number) * 1000,
+    holdMs: (holdSeconds as number) * 1000,
+  };
+  let app: SluiceApp<DataPlane>;
   try {
-    app = await SluiceApp.start(result.snapshot, {
-      logger,
-      timeScale: timeScale as number,
-      udpFlowTimeoutMs: (udpSeconds as number) * 1000,
-      holdMs: (holdSeconds as number) * 1000,
-    });
+    app =
+      dataplane === 'packet'
+        ? await SluiceApp.startWith(
+            result.snapshot,
+            appOptions,
+            packetPlaneFactory({
+              tun: opts.tun ?? 'sluice0',
+              configureHost: opts.configureHost === true,
+              ...(opts.inboundSnat !== undefined ? { inboundSnat: opts.inboundSnat } : {}),
+            }),
+          )
+        : await SluiceApp.start(result.snapshot, appOptions);
   } catch (err) {
-    if (err instanceof ListenError) {
-      process.stderr.write(`sluice: ${err.message}\n`);
+    // Listeners, the TUN device and host routing fail with a message a user can act on.
+    if (err instanceof ListenError || dataplane === 'packet') {
+      process.stderr.write(`sluice: ${(err as Error).message}\n`);
       return EXIT_INVALID;
     }
     throw err;
@@ -112,6 +138,12 @@ export function registerRun(program: Command): void {
     )
     .option('--log-level <LEVEL>', LEVELS.join(', '), 'info')
     .option('--dataplane <PLANE>', 'proxy (sockets, any OS) or packet (TUN, Linux, root)', 'proxy')
+    .option('--tun <NAME>', 'TUN device of the packet data plane', 'sluice0')
+    .option('--inbound-snat <ADDR>', 'packet plane: full NAT, backends see clients from ADDR')
+    .option(
+      '--configure-host',
+      'packet plane: set net.ipv4.ip_forward=1 and loose rp_filter on the TUN device if needed',
+    )
     .exitOverride((err) => {
       process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE);
     })

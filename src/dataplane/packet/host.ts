@@ -1,0 +1,167 @@
+/**
+ * What the packet plane changes on the host, and takes back on stop or exit: the TUN device
+ * up with a long queue, a /32 route into it for every frontend address (and the inbound SNAT
+ * address), and policy rules that steer the backends' replies into it (DNAT keeps the client
+ * address, so replies are addressed to the client and would otherwise bypass Sluice).
+ *
+ * Sysctls are the host's business: Sluice reads net.ipv4.ip_forward and the TUN device's
+ * effective rp_filter and refuses to start when they would stop forwarding, unless told with
+ * `--configure-host` to set them (ip_forward=1, rp_filter=2 on the TUN device), in which case
+ * ip_forward is restored on stop.
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+
+export interface HostOptions {
+  readonly tun: string;
+  readonly configureHost: boolean;
+  /** Packets the TUN device queues; the default 500 overflows during GC pauses. */
+  readonly txQueueLen?: number;
+  /** Routing table and rule priority for the backends' replies. */
+  readonly table?: number;
+  readonly priority?: number;
+  /** Runs `ip ARGS...`; throws on failure. */
+  readonly ip?: (args: readonly string[]) => void;
+  readonly sysctl?: { read(path: string): string; write(path: string, value: string): void };
+}
+
+export class HostError extends Error {}
+
+export const DEFAULT_TABLE = 20942;
+export const DEFAULT_PRIORITY = 20942;
+
+function runIp(args: readonly string[]): void {
+  try {
+    execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  } catch (err) {
+    const e = err as { stderr?: Buffer; message: string };
+    const why = e.stderr?.toString().trim().split('\n')[0] ?? e.message;
+    throw new HostError(`ip ${args.join(' ')}: ${why}`);
+  }
+}
+
+const procSys = {
+  read: (path: string): string => readFileSync(`/proc/sys/${path}`, 'utf8').trim(),
+  write: (path: string, value: string): void => writeFileSync(`/proc/sys/${path}`, value),
+};
+
+export class HostNetwork {
+  private readonly ip: (args: readonly string[]) => void;
+  private readonly sys: NonNullable<HostOptions['sysctl']>;
+  private readonly table: string;
+  private readonly prio: number;
+  private readonly routes = new Set<string>();
+  private readonly sources = new Set<string>();
+  private iifRule = false;
+  private restoreForward: string | undefined;
+  private readonly onExit = (): void => this.down();
+
+  constructor(private readonly options: HostOptions) {
+    this.ip = options.ip ?? runIp;
+    this.sys = options.sysctl ?? procSys;
+    this.table = String(options.table ?? DEFAULT_TABLE);
+    this.prio = options.priority ?? DEFAULT_PRIORITY;
+  }
+
+  /** Brings the (already created) TUN device up and checks or sets the sysctls. */
+  up(): void {
+    const dev = this.options.tun;
+    process.on('exit', this.onExit);
+    this.sysctls();
+    // Rules of a Sluice that was killed outright would make `ip rule add` fail: clear them.
+    for (const prio of [this.prio, this.prio + 1]) {
+      for (let i = 0; i < 10_000; i++) {
+        try {
+          this.ip(['rule', 'del', 'priority', String(prio)]);
+        } catch {
+          break;
+        }
+      }
+    }
+    this.ip(['link', 'set', 'dev', dev, 'up', 'txqueuelen', String(this.options.txQueueLen ?? 10_000)]);
+    // What comes out of the TUN device is routed normally, never back in by the rules below.
+    this.ip(['rule', 'add', 'priority', String(this.prio), 'iif', dev, 'lookup', 'main']);
+    this.iifRule = true;
+    this.ip(['route', 'replace', 'default', 'dev', dev, 'table', this.table]);
+  }
+
+  private sysctls(): void {
+    const dev = this.options.tun;
+    const forward = this.sys.read('net/ipv4/ip_forward');
+    if (forward !== '1') {
+      if (!this.options.configureHost)
+        throw new HostError(
+          'net.ipv4.ip_forward is 0, so the kernel would not forward what Sluice writes: set it to 1 or pass --configure-host',
+        );
+      this.sys.write('net/ipv4/ip_forward', '1');
+      this.restoreForward = forward;
+    }
+    // The effective rp_filter of an interface is the larger of `all` and its own.
+    const all = Number(this.sys.read('net/ipv4/conf/all/rp_filter'));
+    const own = Number(this.sys.read(`net/ipv4/conf/${dev}/rp_filter`));
+    if (Math.max(all, own) === 1) {
+      if (!this.options.configureHost)
+        throw new HostError(
+          `strict rp_filter on ${dev} would drop forwarded packets (their sources are routed elsewhere): set net.ipv4.conf.${dev}.rp_filter=2 (or all.rp_filter=0) or pass --configure-host`,
+        );
+      this.sys.write(`net/ipv4/conf/${dev}/rp_filter`, '2');
+    }
+  }
+
+  /**
+   * Makes the host route `addresses` into the TUN device and send traffic from `backends`
+   * (members whose replies Sluice must rewrite) into it. Adds before it removes, so flows of
+   * addresses that stay are not disturbed.
+   */
+  sync(addresses: Iterable<string>, backends: Iterable<string>): void {
+    const dev = this.options.tun;
+    const wantRoutes = new Set(addresses);
+    const wantSources = new Set(backends);
+    for (const a of wantRoutes) {
+      if (this.routes.has(a)) continue;
+      this.ip(['route', 'replace', `${a}/32`, 'dev', dev]);
+      this.routes.add(a);
+    }
+    for (const a of wantSources) {
+      if (this.sources.has(a)) continue;
+      this.ip(['rule', 'add', 'priority', String(this.prio + 1), 'from', `${a}/32`, 'lookup', this.table]);
+      this.sources.add(a);
+    }
+    for (const a of [...this.routes]) {
+      if (wantRoutes.has(a)) continue;
+      this.quiet(['route', 'del', `${a}/32`, 'dev', dev]);
+      this.routes.delete(a);
+    }
+    for (const a of [...this.sources]) {
+      if (wantSources.has(a)) continue;
+      this.quiet(['rule', 'del', 'priority', String(this.prio + 1), 'from', `${a}/32`, 'lookup', this.table]);
+      this.sources.delete(a);
+    }
+  }
+
+  /** Removes everything `up` and `sync` added; safe to call twice and from an exit handler. */
+  down(): void {
+    process.off('exit', this.onExit);
+    this.sync([], []);
+    if (this.iifRule)
+      this.quiet(['rule', 'del', 'priority', String(this.prio), 'iif', this.options.tun, 'lookup', 'main']);
+    this.iifRule = false;
+    this.quiet(['route', 'flush', 'table', this.table]);
+    if (this.restoreForward !== undefined) {
+      try {
+        this.sys.write('net/ipv4/ip_forward', this.restoreForward);
+      } catch {
+        /* the host keeps forwarding; nothing worse */
+      }
+      this.restoreForward = undefined;
+    }
+  }
+
+  private quiet(args: readonly string[]): void {
+    try {
+      this.ip(args);
+    } catch {
+      /* already gone (the device's routes vanish with it) */
+    }
+  }
+}

@@ -1,0 +1,388 @@
+/**
+ * The packet data plane: IP packets routed into a TUN device are parsed, fed to the flow
+ * engine and forwarded with their addresses rewritten (DNAT to the chosen backend, the
+ * client's address kept; or full NAT with an inbound SNAT address). At idle timeout Sluice
+ * writes the RSTs itself, with the sequence numbers each endpoint accepts, and later segments
+ * of an expired flow are dropped or answered with a RST as the engine decides (B3-B6).
+ * Everything the engine sees is a packet, keepalive probes included (B7).
+ */
+import type { Clock } from '../../core/clock.js';
+import type { ExpiryAction, FlowEngine, PacketVerdict } from '../../core/engine.js';
+import { FlowKey, parseIpv4 as parseIpText } from '../../core/flow-key.js';
+import type { RuntimeSnapshot } from '../../core/snapshot.js';
+import { TCP_ACK, TCP_RST, type TcpSegment } from '../../core/tcp-state.js';
+import type { DataPlane } from '../plane.js';
+import { emptyPacketStats, type PacketEventSink, type PacketStats } from './events.js';
+import { HostNetwork, type HostOptions } from './host.js';
+import {
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  ParsedPacket,
+  VNET_F_NEEDS_CSUM,
+  ipText,
+  parseIpv4,
+  type DropReason,
+} from './ipv4.js';
+import { rewrite } from './nat.js';
+import { RST_PACKET_BYTES, writeRst } from './rst.js';
+import { SnatPorts } from './snat.js';
+import { parseTcp } from './tcp.js';
+import { SLOT_BYTES, Tun, VNET_HDR_LEN, type TunDevice } from './tun.js';
+import { parseUdp } from './udp.js';
+
+export interface PacketPlaneOptions {
+  readonly engine: FlowEngine;
+  readonly clock: Clock;
+  /** TUN device name (`--tun`). */
+  readonly tun: string;
+  /** Full NAT: backends see flows from this address (`--inbound-snat`). */
+  readonly inboundSnat?: string;
+  /** Set ip_forward and rp_filter instead of refusing to start (`--configure-host`). */
+  readonly configureHost?: boolean;
+  readonly events?: PacketEventSink;
+  /** Real milliseconds between expiry passes: how late an idle action may land. */
+  readonly tickMs?: number;
+  /** For tests: a device in place of a real TUN, and host changes left out. */
+  readonly device?: TunDevice;
+  readonly host?: HostNetwork | null;
+  readonly hostOptions?: Partial<HostOptions>;
+}
+
+/** What the packet plane does not do yet: one line each. */
+export function packetUnsupported(snapshot: RuntimeSnapshot): string[] {
+  const out: string[] = [];
+  for (const lb of snapshot.loadBalancers) {
+    for (const r of [...lb.loadBalancingRules, ...lb.inboundNatRules]) {
+      const kind = r.kind === 'loadBalancingRule' ? 'load-balancing rule' : 'inbound NAT rule';
+      if (r.enableFloatingIP) out.push(`${kind} '${r.name}' enables floating IP`);
+      if (parseIpText(r.frontend.address) < 0)
+        out.push(`${kind} '${r.name}' has an IPv6 frontend (${r.frontend.address})`);
+    }
+    for (const p of lb.pools) {
+      for (const m of p.members) {
+        if (parseIpText(m.address) < 0) out.push(`backend '${m.name}' has an IPv6 address (${m.address})`);
+      }
+    }
+  }
+  return out;
+}
+
+export class PacketPlane implements DataPlane {
+  readonly stats: PacketStats = emptyPacketStats();
+  private readonly engine: FlowEngine;
+  private device: TunDevice | undefined;
+  private host: HostNetwork | null | undefined;
+  private interval: ReturnType<typeof setInterval> | undefined;
+  private served: string[] = [];
+  private readonly snatAddr: number;
+  private readonly snat: SnatPorts | undefined;
+  private readonly addrCache = new Map<string, number>();
+  private readonly reportedErrno = new Set<string>();
+
+  private readonly pkt = new ParsedPacket();
+  private readonly key = new FlowKey();
+  private readonly lookupKey = new FlowKey();
+  private readonly seg: TcpSegment = { flags: 0, seq: 0, ack: 0, len: 0, window: 0, wscale: -1 };
+  private readonly out = Buffer.alloc(RST_PACKET_BYTES * 2);
+  private readonly onExpiry = (a: ExpiryAction): void => this.expire(a);
+  private readonly held = (flowId: number, port: number): boolean => this.snatHeld(flowId, port);
+
+  constructor(private readonly options: PacketPlaneOptions) {
+    this.engine = options.engine;
+    if (options.inboundSnat !== undefined) {
+      this.snatAddr = parseIpText(options.inboundSnat);
+      if (this.snatAddr < 0)
+        throw new TypeError(`--inbound-snat expects an IPv4 address, got '${options.inboundSnat}'`);
+      this.snat = new SnatPorts();
+    } else this.snatAddr = -1;
+    this.device = options.device;
+    this.host = options.host;
+  }
+
+  get tunName(): string | undefined {
+    return this.device?.name;
+  }
+
+  listening(): string[] {
+    return [...this.served];
+  }
+
+  /**
+   * Routes what `snapshot` serves into the TUN device (opening it the first time) and
+   * releases what it no longer serves. The engine must already hold `snapshot`.
+   */
+  async apply(snapshot: RuntimeSnapshot): Promise<void> {
+    const unsupported = packetUnsupported(snapshot);
+    if (unsupported.length > 0)
+      throw new Error(`${unsupported[0]}: not supported by the packet data plane yet`);
+    if (this.device === undefined) this.device = Tun.open(this.options.tun);
+    if (this.host === undefined) {
+      this.host = new HostNetwork({
+        tun: this.device.name,
+        configureHost: this.options.configureHost ?? false,
+        ...this.options.hostOptions,
+      });
+      this.host.up();
+    }
+    const addresses = new Set<string>();
+    const backends = new Set<string>();
+    const served: string[] = [];
+    for (const lb of snapshot.loadBalancers) {
+      for (const r of lb.loadBalancingRules) {
+        addresses.add(r.frontend.address);
+        for (const m of r.pool.members) backends.add(m.address);
+        for (const p of r.protocols)
+          served.push(`${p}|${r.frontend.address}|${r.haPorts ? '*' : r.frontendPort}`);
+      }
+      for (const r of lb.inboundNatRules) {
+        addresses.add(r.frontend.address);
+        for (const m of r.mappings) {
+          backends.add(m.member.address);
+          for (const p of r.protocols) served.push(`${p}|${r.frontend.address}|${m.frontendPort}`);
+        }
+      }
+    }
+    if (this.options.inboundSnat !== undefined) {
+      addresses.add(this.options.inboundSnat);
+      // With full NAT the replies come to the SNAT address, routed in like a frontend.
+      backends.clear();
+    }
+    this.host?.sync(addresses, backends);
+    this.served = [...new Set(served)];
+    for (const id of this.engine.flowsOfRemovedRules())
+      this.engine.terminate(id, this.resetOf(id), this.onExpiry);
+    if (this.interval === undefined) {
+      this.device.start((n) => this.onBatch(n));
+      this.interval = setInterval(() => this.tick(), this.options.tickMs ?? 10);
+      this.interval.unref();
+      this.options.events?.({ type: 'ready', tun: this.device.name, routes: [...addresses] });
+    }
+  }
+
+  private resetOf(flowId: number): 'reset' | 'drop' {
+    const info = this.engine.flow(flowId);
+    if (info === undefined) return 'drop';
+    for (const lb of this.engine.snapshot.loadBalancers) {
+      for (const r of [...lb.loadBalancingRules, ...lb.inboundNatRules]) {
+        if (r.id === info.ruleId) return r.enableTcpReset ? 'reset' : 'drop';
+      }
+    }
+    return 'drop';
+  }
+
+  endFlowsOfMember(memberId: string, action: 'reset' | 'close'): number {
+    const ids = this.engine.flowsOfMember(memberId);
+    // A packet plane cannot close a connection gracefully: anything but a reset is a drop.
+    for (const id of ids) this.engine.terminate(id, action === 'reset' ? 'reset' : 'drop', this.onExpiry);
+    return ids.length;
+  }
+
+  /** One expiry pass. */
+  tick(): void {
+    this.engine.advance(this.onExpiry);
+  }
+
+  async stop(): Promise<void> {
+    if (this.interval !== undefined) clearInterval(this.interval);
+    this.interval = undefined;
+    this.host?.down();
+    this.device?.close();
+  }
+
+  // ---- packets ---------------------------------------------------------------------------
+
+  /** A batch read from the device: packet i at i * SLOT_BYTES. */
+  onBatch(count: number): void {
+    const dev = this.device!;
+    const lengths = dev.lengths;
+    for (let i = 0; i < count; i++) {
+      const len = lengths[i]!;
+      if (len < 0) {
+        this.stats.readErrors++;
+        this.ioError('read', len);
+        continue;
+      }
+      try {
+        this.handle(dev.buffer, i * SLOT_BYTES, len);
+      } catch {
+        // A packet that trips the code is one packet lost, never the process.
+        this.stats.drops.other++;
+      }
+    }
+  }
+
+  /** Handles one packet (virtio-net header first) of `length` bytes at `offset`. */
+  handle(buf: Buffer, offset: number, length: number): void {
+    const s = this.stats;
+    s.packetsIn++;
+    s.bytesIn += length;
+    const p = this.pkt;
+    const bad = parseIpv4(buf, offset, length, p);
+    if (bad !== null) return this.drop(bad);
+    if (p.protocol === IPPROTO_TCP) {
+      const seg = this.seg;
+      const why = parseTcp(buf, p, seg);
+      if (why !== null) return this.drop(why);
+      const key = this.keyOf(p);
+      if (key === null) return this.drop('no-flow');
+      const v = this.engine.tcp(key, seg);
+      if (v.action === 'forward')
+        return this.forward(buf, p, v.direction === 'toBackend', v.created, v.flowId, v);
+      if (v.action === 'reset') {
+        // Answer the sender from where it sent to: its own view of the flow.
+        const n = writeRst(this.out, 0, p.dst, p.dstPort, p.src, p.srcPort, v.rstSeq, v.rstAck, v.rstFlags);
+        if (this.send(this.out, 0, n)) s.rstAnswers++;
+        return;
+      }
+      return this.drop(v.reason as DropReason);
+    }
+    if (p.protocol === IPPROTO_UDP) {
+      const payload = parseUdp(buf, p);
+      if (typeof payload === 'string') return this.drop(payload);
+      const key = this.keyOf(p);
+      if (key === null) return this.drop('no-flow');
+      const v = this.engine.udp(key, payload);
+      if (v.action === 'forward')
+        return this.forward(buf, p, v.direction === 'toBackend', v.created, v.flowId, v);
+      return this.drop(v.reason as DropReason);
+    }
+    return this.drop('protocol');
+  }
+
+  /** The flow key of a packet as the engine knows it; null for a SNAT port nobody holds. */
+  private keyOf(p: ParsedPacket): FlowKey | null {
+    if (this.snat !== undefined && p.dst === this.snatAddr) {
+      const sn = this.snat;
+      if (sn.flowAt(p.dstPort) < 0) return null;
+      // A backend's reply to the SNAT port: the engine knows it as addressed to the client.
+      return this.key.setV4(
+        p.protocol,
+        p.src,
+        p.srcPort,
+        sn.clientAddr[p.dstPort]!,
+        sn.clientPort[p.dstPort]!,
+      );
+    }
+    return this.key.setV4(p.protocol, p.src, p.srcPort, p.dst, p.dstPort);
+  }
+
+  private forward(
+    buf: Buffer,
+    p: ParsedPacket,
+    toBackend: boolean,
+    created: boolean,
+    flowId: number,
+    v: PacketVerdict,
+  ): void {
+    if (toBackend) {
+      if (this.snat !== undefined) {
+        let port = this.snat.portOf(flowId);
+        if (port < 0 && created) {
+          port = this.snat.allocate(flowId, p.protocol, p.src, p.srcPort, p.dst, p.dstPort, this.held);
+          if (port < 0) {
+            this.engine.terminate(flowId, 'drop');
+            this.options.events?.({ type: 'snat-exhausted', address: ipText(this.snatAddr) });
+          }
+        }
+        if (port < 0) return this.drop('snat-ports');
+        rewrite(buf, p, 'src', this.snatAddr, port);
+      }
+      rewrite(buf, p, 'dst', this.addr(v.member!.address), v.backendPort);
+      this.stats.forwardedToBackend++;
+    } else {
+      if (this.snat !== undefined && p.dst === this.snatAddr) {
+        const port = p.dstPort;
+        rewrite(buf, p, 'dst', this.snat.clientAddr[port]!, this.snat.clientPort[port]!);
+      }
+      rewrite(buf, p, 'src', this.addr(v.rule!.frontend.address), v.frontendPort);
+      this.stats.forwardedToClient++;
+    }
+    // The kernel's "already verified" mark would also cover our rewrite; let the receiver check.
+    buf[p.base] = buf[p.base]! & VNET_F_NEEDS_CSUM;
+    this.send(buf, p.base, VNET_HDR_LEN + p.ipLen);
+  }
+
+  /** An idle flow's end: for `reset`, a RST to each side as that side sees the flow. */
+  private expire(a: ExpiryAction): void {
+    if (a.action !== 'reset' || a.protocol !== 'Tcp') return;
+    const w = a.key.words;
+    const client = w[0]!;
+    const clientPort = a.key.srcPort;
+    const frontend = w[4]!;
+    let n = writeRst(
+      this.out,
+      0,
+      frontend,
+      a.frontendPort,
+      client,
+      clientPort,
+      a.toClient.seq,
+      a.toClient.ack,
+      TCP_RST | TCP_ACK,
+    );
+    if (this.send(this.out, 0, n)) this.stats.rstToClient++;
+    let src = client;
+    let srcPort = clientPort;
+    if (this.snat !== undefined) {
+      const port = this.snat.portOf(a.flowId);
+      if (port >= 0) {
+        src = this.snatAddr;
+        srcPort = port;
+      }
+    }
+    n = writeRst(
+      this.out,
+      RST_PACKET_BYTES,
+      src,
+      srcPort,
+      this.addr(a.member.address),
+      a.backendPort,
+      a.toBackend.seq,
+      a.toBackend.ack,
+      TCP_RST | TCP_ACK,
+    );
+    if (this.send(this.out, RST_PACKET_BYTES, n)) this.stats.rstToBackend++;
+  }
+
+  private snatHeld(flowId: number, port: number): boolean {
+    const sn = this.snat!;
+    const k = this.lookupKey.setV4(
+      sn.protocol[port]!,
+      sn.clientAddr[port]!,
+      sn.clientPort[port]!,
+      sn.frontendAddr[port]!,
+      sn.frontendPort[port]!,
+    );
+    return this.engine.lookup(k)?.flowId === flowId;
+  }
+
+  private send(buf: Buffer, offset: number, length: number): boolean {
+    const n = this.device!.write(buf, offset, length);
+    if (n >= 0) return true;
+    this.stats.writeErrors++;
+    this.ioError('write', n);
+    return false;
+  }
+
+  private drop(reason: DropReason): void {
+    const d = this.stats.drops;
+    if (d[reason] === undefined) d.other++;
+    else d[reason]++;
+  }
+
+  private addr(text: string): number {
+    let a = this.addrCache.get(text);
+    if (a === undefined) {
+      a = parseIpText(text);
+      this.addrCache.set(text, a);
+    }
+    return a;
+  }
+
+  private ioError(op: 'read' | 'write', errno: number): void {
+    const k = `${op}${errno}`;
+    if (this.reportedErrno.has(k)) return;
+    this.reportedErrno.add(k);
+    this.options.events?.({ type: 'io-error', op, errno: -errno });
+  }
+}
