@@ -101,11 +101,17 @@ export interface TestClient {
   readonly events: string[];
 }
 
-export function tcpClient(address: string, port: number, localAddress?: string): TestClient {
+export function tcpClient(
+  address: string,
+  port: number,
+  localAddress?: string,
+  localPort?: number,
+): TestClient {
   const socket = connect({
     host: address,
     port,
     ...(localAddress ? { localAddress } : {}),
+    ...(localPort ? { localPort } : {}),
     allowHalfOpen: true,
   });
   const data: Buffer[] = [];
