@@ -12,10 +12,14 @@ import { resourceKind } from './schema.js';
  * it into the runtime snapshot.
  */
 
-/** Idle timeout ranges in minutes (B2). */
+/**
+ * Idle timeout ranges in minutes (B2). Outbound rules: Azure's TCP reset and idle timeout page
+ * gives 4-100 for load-balancing, inbound NAT and outbound rules alike, while its outbound rules
+ * page gives 4-120; Sluice follows the former, the narrower, until that is settled.
+ */
 export const IDLE_RANGES = {
   standardInbound: { min: 4, max: 100, label: 'Standard SKU allows 4-100' },
-  standardOutbound: { min: 4, max: 120, label: 'outbound rules allow 4-120' },
+  standardOutbound: { min: 4, max: 100, label: 'outbound rules allow 4-100' },
   basic: { min: 4, max: 30, label: 'Basic SKU allows 4-30' },
   publicIp: { min: 4, max: 30, label: 'public IP addresses allow 4-30' },
   natGateway: { min: 4, max: 120, label: 'NAT gateways allow 4-120' },
