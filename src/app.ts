@@ -3,7 +3,9 @@
  * logger for `sluice run` and `sluice demo`. Everything else receives what it needs from here.
  */
 import { pino, type Logger } from 'pino';
-import { SystemClock, type Clock } from './core/clock.js';
+import { Registry } from 'prom-client';
+import { EventHub, flowSummary } from './control/events.js';
+import { SystemClock, type Clock, type TimerHandle } from './core/clock.js';
 import { FlowEngine } from './core/engine.js';
 import type { FlowEvent } from './core/events.js';
 import type { LoadBalancerSnapshot, RuntimeSnapshot } from './core/snapshot.js';
@@ -12,6 +14,8 @@ import { DEFAULT_HOLD_MS, ProxyPlane } from './dataplane/proxy/proxy-plane.js';
 import type { ProxyEvent } from './dataplane/proxy/events.js';
 import { Prober } from './health/prober.js';
 import type { HealthTransition } from './health/types.js';
+import { memberChanges, memberKey, ruleNames, type MemberPlace } from './core/snapshot-diff.js';
+import { SluiceMetrics, type FrontendState, type SnatState } from './metrics/metrics.js';
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 
@@ -25,6 +29,8 @@ export interface AppOptions {
   readonly logger?: Logger;
   readonly logLevel?: LogLevel;
   readonly clock?: Clock;
+  /** Where the metrics are registered (GET /metrics); a private registry when not given. */
+  readonly registry?: Registry;
 }
 
 export function createLogger(level: LogLevel = 'info'): Logger {
@@ -48,10 +54,31 @@ export class SluiceApp<P extends DataPlane = ProxyPlane> {
   readonly prober: Prober;
   readonly plane: P;
   readonly log: Logger;
+  /** Flow, probe and configuration events for the API's event stream. */
+  readonly events = new EventHub();
+  readonly metrics: SluiceMetrics;
+  readonly timeScale: number;
+  /** How many configurations were applied (the first is 0). */
+  generation = 0;
+  private running = true;
+  /** Names of every rule ever served: flows of removed rules still need their labels. */
+  private readonly names = new Map<string, { lb: string; rule: string }>();
+  /** Removed members whose flows are draining, by member key. */
+  private readonly drains = new Map<string, TimerHandle>();
 
   private constructor(snapshot: RuntimeSnapshot, options: AppOptions, factory?: PlaneFactory<P>) {
     this.log = options.logger ?? createLogger(options.logLevel);
-    this.clock = options.clock ?? new SystemClock(options.timeScale ?? 1);
+    this.timeScale = options.timeScale ?? 1;
+    this.clock = options.clock ?? new SystemClock(this.timeScale);
+    for (const [id, n] of ruleNames(snapshot)) this.names.set(id, n);
+    this.metrics = new SluiceMetrics(options.registry ?? new Registry(), {
+      flows: () => this.engine.flows(),
+      health: () => this.prober.list(),
+      frontends: () => this.frontendStates(),
+      snat: () => this.snatStates(),
+      labelsOf: (ruleId) => this.labelsOf(ruleId),
+      lbOfPool: (poolId) => memberLb(this.engine.snapshot, poolId)?.name ?? '',
+    });
     this.engine = new FlowEngine({
       clock: this.clock,
       snapshot,
@@ -113,15 +140,29 @@ export class SluiceApp<P extends DataPlane = ProxyPlane> {
     };
     if (t.from !== t.to)
       this.log.info({ ...fields, from: t.from, to: t.to }, `backend ${t.address} is ${t.to}`);
+    if (t.from !== t.to && t.to !== 'unknown') {
+      this.events.publish({
+        type: t.to === 'up' ? 'probe.up' : 'probe.down',
+        at: t.at,
+        lb: memberLb(this.engine.snapshot, t.poolId)?.name ?? '',
+        probe: t.probeName,
+        backend: t.memberName,
+        address: t.address,
+        port: t.port,
+        reason: t.reason,
+      });
+    }
     // Standard keeps established flows on a member whose probe fails; Basic ends them.
     if (t.to === 'down' && t.from === 'up' && memberLb(this.engine.snapshot, t.poolId)?.sku === 'Basic') {
-      const n = this.plane.endFlowsOfMember(t.memberId, 'reset');
+      const n = this.resetFlowsOfMember(t.memberId);
       if (n > 0)
         this.log.info({ member: t.memberName, flows: n }, 'Basic SKU: flows of a down backend reset');
     }
   }
 
   private onFlowEvent(e: FlowEvent): void {
+    this.metrics.flowEvent(e);
+    if (this.events.size > 0) this.publishFlowEvent(e);
     switch (e.type) {
       case 'expired': {
         const f = e.flow;
@@ -174,8 +215,121 @@ export class SluiceApp<P extends DataPlane = ProxyPlane> {
     }
   }
 
+  /**
+   * Serves a new configuration in place. Flows of rules the change does not touch go on; a
+   * changed idle timeout holds for existing flows at once; flows of removed rules end (reset if
+   * the rule had TCP reset on, else dropped); flows of a member now adminState Down are reset,
+   * and those of a member gone from its pool are reset after the pool's drain period. All or
+   * nothing: when the data plane cannot serve `snapshot` (a port in use), nothing changed.
+   */
+  async apply(snapshot: RuntimeSnapshot, generation = this.generation + 1): Promise<void> {
+    const previous = this.engine.snapshot;
+    this.engine.setSnapshot(snapshot);
+    try {
+      await this.plane.apply(snapshot);
+    } catch (err) {
+      this.engine.setSnapshot(previous);
+      this.metrics.configApplied('failed');
+      throw err;
+    }
+    for (const [id, n] of ruleNames(snapshot)) this.names.set(id, n);
+    this.prober.update(snapshot);
+    const changes = memberChanges(previous, snapshot);
+    for (const [key, timer] of this.drains) {
+      if (changes.present.has(key)) {
+        this.clock.clearTimer(timer);
+        this.drains.delete(key);
+      }
+    }
+    for (const place of changes.down) this.resetFlowsOfMember(place.member.id);
+    for (const place of changes.removed) this.drain(place);
+    this.generation = generation;
+    this.metrics.configApplied('applied', generation);
+    this.events.publish({
+      type: 'config.applied',
+      at: this.clock.now(),
+      generation,
+      loadBalancers: snapshot.loadBalancers.map((lb) => lb.name),
+      listeners: this.plane.listening(),
+    });
+    this.log.info({ generation, listeners: this.plane.listening().length }, 'configuration applied');
+  }
+
+  /** The load balancer and rule names of a rule id, also for rules removed since. */
+  labelsOf(ruleId: string): { lb: string; rule: string } {
+    return this.names.get(ruleId) ?? { lb: '', rule: ruleId };
+  }
+
+  private drain(place: MemberPlace): void {
+    const key = memberKey(place.member);
+    if (this.drains.has(key) || this.engine.flowsOfMember(place.member.id).length === 0) return;
+    const end = (): void => {
+      this.drains.delete(key);
+      // The same member at a new address: its flows are the new address's now; leave them.
+      const back = this.engine.snapshot.loadBalancers.some((lb) =>
+        lb.pools.some((p) => p.members.some((m) => m.id === place.member.id)),
+      );
+      if (back) return;
+      const n = this.resetFlowsOfMember(place.member.id);
+      if (n > 0) this.log.info({ member: place.member.name, flows: n }, 'drain period over: flows reset');
+    };
+    if (place.drainPeriodMs <= 0) end();
+    else this.drains.set(key, this.clock.setTimer(end, place.drainPeriodMs));
+  }
+
+  /** Resets every flow of a member through the data plane, counting the RSTs. */
+  private resetFlowsOfMember(memberId: string): number {
+    for (const id of this.engine.flowsOfMember(memberId)) {
+      const f = this.engine.flow(id);
+      if (f?.protocol === 'Tcp') this.metrics.resetsSent(f.ruleId, 1);
+    }
+    return this.plane.endFlowsOfMember(memberId, 'reset');
+  }
+
+  private publishFlowEvent(e: FlowEvent): void {
+    if (e.type === 'refused') {
+      const { reason, protocol, client, frontend, at } = e;
+      this.events.publish({ type: 'flow.refused', at, reason, protocol, client, frontend });
+      return;
+    }
+    const flow = flowSummary(e.flow, this.labelsOf(e.flow.ruleId));
+    if (e.type === 'created') this.events.publish({ type: 'flow.created', at: e.at, flow });
+    else if (e.type === 'expired')
+      this.events.publish({ type: 'flow.expired', at: e.at, action: e.action, flow });
+    else this.events.publish({ type: 'flow.closed', at: e.at, reason: e.reason, flow });
+  }
+
+  /** A frontend's data path is up while Sluice serves at least one rule on it. */
+  private frontendStates(): FrontendState[] {
+    return this.engine.snapshot.loadBalancers.flatMap((lb) =>
+      lb.frontends.map((f) => ({
+        lb: lb.name,
+        frontend: f.name,
+        address: f.address,
+        up:
+          this.running &&
+          [...lb.loadBalancingRules, ...lb.inboundNatRules].some((r) => r.frontend.id === f.id),
+      })),
+    );
+  }
+
+  /** Allocated: ports per member times members. Used: outbound flows, which only the packet plane makes. */
+  private snatStates(): SnatState[] {
+    return this.engine.snapshot.loadBalancers.flatMap((lb) =>
+      lb.outboundRules.map((r) => ({
+        lb: lb.name,
+        rule: r.name,
+        allocated: r.allocatedOutboundPorts * r.pool.members.length,
+        used: 0,
+      })),
+    );
+  }
+
   /** Stops probing and serving; every flow ends and every socket is released. */
   async stop(): Promise<void> {
+    this.running = false;
+    for (const timer of this.drains.values()) this.clock.clearTimer(timer);
+    this.drains.clear();
     this.prober.stop();
     await this.plane.stop();
   }

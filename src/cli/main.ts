@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { createRequire } from 'node:module';
+import { registerApply } from './commands/apply.js';
 import { registerDemo } from './commands/demo.js';
 import { registerExplain } from './commands/explain.js';
+import { registerFlows } from './commands/flows.js';
 import { registerRun } from './commands/run.js';
 import { registerValidate } from './commands/validate.js';
 
@@ -20,6 +22,8 @@ export function buildProgram(): Command {
   registerExplain(program);
   registerRun(program);
   registerDemo(program);
+  registerFlows(program);
+  registerApply(program);
   return program;
 }
 

@@ -68,6 +68,41 @@ export const ERRORS = {
     400,
     'warning',
   ),
+  // Control plane (HTTP API)
+  SLUICE_API_MISSING_API_VERSION: def('The api-version query parameter is required, as in ARM.'),
+  SLUICE_API_INVALID_API_VERSION: def(
+    'api-version is not a date of the form YYYY-MM-DD (optionally -preview).',
+  ),
+  SLUICE_API_BAD_REQUEST: def(
+    'The request is malformed: a body that is not a JSON object, or an unknown parameter value.',
+  ),
+  SLUICE_API_VALIDATION: def(
+    'The resource, with the rest of the stored state, is not a valid configuration.',
+  ),
+  SLUICE_API_NOT_FOUND: def('No such resource or route.', 404),
+  SLUICE_API_PRECONDITION_FAILED: def('If-Match or If-None-Match does not hold for the stored etag.', 412),
+  SLUICE_API_UNAUTHORIZED: def('The bearer token is missing or wrong.', 401),
+  SLUICE_API_BODY_TOO_LARGE: def('The request body is over 1 MiB.', 413),
+  SLUICE_API_APPLY_FAILED: def(
+    'The configuration is valid but could not be served (a frontend port is in use); nothing changed.',
+    409,
+  ),
+  SLUICE_API_TOKEN_REQUIRED: def(
+    'Binding the API to a non-loopback address needs --api-token or SLUICE_API_TOKEN.',
+  ),
+  SLUICE_API_LISTEN: def('The API cannot listen on the address given with --api.', 500),
+  SLUICE_API_INTERNAL: def('An unexpected failure inside Sluice; the log has the details.', 500),
+  // Desired state on disk (--state-dir)
+  SLUICE_STATE_UNREADABLE: def('The state file exists but cannot be read.', 500),
+  SLUICE_STATE_CORRUPT: def(
+    'The state file is not JSON of the shape Sluice writes; nothing of it is applied.',
+    500,
+  ),
+  SLUICE_STATE_INVALID: def(
+    'The stored resources no longer form a valid configuration; nothing of it is applied.',
+    500,
+  ),
+  SLUICE_STATE_WRITE: def('The state could not be written; the change was rolled back.', 500),
   // Health probes
   SLUICE_HEALTH_PROBE_TYPE: def('A probe uses a protocol for which no probe type is registered.'),
 } as const satisfies Record<string, ErrorDef>;

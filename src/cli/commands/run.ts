@@ -5,13 +5,21 @@ import type { DataPlane } from '../../dataplane/plane.js';
 import { packetUnsupported } from '../../dataplane/packet/packet-plane.js';
 import { packetPlaneUnavailable } from '../../dataplane/packet/tun.js';
 import { ListenError, proxyUnsupported } from '../../dataplane/proxy/listeners.js';
-import { EXIT_INVALID, EXIT_OK, EXIT_USAGE, collect, loadConfig, reportDiagnostics } from '../options.js';
+import {
+  DEFAULT_API,
+  DEFAULT_STATE_DIR,
+  loadInitialState,
+  planControl,
+  startApi,
+  type ControlCliOptions,
+} from '../control.js';
+import { EXIT_INVALID, EXIT_OK, EXIT_USAGE, collect } from '../options.js';
 
 /** `sluice run CONFIG`: serve a load balancer document until SIGINT or SIGTERM. */
 
 const LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
-export interface RunCliOptions {
+export interface RunCliOptions extends ControlCliOptions {
   map?: string[];
   timeScale?: string;
   udpFlowTimeout?: string;
@@ -29,7 +37,7 @@ function positive(name: string, text: string | undefined, fallback: number): num
   return Number.isFinite(n) && n > 0 ? n : `${name} expects a number > 0, got '${text}'`;
 }
 
-export async function runRun(file: string, opts: RunCliOptions): Promise<number> {
+export async function runRun(file: string | undefined, opts: RunCliOptions): Promise<number> {
   const timeScale = positive('--time-scale', opts.timeScale, 1);
   const udpSeconds = positive('--udp-flow-timeout', opts.udpFlowTimeout, 240);
   const holdSeconds = positive('--hold-time', opts.holdTime, 900);
@@ -49,8 +57,15 @@ export async function runRun(file: string, opts: RunCliOptions): Promise<number>
     process.stderr.write(`--dataplane expects proxy or packet, got '${dataplane}'\n`);
     return EXIT_USAGE;
   }
-  const { result, exit } = await loadConfig(file, opts.map ?? []);
-  reportDiagnostics(result);
+  const control = planControl(opts);
+  if (typeof control === 'string') {
+    process.stderr.write(`sluice: ${control}\n`);
+    return EXIT_USAGE;
+  }
+  const initial = await loadInitialState(file, control, (s) =>
+    dataplane === 'packet' ? packetUnsupported(s) : proxyUnsupported(s),
+  );
+  const { result, exit } = initial;
   if (exit !== EXIT_OK || !result.snapshot) return exit;
   if (dataplane === 'packet') {
     const why = packetPlaneUnavailable();
@@ -100,8 +115,16 @@ export async function runRun(file: string, opts: RunCliOptions): Promise<number>
     }
     throw err;
   }
+  const api = await startApi(control, initial, app, logger);
+  if (typeof api === 'string') {
+    process.stderr.write(`sluice: ${api}\n`);
+    await app.stop();
+    return EXIT_INVALID;
+  }
   logger.info(
     {
+      api: api?.address ?? 'off',
+      stateDir: control.stateDir,
       listeners: app.plane.listening(),
       timeScale,
       dataplane,
@@ -114,7 +137,7 @@ export async function runRun(file: string, opts: RunCliOptions): Promise<number>
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
       logger.info({ signal }, 'stopping');
-      void app.stop().then(resolve);
+      void (api?.close() ?? Promise.resolve()).then(() => app.stop()).then(resolve);
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
@@ -127,7 +150,10 @@ export function registerRun(program: Command): void {
   program
     .command('run')
     .description('run a load balancer document: listeners on its frontends, flows to its backends')
-    .argument('<config>', 'ARM JSON: one load balancer, an array of resources, or {"resources": [...]}')
+    .argument(
+      '[config]',
+      'ARM JSON: one load balancer, an array of resources, or {"resources": [...]}; stored state in --state-dir wins',
+    )
     .option('--map <OLD=NEW>', 'rewrite an address of the document (repeatable)', collect)
     .option('--time-scale <N>', 'divide every timer (idle timeouts, probes, drains) by N', '1')
     .option('--udp-flow-timeout <SECONDS>', 'how long a UDP flow lives without a datagram', '240')
@@ -144,10 +170,16 @@ export function registerRun(program: Command): void {
       '--configure-host',
       'packet plane: set net.ipv4.ip_forward=1 and loose rp_filter on the TUN device if needed',
     )
+    .option(
+      '--api <ADDR:PORT|off>',
+      `serve the HTTP API here (default ${DEFAULT_API}; port 0: any free port)`,
+    )
+    .option('--api-token <TOKEN>', 'bearer token the API requires (or SLUICE_API_TOKEN); needed off loopback')
+    .option('--state-dir <DIR>', 'where the desired state is kept across restarts', DEFAULT_STATE_DIR)
     .exitOverride((err) => {
       process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE);
     })
-    .action(async (config: string, opts: RunCliOptions) => {
+    .action(async (config: string | undefined, opts: RunCliOptions) => {
       process.exitCode = await runRun(config, opts);
     });
 }

@@ -1,0 +1,128 @@
+import type { Command } from 'commander';
+import { ApiClientError, SluiceClient, type ResourceAddress, type ResourceType } from '../../client/index.js';
+import { normalizeDocument, readConfigFile } from '../../config/index.js';
+import {
+  DEFAULT_RESOURCE_GROUP,
+  DEFAULT_SUBSCRIPTION,
+  parseResourceId,
+  resourceSegment,
+} from '../../control/arm.js';
+import { DEFAULT_API } from '../control.js';
+import { EXIT_INVALID, EXIT_OK, EXIT_USAGE, formatDiagnostic } from '../options.js';
+
+/** `sluice apply FILE`: PUT every resource of a document into a running Sluice. */
+
+export interface ApplyCliOptions {
+  api?: string;
+  token?: string;
+}
+
+/** Load balancers refer to the others, so they go last: each PUT is checked with what is stored. */
+const ORDER: Record<ResourceType, number> = {
+  publicIPAddresses: 0,
+  natGateways: 1,
+  networkInterfaces: 2,
+  loadBalancers: 3,
+};
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Where a resource goes: its own id, or for a hand-written resource without one, the scope its
+ * child references name (`.../loadBalancers/NAME/frontendIPConfigurations/fe`), or the defaults.
+ */
+export function addressOf(resource: Record<string, unknown>, index: number): ResourceAddress | string {
+  const id = typeof resource['id'] === 'string' ? resource['id'] : undefined;
+  if (id !== undefined) {
+    const ref = parseResourceId(id);
+    if (ref === undefined)
+      return `resource ${index}: '${id}' is not a Microsoft.Network resource Sluice serves`;
+    return {
+      subscription: ref.subscription,
+      resourceGroup: ref.resourceGroup,
+      type: ref.segment,
+      name: ref.name,
+    };
+  }
+  const typeText =
+    typeof resource['type'] === 'string' ? resource['type'] : 'Microsoft.Network/loadBalancers';
+  const type = resourceSegment(typeText.replace(/^Microsoft\.Network\//i, ''));
+  if (type === undefined) return `resource ${index}: type '${typeText}' is not served by the API`;
+  const name = typeof resource['name'] === 'string' ? resource['name'] : undefined;
+  if (name === undefined) return `resource ${index}: no name and no id`;
+  const own = new RegExp(
+    `/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/Microsoft\\.Network/${type}/${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/`,
+    'i',
+  ).exec(JSON.stringify(resource));
+  return {
+    subscription: own?.[1] ?? DEFAULT_SUBSCRIPTION,
+    resourceGroup: own?.[2] ?? DEFAULT_RESOURCE_GROUP,
+    type,
+    name,
+  };
+}
+
+export async function runApply(file: string, opts: ApplyCliOptions): Promise<number> {
+  const parsed = await readConfigFile(file);
+  if (!parsed.ok) {
+    process.stderr.write(`${formatDiagnostic(parsed.diagnostic)}\n`);
+    return EXIT_USAGE;
+  }
+  const { document } = normalizeDocument(parsed.json);
+  const items: { address: ResourceAddress; body: Record<string, unknown> }[] = [];
+  for (const [i, r] of document.resources.entries()) {
+    if (!isRecord(r)) {
+      process.stderr.write(`resource ${i}: not an object\n`);
+      return EXIT_INVALID;
+    }
+    const address = addressOf(r, i);
+    if (typeof address === 'string') {
+      process.stderr.write(`warning: ${address}; skipped\n`);
+      continue;
+    }
+    items.push({ address, body: r });
+  }
+  items.sort((a, b) => ORDER[a.address.type] - ORDER[b.address.type]);
+  const client = new SluiceClient({
+    base: opts.api ?? DEFAULT_API,
+    token: opts.token ?? (process.env['SLUICE_API_TOKEN'] || undefined),
+  });
+  for (const { address, body } of items) {
+    try {
+      const { created, resource } = await client.put(address, body);
+      process.stdout.write(`${created ? 'created' : 'updated'} ${resource.id} (${resource.etag})\n`);
+    } catch (err) {
+      if (!(err instanceof ApiClientError)) {
+        process.stderr.write(`sluice apply: ${client.base}: ${(err as Error).message}\n`);
+        return EXIT_INVALID;
+      }
+      const e = err.body?.error;
+      process.stderr.write(`${address.type}/${address.name}: ${err.message}${e ? ` [${e.code}]` : ''}\n`);
+      for (const d of e?.details ?? [])
+        process.stderr.write(
+          `  ${d.target === undefined || d.target === '' ? '(resource)' : d.target}: ${d.message} [${d.code}]\n`,
+        );
+      return EXIT_INVALID;
+    }
+  }
+  return EXIT_OK;
+}
+
+export function registerApply(program: Command): void {
+  program
+    .command('apply')
+    .description(
+      'PUT every load balancer, public IP, NAT gateway and NIC of a document into a running Sluice',
+    )
+    .argument('<file>', 'ARM JSON: one resource, an array of resources, or {"resources": [...]}')
+    .option('--api <ADDR:PORT>', 'where the API listens', DEFAULT_API)
+    .option('--token <TOKEN>', 'bearer token (or SLUICE_API_TOKEN)')
+    .exitOverride((err) => {
+      process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE);
+    })
+    .action(async (file: string, opts: ApplyCliOptions) => {
+      process.exitCode = await runApply(file, opts);
+    });
+}

@@ -1,0 +1,204 @@
+/**
+ * The control plane of `sluice run`: where the initial configuration comes from (stored state or
+ * the CONFIG file), the resource store, and the HTTP API. Kept apart from run.ts so that the
+ * command reads as a sequence: options, initial state, data plane, API.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { readConfigFile, validateDocument, type ValidationResult } from '../config/index.js';
+import { isLoopback, buildApi, parseApiAddress, DEFAULT_API_PORT } from '../control/server.js';
+import type { EventHub } from '../control/events.js';
+import { STATE_FILE, readState, removeStaleTemps, writeState } from '../control/state.js';
+import { ResourceStore, resourcesOfDocument } from '../control/store.js';
+import { SluiceError, type Diagnostic } from '../core/errors.js';
+import type { FlowInfo } from '../core/events.js';
+import type { RuntimeSnapshot } from '../core/snapshot.js';
+import type { SluiceMetrics } from '../metrics/metrics.js';
+import {
+  EXIT_INVALID,
+  EXIT_OK,
+  EXIT_USAGE,
+  formatDiagnostic,
+  loadConfig,
+  reportDiagnostics,
+} from './options.js';
+import { join } from 'node:path';
+
+export const DEFAULT_API = `127.0.0.1:${DEFAULT_API_PORT}`;
+export const DEFAULT_STATE_DIR = '.sluice';
+
+export interface ControlCliOptions {
+  api?: string;
+  apiToken?: string;
+  stateDir?: string;
+  map?: string[];
+}
+
+export interface ControlPlan {
+  readonly api: { readonly host: string; readonly port: number } | 'off';
+  /** `--api` was given: failing to serve it stops Sluice. The default only warns, so that a
+   * second `sluice run` on one machine still runs its load balancer. */
+  readonly apiExplicit: boolean;
+  readonly token: string | undefined;
+  readonly stateDir: string;
+  readonly map: readonly string[];
+}
+
+/** Checks the control plane's options; a string is a usage error to print. */
+export function planControl(opts: ControlCliOptions): ControlPlan | string {
+  const api = parseApiAddress(opts.api ?? DEFAULT_API);
+  if (api !== 'off' && 'error' in api) return api.error;
+  const token = opts.apiToken ?? (process.env['SLUICE_API_TOKEN'] || undefined);
+  if (api !== 'off' && !isLoopback(api.host) && token === undefined)
+    return (
+      `--api ${api.host}:${api.port} is not a loopback address: give --api-token or set SLUICE_API_TOKEN ` +
+      '[SLUICE_API_TOKEN_REQUIRED]'
+    );
+  return {
+    api,
+    apiExplicit: opts.api !== undefined,
+    token,
+    stateDir: opts.stateDir ?? DEFAULT_STATE_DIR,
+    map: opts.map ?? [],
+  };
+}
+
+/** What `sluice run` needs of the running load balancer to serve the API. */
+export interface ControlledApp {
+  readonly engine: { flows(): readonly FlowInfo[] };
+  readonly plane: { listening(): string[] };
+  readonly events: EventHub;
+  readonly metrics: SluiceMetrics;
+  readonly timeScale: number;
+  apply(snapshot: RuntimeSnapshot, generation: number): Promise<void>;
+  labelsOf(ruleId: string): { lb: string; rule: string };
+}
+
+export interface InitialState {
+  readonly exit: number;
+  readonly result: ValidationResult;
+  readonly store: ResourceStore;
+  /** Binds the store to the running load balancer once it has started. */
+  bind(app: ControlledApp): void;
+}
+
+/**
+ * The configuration to start with. Stored state wins when `--state-dir` holds one: it is what
+ * the API last made of the load balancer. Otherwise the CONFIG file seeds the store; the state
+ * file is first written by the first change through the API. Neither: an empty load balancer
+ * (the API can create one), unless the API is off.
+ */
+export async function loadInitialState(
+  file: string | undefined,
+  plan: ControlPlan,
+  unsupported: (snapshot: RuntimeSnapshot) => readonly string[],
+): Promise<InitialState> {
+  let app: ControlledApp | undefined;
+  const store = new ResourceStore({
+    compile: (doc) => validateDocument(doc, { map: plan.map }),
+    apply: async (snapshot, generation) => {
+      const problems = unsupported(snapshot);
+      if (problems.length > 0) throw new Error(problems.join('; '));
+      if (app === undefined) throw new Error('the load balancer is not running yet');
+      await app.apply(snapshot, generation);
+    },
+    persist: (state) => writeState(plan.stateDir, state),
+    rejected: () => app?.metrics.configApplied('invalid'),
+  });
+  const done = (exit: number, result: ValidationResult): InitialState => ({
+    exit,
+    result,
+    store,
+    bind: (a) => {
+      app = a;
+    },
+  });
+  const fail = (d: Diagnostic[]): InitialState =>
+    done(EXIT_INVALID, { valid: false, errors: d, warnings: [] });
+
+  const statePath = join(plan.stateDir, STATE_FILE);
+  let stored;
+  try {
+    await removeStaleTemps(plan.stateDir);
+    stored = await readState(plan.stateDir);
+  } catch (err) {
+    if (!(err instanceof SluiceError)) throw err;
+    process.stderr.write(`sluice: ${err.message} [${err.code}]\n`);
+    return fail([]);
+  }
+  if (stored !== undefined) {
+    if (file !== undefined)
+      process.stderr.write(
+        `sluice: using the stored state ${statePath}, not ${file}: the state dir wins once the API changed something (remove ${statePath} to start from ${file})\n`,
+      );
+    const result = store.load(stored);
+    if (!result.valid) {
+      process.stderr.write(
+        `sluice: the resources stored in ${statePath} are not a valid configuration; nothing of it was applied [SLUICE_STATE_INVALID]\n`,
+      );
+      for (const e of result.errors) process.stderr.write(`${statePath}: ${formatDiagnostic(e)}\n`);
+      return fail([...result.errors]);
+    }
+    reportDiagnostics({ ...result, errors: [] });
+    return done(EXIT_OK, result);
+  }
+  if (file === undefined) {
+    if (plan.api === 'off') {
+      process.stderr.write('sluice run: give a CONFIG file, a --state-dir with stored state, or an API\n');
+      return done(EXIT_USAGE, { valid: false, errors: [], warnings: [] });
+    }
+    return done(EXIT_OK, store.load({ generation: 0, resources: [] }));
+  }
+  const { result, exit } = await loadConfig(file, plan.map);
+  reportDiagnostics(result);
+  if (exit !== EXIT_OK) return done(exit, result);
+  const parsed = await readConfigFile(file);
+  if (!parsed.ok) return done(EXIT_USAGE, { valid: false, errors: [parsed.diagnostic], warnings: [] });
+  const seeded = store.load({ generation: 0, resources: resourcesOfDocument(parsed.json) });
+  return done(seeded.valid ? EXIT_OK : EXIT_INVALID, seeded);
+}
+
+export interface RunningApi {
+  /** Where the API listens, `host:port`. */
+  readonly address: string;
+  close(): Promise<void>;
+}
+
+/** Starts the API for `app`; a string is an error to print (the port is taken...). */
+export async function startApi(
+  plan: ControlPlan,
+  initial: InitialState,
+  app: ControlledApp,
+  logger: Logger,
+): Promise<RunningApi | undefined | string> {
+  initial.bind(app);
+  if (plan.api === 'off') return undefined;
+  let server: FastifyInstance;
+  try {
+    server = await buildApi({
+      store: initial.store,
+      registry: app.metrics.registry,
+      token: plan.token,
+      logger,
+      runtime: {
+        flows: () => app.engine.flows(),
+        labelsOf: (id) => app.labelsOf(id),
+        subscribe: (l) => app.events.subscribe(l),
+        listening: () => app.plane.listening(),
+        timeScale: app.timeScale,
+      },
+    });
+    await server.listen({ host: plan.api.host, port: plan.api.port });
+  } catch (err) {
+    const why = `cannot serve the API on ${plan.api.host}:${plan.api.port}: ${(err as Error).message} [SLUICE_API_LISTEN]`;
+    if (plan.apiExplicit) return why;
+    logger.warn({ code: 'SLUICE_API_LISTEN' }, `${why}; running without an API (give --api ADDR:PORT)`);
+    return undefined;
+  }
+  const a = server.server.address();
+  const address =
+    typeof a === 'object' && a !== null
+      ? `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`
+      : String(a);
+  return { address, close: () => server.close() };
+}

@@ -1,0 +1,395 @@
+/**
+ * The HTTP API of `sluice run`: ARM-shaped resources (load balancers, public IPs, NAT gateways,
+ * network interfaces) and the runtime views (flows, events, metrics, health). Everything it
+ * changes goes through the ResourceStore; everything it shows comes from a ControlRuntime, so the
+ * server knows neither the data plane nor the flow engine.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { FlowInfo } from '../core/events.js';
+import { ApiError, armView, resourceSegment, type ResourceRef } from './arm.js';
+import { EVENT_TYPES, type SluiceEvent, type SluiceEventType } from './events.js';
+import type { ResourceStore } from './store.js';
+
+export const BODY_LIMIT = 1024 * 1024;
+export const DEFAULT_API_PORT = 9180;
+const DEFAULT_FLOW_LIMIT = 1000;
+const MAX_FLOW_LIMIT = 100_000;
+/** An event stream whose client reads this far behind is cut off rather than buffered. */
+const SSE_MAX_BUFFER = 1024 * 1024;
+
+/** What the API shows of the running load balancer. */
+export interface ControlRuntime {
+  flows(): readonly FlowInfo[];
+  /** Load balancer and rule names of a rule id. */
+  labelsOf(ruleId: string): { readonly lb: string; readonly rule: string };
+  subscribe(listener: (event: SluiceEvent) => void): () => void;
+  listening(): readonly string[];
+  /** Load-balancer milliseconds per real millisecond (`--time-scale`). */
+  readonly timeScale: number;
+}
+
+export interface ApiOptions {
+  readonly store: ResourceStore;
+  readonly runtime: ControlRuntime;
+  readonly registry: Registry;
+  /** When set, every request needs `Authorization: Bearer <token>`. */
+  readonly token?: string | undefined;
+  readonly logger?: Logger;
+  /** Real milliseconds a client has to send a whole request. Default 10 s. */
+  readonly requestTimeoutMs?: number;
+  /** Real milliseconds between SSE keep-alive comments. Default 15 s. */
+  readonly heartbeatMs?: number;
+}
+
+/** The routes the API serves, as docs/api.md lists them (a test compares the two). */
+export const ROUTES = [
+  ['GET', '/healthz'],
+  ['GET', '/metrics'],
+  ['GET', '/sluice/v1/flows'],
+  ['GET', '/sluice/v1/events'],
+  ['GET', '/subscriptions/{subscriptionId}/providers/Microsoft.Network/{resourceType}'],
+  [
+    'GET',
+    '/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.Network/{resourceType}',
+  ],
+  [
+    'GET',
+    '/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.Network/{resourceType}/{name}',
+  ],
+  [
+    'PUT',
+    '/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.Network/{resourceType}/{name}',
+  ],
+  [
+    'DELETE',
+    '/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.Network/{resourceType}/{name}',
+  ],
+] as const;
+
+/** A flow as GET /sluice/v1/flows lists it. */
+export interface FlowView {
+  readonly id: number;
+  readonly protocol: string;
+  readonly lb: string;
+  readonly rule: string;
+  readonly ruleRemoved: boolean;
+  readonly state: string;
+  readonly client: string;
+  readonly frontend: string;
+  readonly backend: string;
+  readonly ageMs: number;
+  readonly idleMs: number;
+  readonly msLeft: number;
+  readonly timeoutMs: number;
+  readonly bytesToBackend: number;
+  readonly bytesToClient: number;
+  readonly packetsToBackend: number;
+  readonly packetsToClient: number;
+}
+
+export interface FlowsResponse {
+  readonly timeScale: number;
+  readonly total: number;
+  readonly flows: readonly FlowView[];
+}
+
+function endpoint(e: { address: string; port: number }): string {
+  return e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
+}
+
+const API_VERSION = /^\d{4}-\d{2}-\d{2}(-preview)?$/;
+
+function apiVersionOf(req: FastifyRequest): void {
+  const v = (req.query as Record<string, unknown>)['api-version'];
+  if (v === undefined || v === '')
+    throw new ApiError(
+      'SLUICE_API_MISSING_API_VERSION',
+      'The api-version query parameter (?api-version=) is required for all requests.',
+    );
+  if (typeof v !== 'string' || !API_VERSION.test(v))
+    throw new ApiError(
+      'SLUICE_API_INVALID_API_VERSION',
+      `The api-version '${String(v)}' is invalid. The supported format is 'YYYY-MM-DD' or 'YYYY-MM-DD-preview'.`,
+    );
+}
+
+interface ResourceParams {
+  subscriptionId: string;
+  resourceGroupName: string;
+  resourceType: string;
+  name: string;
+}
+
+function refOf(p: ResourceParams): ResourceRef {
+  const segment = resourceSegment(p.resourceType);
+  if (segment === undefined)
+    throw new ApiError(
+      'SLUICE_API_NOT_FOUND',
+      `The resource type '${p.resourceType}' is not served by Sluice (loadBalancers, publicIPAddresses, natGateways, networkInterfaces).`,
+    );
+  return { subscription: p.subscriptionId, resourceGroup: p.resourceGroupName, segment, name: p.name };
+}
+
+function header(req: FastifyRequest, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v.join(',') : v;
+}
+
+function sameToken(given: string, expected: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** Translates fastify's own errors (body limit, bad JSON, content type) into ARM bodies. */
+function toApiError(err: unknown): ApiError {
+  if (err instanceof ApiError) return err;
+  const e = err as { code?: string; statusCode?: number; message?: string };
+  if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
+    return new ApiError('SLUICE_API_BODY_TOO_LARGE', `The request body is larger than ${BODY_LIMIT} bytes.`);
+  if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE')
+    return new ApiError('SLUICE_API_BAD_REQUEST', 'Send the body as JSON (Content-Type: application/json).');
+  if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500)
+    return new ApiError('SLUICE_API_BAD_REQUEST', e.message ?? 'bad request');
+  return new ApiError('SLUICE_API_INTERNAL', 'Internal error; see the Sluice log.');
+}
+
+function flowView(f: FlowInfo, runtime: ControlRuntime): FlowView {
+  const l = runtime.labelsOf(f.ruleId);
+  return {
+    id: f.id,
+    protocol: f.protocol,
+    lb: l.lb,
+    rule: l.rule,
+    ruleRemoved: f.ruleRemoved,
+    state: f.state,
+    client: endpoint(f.client),
+    frontend: endpoint(f.frontend),
+    backend: endpoint(f.backend),
+    ageMs: Math.round(f.ageMs),
+    idleMs: Math.round(f.idleMs),
+    msLeft: Math.round(f.msLeft),
+    timeoutMs: f.timeoutMs,
+    bytesToBackend: f.bytesToBackend,
+    bytesToClient: f.bytesToClient,
+    packetsToBackend: f.packetsToBackend,
+    packetsToClient: f.packetsToClient,
+  };
+}
+
+function queryString(req: FastifyRequest, key: string): string | undefined {
+  const v = (req.query as Record<string, unknown>)[key];
+  if (v === undefined || v === '') return undefined;
+  if (typeof v !== 'string') throw new ApiError('SLUICE_API_BAD_REQUEST', `give ${key} once`);
+  return v;
+}
+
+export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
+  const { store, runtime, registry, token, logger } = options;
+  const requestTimeout = options.requestTimeoutMs ?? 10_000;
+  const heartbeatMs = options.heartbeatMs ?? 15_000;
+  const streams = new Set<ServerResponse>();
+  const app = Fastify({
+    logger: false,
+    bodyLimit: BODY_LIMIT,
+    routerOptions: { caseSensitive: false, ignoreTrailingSlash: true },
+    // Node enforces requestTimeout only as often as it checks connections: check often enough.
+    serverFactory: (handler) =>
+      createServer(
+        {
+          requestTimeout,
+          headersTimeout: Math.min(requestTimeout, 60_000),
+          connectionsCheckingInterval: Math.max(50, Math.min(1000, requestTimeout / 4)),
+        },
+        handler as (req: IncomingMessage, res: ServerResponse) => void,
+      ),
+  });
+
+  app.addHook('onRequest', async (req, reply) => {
+    if (token === undefined) return;
+    const auth = header(req, 'authorization') ?? '';
+    const m = /^Bearer\s+(.+)$/i.exec(auth);
+    if (m === null || !sameToken(m[1]!.trim(), token)) {
+      void reply.header('www-authenticate', 'Bearer realm="sluice"');
+      throw new ApiError(
+        'SLUICE_API_UNAUTHORIZED',
+        m === null ? 'Authorization: Bearer <token> is required.' : 'The bearer token is not valid.',
+      );
+    }
+  });
+
+  app.setErrorHandler((err, req, reply) => {
+    const api = toApiError(err);
+    if (api.httpStatus >= 500) logger?.error({ err, method: req.method, url: req.url }, 'API request failed');
+    void reply.code(api.httpStatus).type('application/json').send(api.body());
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    const api = new ApiError('SLUICE_API_NOT_FOUND', `No route for ${req.method} ${req.url.split('?')[0]}.`);
+    void reply.code(404).type('application/json').send(api.body());
+  });
+
+  app.addHook('onResponse', async (req, reply) => {
+    logger?.debug({ method: req.method, url: req.url, status: reply.statusCode }, 'API request');
+  });
+
+  app.addHook('preClose', async () => {
+    for (const res of streams) res.end();
+    streams.clear();
+  });
+
+  app.get('/healthz', async () => ({
+    status: 'ok',
+    generation: store.generation,
+    loadBalancers: store.snapshot.loadBalancers.map((lb) => lb.name),
+    listeners: runtime.listening().length,
+  }));
+
+  app.get('/metrics', async (_req, reply) => {
+    const text = await registry.metrics();
+    void reply.type(registry.contentType);
+    return text;
+  });
+
+  app.get('/sluice/v1/flows', async (req): Promise<FlowsResponse> => {
+    const lb = queryString(req, 'lb')?.toLowerCase();
+    const rule = queryString(req, 'rule')?.toLowerCase();
+    const state = queryString(req, 'state')?.toUpperCase();
+    const limitText = queryString(req, 'limit');
+    const limit = limitText === undefined ? DEFAULT_FLOW_LIMIT : Number(limitText);
+    if (!Number.isInteger(limit) || limit < 0 || limit > MAX_FLOW_LIMIT)
+      throw new ApiError(
+        'SLUICE_API_BAD_REQUEST',
+        `limit must be a whole number from 0 to ${MAX_FLOW_LIMIT}`,
+      );
+    const matching = runtime
+      .flows()
+      .map((f) => flowView(f, runtime))
+      .filter(
+        (f) =>
+          (lb === undefined || f.lb.toLowerCase() === lb) &&
+          (rule === undefined || f.rule.toLowerCase() === rule) &&
+          (state === undefined || f.state === state),
+      )
+      .sort((a, b) => a.id - b.id);
+    return { timeScale: runtime.timeScale, total: matching.length, flows: matching.slice(0, limit) };
+  });
+
+  app.get('/sluice/v1/events', async (req, reply) => {
+    const typesText = queryString(req, 'types');
+    let types: Set<string> | undefined;
+    if (typesText !== undefined) {
+      types = new Set(typesText.split(',').map((t) => t.trim()));
+      const unknown = [...types].filter((t) => !EVENT_TYPES.includes(t as SluiceEventType));
+      if (unknown.length > 0)
+        throw new ApiError(
+          'SLUICE_API_BAD_REQUEST',
+          `unknown event type ${unknown.join(', ')}; known: ${EVENT_TYPES.join(', ')}`,
+        );
+    }
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
+    res.write(': sluice events\n\n');
+    streams.add(res);
+    let id = 0;
+    const unsubscribe = runtime.subscribe((e) => {
+      if (types !== undefined && !types.has(e.type)) return;
+      // A client that stopped reading must not make Sluice buffer without bound.
+      if (res.writableLength > SSE_MAX_BUFFER) {
+        res.destroy();
+        return;
+      }
+      res.write(`id: ${++id}\nevent: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`);
+    });
+    const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), heartbeatMs);
+    heartbeat.unref();
+    res.on('close', () => {
+      unsubscribe();
+      clearInterval(heartbeat);
+      streams.delete(res);
+    });
+  });
+
+  const listRoute = async (
+    req: FastifyRequest<{
+      Params: Omit<ResourceParams, 'name' | 'resourceGroupName'> & { resourceGroupName?: string };
+    }>,
+  ): Promise<unknown> => {
+    apiVersionOf(req);
+    const p = req.params;
+    const segment = resourceSegment(p.resourceType);
+    if (segment === undefined)
+      throw new ApiError('SLUICE_API_NOT_FOUND', `unknown resource type '${p.resourceType}'`);
+    return { value: store.list(p.subscriptionId, segment, p.resourceGroupName).map(armView) };
+  };
+  app.get('/subscriptions/:subscriptionId/providers/Microsoft.Network/:resourceType', listRoute);
+  app.get(
+    '/subscriptions/:subscriptionId/resourceGroups/:resourceGroupName/providers/Microsoft.Network/:resourceType',
+    listRoute,
+  );
+
+  const resourcePath =
+    '/subscriptions/:subscriptionId/resourceGroups/:resourceGroupName/providers/Microsoft.Network/:resourceType/:name';
+
+  app.get<{ Params: ResourceParams }>(resourcePath, async (req) => {
+    apiVersionOf(req);
+    const ref = refOf(req.params);
+    const r = store.get(ref);
+    if (r === undefined) throw notFound(ref);
+    return armView(r);
+  });
+
+  app.put<{ Params: ResourceParams }>(resourcePath, async (req, reply) => {
+    apiVersionOf(req);
+    const ref = refOf(req.params);
+    const { created, resource } = await store.put(ref, req.body, {
+      ifMatch: header(req, 'if-match'),
+      ifNoneMatch: header(req, 'if-none-match'),
+    });
+    void reply.code(created ? 201 : 200);
+    return armView(resource);
+  });
+
+  app.delete<{ Params: ResourceParams }>(resourcePath, async (req, reply: FastifyReply) => {
+    apiVersionOf(req);
+    const ref = refOf(req.params);
+    const deleted = await store.delete(ref, { ifMatch: header(req, 'if-match') });
+    // ARM answers 204 for a resource that was not there.
+    void reply.code(deleted ? 200 : 204);
+    return deleted ? { status: 'Succeeded' } : undefined;
+  });
+
+  await app.ready();
+  return app;
+}
+
+function notFound(ref: ResourceRef): ApiError {
+  return new ApiError(
+    'SLUICE_API_NOT_FOUND',
+    `The Resource 'Microsoft.Network/${ref.segment}/${ref.name}' under resource group '${ref.resourceGroup}' was not found.`,
+  );
+}
+
+/** Parses `--api`: `ADDR:PORT`, `[V6]:PORT`, `:PORT`, or `off`. */
+export function parseApiAddress(text: string): { host: string; port: number } | 'off' | { error: string } {
+  if (text === 'off') return 'off';
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(text);
+  if (!m) return { error: `--api expects ADDR:PORT or off, got '${text}'` };
+  const port = Number(m[3]);
+  if (port > 65535) return { error: `--api: port ${port} is out of range` };
+  return { host: m[1] ?? (m[2] === '' ? '127.0.0.1' : m[2]!), port };
+}
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}

@@ -1,0 +1,304 @@
+/**
+ * The desired state: every ARM resource Sluice was given, by id. A change is compiled together
+ * with everything else stored, applied to the running load balancer, written to disk, and only
+ * then becomes the stored state; a failure at any step leaves the store, the running state and
+ * the file as they were. Changes are serialised: one at a time, in arrival order.
+ */
+import { normalizeDocument, type ValidationResult } from '../config/index.js';
+import type { Diagnostic } from '../core/errors.js';
+import type { RuntimeSnapshot } from '../core/snapshot.js';
+import {
+  ApiError,
+  DEFAULT_RESOURCE_GROUP,
+  DEFAULT_SUBSCRIPTION,
+  RESOURCE_TYPES,
+  idKey,
+  newEtag,
+  parseResourceId,
+  resourceId,
+  resourceSegment,
+  type ArmErrorDetail,
+  type ResourceRef,
+} from './arm.js';
+import type { StateContents, StoredResource } from './state.js';
+
+export interface StoreOptions {
+  /** Validates and compiles a whole document (`--map` bound in). */
+  compile(document: { resources: unknown[] }): ValidationResult;
+  /** Makes the running load balancer serve `snapshot`; rejects when it cannot (nothing changed). */
+  apply(snapshot: RuntimeSnapshot, generation: number): Promise<void>;
+  /** Writes the state durably; rejects with a SluiceError when it cannot. */
+  persist?(state: StateContents): Promise<void>;
+  /** A change was rejected by validation (for metrics and logs). */
+  rejected?(errors: readonly Diagnostic[]): void;
+}
+
+export interface Preconditions {
+  readonly ifMatch?: string | undefined;
+  readonly ifNoneMatch?: string | undefined;
+}
+
+export const EMPTY_SNAPSHOT: RuntimeSnapshot = Object.freeze({
+  loadBalancers: Object.freeze([]),
+  natGateways: Object.freeze([]),
+});
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+const ENVELOPE = new Set(['id', 'name', 'type', 'etag']);
+
+function bodyOf(nested: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(nested).filter(([k]) => !ENVELOPE.has(k)));
+}
+
+/** The document the compiler sees for a set of stored resources. */
+export function documentOf(resources: readonly StoredResource[]): { resources: unknown[] } {
+  return {
+    resources: resources.map((r) => ({
+      ...(r.implicitId === true ? {} : { id: r.id }),
+      name: r.name,
+      type: r.type,
+      ...r.body,
+    })),
+  };
+}
+
+/** Compiles, treating a set with no load balancer (yet, or any more) as an empty configuration. */
+function compileSet(options: StoreOptions, resources: readonly StoredResource[]): ValidationResult {
+  const result = options.compile(documentOf(resources));
+  if (result.valid) return result;
+  const real = result.errors.filter((d) => d.code !== 'SLUICE_CONFIG_NO_LOAD_BALANCER');
+  if (real.length > 0) return { ...result, errors: real };
+  return { valid: true, errors: [], warnings: result.warnings, snapshot: EMPTY_SNAPSHOT };
+}
+
+/**
+ * The resources of a `sluice run` document, filed under the subscription and resource group
+ * their ids name, or the defaults when they have none.
+ */
+export function resourcesOfDocument(json: unknown): StoredResource[] {
+  const { document } = normalizeDocument(json);
+  const byKey = new Map<string, StoredResource>();
+  document.resources.forEach((raw, i) => {
+    if (!isRecord(raw)) return;
+    const rawType = typeof raw['type'] === 'string' ? raw['type'] : RESOURCE_TYPES.loadBalancers;
+    const rawId = typeof raw['id'] === 'string' ? raw['id'] : undefined;
+    const parsed = rawId === undefined ? undefined : parseResourceId(rawId);
+    const segment = parsed?.segment ?? resourceSegment(rawType.replace(/^Microsoft\.Network\//i, ''));
+    const name = typeof raw['name'] === 'string' ? raw['name'] : (parsed?.name ?? `resource-${i}`);
+    const implicitId = rawId === undefined;
+    const scope = `/subscriptions/${DEFAULT_SUBSCRIPTION}/resourceGroups/${DEFAULT_RESOURCE_GROUP}`;
+    const id =
+      rawId ??
+      (segment !== undefined
+        ? resourceId({
+            subscription: DEFAULT_SUBSCRIPTION,
+            resourceGroup: DEFAULT_RESOURCE_GROUP,
+            segment,
+            name,
+          })
+        : `${scope}/providers/${rawType}/${name}`);
+    const type = segment !== undefined ? RESOURCE_TYPES[segment] : rawType;
+    byKey.set(idKey(id), {
+      id,
+      type,
+      name,
+      etag: newEtag(),
+      ...(implicitId ? { implicitId: true } : {}),
+      body: bodyOf(raw),
+    });
+  });
+  return [...byKey.values()];
+}
+
+function validationError(
+  result: ValidationResult,
+  resources: readonly StoredResource[],
+  targetIndex: number,
+  verb: string,
+): ApiError {
+  const details: ArmErrorDetail[] = result.errors.map((d) => {
+    const m = /^\/resources\/(\d+)(.*)$/.exec(d.path);
+    let target = d.path;
+    if (m) {
+      const i = Number(m[1]);
+      target = i === targetIndex ? m[2]! : `${resources[i]?.id ?? ''}#${m[2]!}`;
+    }
+    return { code: d.code, message: d.message, target };
+  });
+  const first = result.errors[0];
+  return new ApiError(
+    'SLUICE_API_VALIDATION',
+    `${verb} would leave an invalid configuration (${result.errors.length} error${result.errors.length === 1 ? '' : 's'})` +
+      (first ? `; first: ${first.message}` : ''),
+    {
+      details,
+      diagnostics: result.errors,
+      ...(targetIndex >= 0 ? { target: resources[targetIndex]!.id } : {}),
+    },
+  );
+}
+
+function etagMatches(header: string, etag: string): boolean {
+  const strip = (s: string): string => s.trim().replace(/^W\//, '');
+  return header.split(',').some((h) => h.trim() === '*' || strip(h) === strip(etag));
+}
+
+export class ResourceStore {
+  private resources = new Map<string, StoredResource>();
+  private current: RuntimeSnapshot = EMPTY_SNAPSHOT;
+  private gen = 0;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly options: StoreOptions) {}
+
+  get generation(): number {
+    return this.gen;
+  }
+
+  get snapshot(): RuntimeSnapshot {
+    return this.current;
+  }
+
+  /**
+   * Takes `contents` as the stored state without applying it (the caller starts the load
+   * balancer on the returned result). Nothing is taken when it does not compile.
+   */
+  load(contents: StateContents): ValidationResult {
+    const result = compileSet(this.options, contents.resources);
+    if (!result.valid || result.snapshot === undefined) return result;
+    this.resources = new Map(contents.resources.map((r) => [idKey(r.id), r]));
+    this.gen = contents.generation;
+    this.current = result.snapshot;
+    return result;
+  }
+
+  contents(): StateContents {
+    return { generation: this.gen, resources: [...this.resources.values()] };
+  }
+
+  get(ref: ResourceRef): StoredResource | undefined {
+    return this.resources.get(idKey(resourceId(ref)));
+  }
+
+  /** Resources of one type in a subscription, and in one resource group when given. */
+  list(subscription: string, segment: ResourceRef['segment'], resourceGroup?: string): StoredResource[] {
+    const prefix = idKey(
+      resourceGroup === undefined
+        ? `/subscriptions/${subscription}/`
+        : `/subscriptions/${subscription}/resourceGroups/${resourceGroup}/`,
+    );
+    const type = RESOURCE_TYPES[segment].toLowerCase();
+    return [...this.resources.values()].filter(
+      (r) => idKey(r.id).startsWith(prefix) && r.type.toLowerCase() === type,
+    );
+  }
+
+  /** Creates or replaces a resource. Resolves with `created` and the stored resource. */
+  put(
+    ref: ResourceRef,
+    body: unknown,
+    pre: Preconditions = {},
+  ): Promise<{ created: boolean; resource: StoredResource }> {
+    return this.serial(async () => {
+      if (!isRecord(body))
+        throw new ApiError(
+          'SLUICE_API_BAD_REQUEST',
+          'the request body must be a JSON object (an ARM resource)',
+        );
+      const id = resourceId(ref);
+      const key = idKey(id);
+      const existing = this.resources.get(key);
+      this.checkPreconditions(existing, pre, id);
+      const type = RESOURCE_TYPES[ref.segment];
+      const { document } = normalizeDocument({ ...body, name: ref.name, type });
+      const nested = document.resources[0];
+      const resource: StoredResource = {
+        id,
+        type,
+        name: ref.name,
+        etag: newEtag(),
+        body: bodyOf(isRecord(nested) ? nested : {}),
+      };
+      const next = new Map(this.resources);
+      next.set(key, resource);
+      const list = [...next.values()];
+      await this.commit(list, list.indexOf(resource), 'this PUT');
+      return { created: existing === undefined, resource };
+    });
+  }
+
+  /** Deletes a resource; resolves false when there was none. */
+  delete(ref: ResourceRef, pre: Preconditions = {}): Promise<boolean> {
+    return this.serial(async () => {
+      const id = resourceId(ref);
+      const key = idKey(id);
+      const existing = this.resources.get(key);
+      this.checkPreconditions(existing, pre, id);
+      if (existing === undefined) return false;
+      const next = new Map(this.resources);
+      next.delete(key);
+      await this.commit([...next.values()], -1, `deleting ${id}`);
+      return true;
+    });
+  }
+
+  private checkPreconditions(existing: StoredResource | undefined, pre: Preconditions, id: string): void {
+    if (pre.ifMatch !== undefined && (existing === undefined || !etagMatches(pre.ifMatch, existing.etag))) {
+      throw new ApiError(
+        'SLUICE_API_PRECONDITION_FAILED',
+        existing === undefined
+          ? `If-Match: ${id} does not exist`
+          : `If-Match ${pre.ifMatch} does not match the current etag ${existing.etag}`,
+        { target: id },
+      );
+    }
+    if (
+      pre.ifNoneMatch !== undefined &&
+      existing !== undefined &&
+      etagMatches(pre.ifNoneMatch, existing.etag)
+    ) {
+      throw new ApiError(
+        'SLUICE_API_PRECONDITION_FAILED',
+        `If-None-Match: ${id} exists (etag ${existing.etag})`,
+        {
+          target: id,
+        },
+      );
+    }
+  }
+
+  private async commit(list: StoredResource[], targetIndex: number, verb: string): Promise<void> {
+    const result = compileSet(this.options, list);
+    if (!result.valid || result.snapshot === undefined) {
+      this.options.rejected?.(result.errors);
+      throw validationError(result, list, targetIndex, verb);
+    }
+    const generation = this.gen + 1;
+    try {
+      await this.options.apply(result.snapshot, generation);
+    } catch (err) {
+      throw new ApiError('SLUICE_API_APPLY_FAILED', `nothing changed: ${(err as Error).message}`);
+    }
+    if (this.options.persist !== undefined) {
+      try {
+        await this.options.persist({ generation, resources: list });
+      } catch (err) {
+        // The file still holds the previous state, so the running state goes back to it too.
+        await this.options.apply(this.current, this.gen).catch(() => {});
+        throw new ApiError('SLUICE_STATE_WRITE', (err as Error).message);
+      }
+    }
+    this.resources = new Map(list.map((r) => [idKey(r.id), r]));
+    this.current = result.snapshot;
+    this.gen = generation;
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => {});
+    return run;
+  }
+}

@@ -1,0 +1,280 @@
+/**
+ * Every Prometheus series Sluice exports, declared here and nowhere else, on a registry the
+ * caller injects (so tests and embedders never share prom-client's global one). The composition
+ * root feeds events in; series that describe the present (active flows, probe state, bytes of
+ * live flows) are read from `MetricsSources` at scrape time, so a scrape costs one pass over the
+ * flow table and the hot path pays nothing.
+ */
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { FlowEvent, FlowInfo } from '../core/events.js';
+import type { MemberHealth } from '../health/types.js';
+
+/** Which load balancer and rule a series belongs to. */
+export interface RuleLabels {
+  readonly lb: string;
+  readonly rule: string;
+}
+
+export interface FrontendState {
+  readonly lb: string;
+  readonly frontend: string;
+  readonly address: string;
+  readonly up: boolean;
+}
+
+export interface SnatState {
+  readonly lb: string;
+  readonly rule: string;
+  readonly allocated: number;
+  readonly used: number;
+}
+
+/** What the metrics read when scraped. */
+export interface MetricsSources {
+  flows(): readonly FlowInfo[];
+  health(): readonly MemberHealth[];
+  frontends(): readonly FrontendState[];
+  snat(): readonly SnatState[];
+  /** Labels of a rule id, including rules removed since (their flows may still run). */
+  labelsOf(ruleId: string): RuleLabels;
+  /** Load balancer name of a backend pool id. */
+  lbOfPool(poolId: string): string;
+}
+
+/** The name, type and labels of every series: docs/metrics.md is checked against this. */
+export const SERIES = {
+  sluice_flow_created_total: { type: 'counter', labels: ['lb', 'rule', 'protocol'] },
+  sluice_flow_active_flows: { type: 'gauge', labels: ['lb', 'rule', 'protocol'] },
+  sluice_flow_idle_expired_total: { type: 'counter', labels: ['lb', 'rule', 'action'] },
+  sluice_flow_closed_total: { type: 'counter', labels: ['lb', 'rule', 'reason'] },
+  sluice_flow_refused_total: { type: 'counter', labels: ['reason'] },
+  sluice_flow_bytes_total: { type: 'counter', labels: ['lb', 'rule', 'direction'] },
+  sluice_flow_packets_total: { type: 'counter', labels: ['lb', 'rule', 'direction'] },
+  sluice_tcp_syn_total: { type: 'counter', labels: ['lb', 'rule'] },
+  sluice_tcp_rst_sent_total: { type: 'counter', labels: ['lb', 'rule', 'direction'] },
+  sluice_probe_up_ratio: { type: 'gauge', labels: ['lb', 'probe', 'backend'] },
+  sluice_datapath_up_ratio: { type: 'gauge', labels: ['lb', 'frontend', 'address'] },
+  sluice_snat_allocated_ports: { type: 'gauge', labels: ['lb', 'rule'] },
+  sluice_snat_used_ports: { type: 'gauge', labels: ['lb', 'rule'] },
+  sluice_config_applied_total: { type: 'counter', labels: ['result'] },
+  sluice_config_generation_number: { type: 'gauge', labels: [] },
+} as const;
+
+export type SeriesName = keyof typeof SERIES;
+type Direction = 'to_backend' | 'to_client';
+
+function labelNames(name: SeriesName): string[] {
+  return [...SERIES[name].labels];
+}
+
+/** Live flows' bytes move into `ended` when they end, so the counters never go back. */
+class FlowTotals {
+  private readonly ended = new Map<string, number>();
+  private readonly reported = new Map<string, number>();
+
+  end(key: string, n: number): void {
+    if (n > 0) this.ended.set(key, (this.ended.get(key) ?? 0) + n);
+  }
+
+  /** Adds to `counter` what each label set grew by since the last scrape. */
+  publish(
+    counter: Counter,
+    live: Map<string, number>,
+    labels: (key: string) => Record<string, string>,
+  ): void {
+    const keys = new Set([...this.ended.keys(), ...live.keys()]);
+    for (const key of keys) {
+      const total = (this.ended.get(key) ?? 0) + (live.get(key) ?? 0);
+      const delta = total - (this.reported.get(key) ?? 0);
+      if (delta > 0) {
+        counter.inc(labels(key), delta);
+        this.reported.set(key, total);
+      } else if (!this.reported.has(key)) {
+        counter.inc(labels(key), 0);
+        this.reported.set(key, 0);
+      }
+    }
+  }
+}
+
+const SEP = '\u0000';
+
+export class SluiceMetrics {
+  private readonly created: Counter;
+  private readonly expired: Counter;
+  private readonly closed: Counter;
+  private readonly refused: Counter;
+  private readonly syns: Counter;
+  private readonly rsts: Counter;
+  private readonly applied: Counter;
+  private readonly generation: Gauge;
+  private readonly bytes = new FlowTotals();
+  private readonly packets = new FlowTotals();
+
+  constructor(
+    readonly registry: Registry,
+    private readonly sources: MetricsSources,
+  ) {
+    const registers = [registry];
+    const counter = (name: SeriesName, help: string, collect?: (c: Counter) => void): Counter =>
+      new Counter({
+        name,
+        help,
+        labelNames: labelNames(name),
+        registers,
+        ...(collect
+          ? {
+              collect: function (this: Counter) {
+                collect(this);
+              },
+            }
+          : {}),
+      });
+    const gauge = (name: SeriesName, help: string, collect?: (g: Gauge) => void): Gauge =>
+      new Gauge({
+        name,
+        help,
+        labelNames: labelNames(name),
+        registers,
+        ...(collect
+          ? {
+              collect: function (this: Gauge) {
+                collect(this);
+              },
+            }
+          : {}),
+      });
+
+    this.created = counter('sluice_flow_created_total', 'Flows created.');
+    gauge('sluice_flow_active_flows', 'Flows live now (not yet expired or closed).', (g) => {
+      g.reset();
+      const counts = new Map<string, number>();
+      for (const f of this.sources.flows()) {
+        const l = this.sources.labelsOf(f.ruleId);
+        const key = [l.lb, l.rule, f.protocol].join(SEP);
+        counts.set(key, (counts.get(key) ?? 0) + 1);
+      }
+      for (const [key, n] of counts) {
+        const [lb, rule, protocol] = key.split(SEP) as [string, string, string];
+        g.set({ lb, rule, protocol }, n);
+      }
+    });
+    this.expired = counter(
+      'sluice_flow_idle_expired_total',
+      'Flows ended by their idle timeout (or ended by configuration as if idle), by action: reset or drop.',
+    );
+    this.closed = counter('sluice_flow_closed_total', 'Flows that ended other than at idle, by reason.');
+    this.refused = counter('sluice_flow_refused_total', 'New flows refused, by reason.');
+    counter('sluice_flow_bytes_total', 'Payload bytes relayed, by direction.', (c) =>
+      this.publishTotals(c, this.bytes, (f, d) => (d === 'to_backend' ? f.bytesToBackend : f.bytesToClient)),
+    );
+    counter('sluice_flow_packets_total', 'Packets (proxy plane: reads) relayed, by direction.', (c) =>
+      this.publishTotals(c, this.packets, (f, d) =>
+        d === 'to_backend' ? f.packetsToBackend : f.packetsToClient,
+      ),
+    );
+    this.syns = counter('sluice_tcp_syn_total', 'TCP connection attempts (SYNs) for a rule.');
+    this.rsts = counter(
+      'sluice_tcp_rst_sent_total',
+      'TCP resets Sluice sent when it ended a flow (idle, removed rule, adminState Down, drain end), by direction.',
+    );
+    gauge(
+      'sluice_probe_up_ratio',
+      'Health probe state per backend: 1 up, 0 down or not answered yet.',
+      (g) => {
+        g.reset();
+        for (const h of this.sources.health()) {
+          if (h.probeName === undefined) continue;
+          g.set(
+            { lb: this.sources.lbOfPool(h.poolId), probe: h.probeName, backend: h.address },
+            h.probeState === 'up' ? 1 : 0,
+          );
+        }
+      },
+    );
+    gauge('sluice_datapath_up_ratio', 'Data path per frontend: 1 when its listeners are open.', (g) => {
+      g.reset();
+      for (const f of this.sources.frontends())
+        g.set({ lb: f.lb, frontend: f.frontend, address: f.address }, f.up ? 1 : 0);
+    });
+    gauge('sluice_snat_allocated_ports', 'SNAT ports allocated by outbound rules over their pool.', (g) => {
+      g.reset();
+      for (const s of this.sources.snat()) g.set({ lb: s.lb, rule: s.rule }, s.allocated);
+    });
+    gauge('sluice_snat_used_ports', 'SNAT ports in use by outbound flows.', (g) => {
+      g.reset();
+      for (const s of this.sources.snat()) g.set({ lb: s.lb, rule: s.rule }, s.used);
+    });
+    this.applied = counter(
+      'sluice_config_applied_total',
+      'Configuration changes, by result: applied, invalid (rejected by validation) or failed.',
+    );
+    this.generation = gauge('sluice_config_generation_number', 'How many configurations were applied.');
+  }
+
+  /** One engine event; `labels` of its rule come from the sources. */
+  flowEvent(e: FlowEvent): void {
+    switch (e.type) {
+      case 'created': {
+        const l = this.sources.labelsOf(e.flow.ruleId);
+        this.created.inc({ lb: l.lb, rule: l.rule, protocol: e.flow.protocol });
+        if (e.flow.protocol === 'Tcp') this.syns.inc({ lb: l.lb, rule: l.rule });
+        break;
+      }
+      case 'expired': {
+        const l = this.endFlow(e.flow);
+        this.expired.inc({ lb: l.lb, rule: l.rule, action: e.action });
+        if (e.action === 'reset' && e.flow.protocol === 'Tcp') this.resetsSent(e.flow.ruleId, 1);
+        break;
+      }
+      case 'closed': {
+        const l = this.endFlow(e.flow);
+        this.closed.inc({ lb: l.lb, rule: l.rule, reason: e.reason });
+        break;
+      }
+      case 'refused':
+        this.refused.inc({ reason: e.reason });
+        if (e.protocol === 'Tcp' && e.ruleId !== undefined) {
+          const l = this.sources.labelsOf(e.ruleId);
+          this.syns.inc({ lb: l.lb, rule: l.rule });
+        }
+        break;
+    }
+  }
+
+  /** RSTs to both endpoints of `flows` flows of a rule. */
+  resetsSent(ruleId: string, flows: number): void {
+    const l = this.sources.labelsOf(ruleId);
+    this.rsts.inc({ lb: l.lb, rule: l.rule, direction: 'to_client' }, flows);
+    this.rsts.inc({ lb: l.lb, rule: l.rule, direction: 'to_backend' }, flows);
+  }
+
+  configApplied(result: 'applied' | 'invalid' | 'failed', generation?: number): void {
+    this.applied.inc({ result });
+    if (generation !== undefined) this.generation.set(generation);
+  }
+
+  private endFlow(f: FlowInfo): RuleLabels {
+    const l = this.sources.labelsOf(f.ruleId);
+    this.bytes.end([l.lb, l.rule, 'to_backend'].join(SEP), f.bytesToBackend);
+    this.bytes.end([l.lb, l.rule, 'to_client'].join(SEP), f.bytesToClient);
+    this.packets.end([l.lb, l.rule, 'to_backend'].join(SEP), f.packetsToBackend);
+    this.packets.end([l.lb, l.rule, 'to_client'].join(SEP), f.packetsToClient);
+    return l;
+  }
+
+  private publishTotals(c: Counter, totals: FlowTotals, pick: (f: FlowInfo, d: Direction) => number): void {
+    const live = new Map<string, number>();
+    for (const f of this.sources.flows()) {
+      const l = this.sources.labelsOf(f.ruleId);
+      for (const d of ['to_backend', 'to_client'] as const) {
+        const key = [l.lb, l.rule, d].join(SEP);
+        live.set(key, (live.get(key) ?? 0) + pick(f, d));
+      }
+    }
+    totals.publish(c, live, (key) => {
+      const [lb, rule, direction] = key.split(SEP) as [string, string, string];
+      return { lb, rule, direction };
+    });
+  }
+}
