@@ -9,6 +9,9 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   command -v ip >/dev/null 2>&1 || need+=(iproute2)
   command -v nft >/dev/null 2>&1 || need+=(nftables)
   command -v openssl >/dev/null 2>&1 || need+=(openssl)
+  # The packet plane's system tests: endpoints in namespaces, checksums verified with offloads off.
+  command -v python3 >/dev/null 2>&1 || need+=(python3)
+  command -v ethtool >/dev/null 2>&1 || need+=(ethtool)
   if [ ${#need[@]} -gt 0 ]; then
     echo "installing system tools: ${need[*]}"
     apt-get update -qq

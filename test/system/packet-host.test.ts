@@ -1,0 +1,151 @@
+import { after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { lbDocument } from '../helpers/arm.js';
+import type { Agent } from '../helpers/netns.js';
+import { BACKENDS, CLIENT, FRONTEND, Topology, systemTest, systemUnavailable } from '../helpers/netns.js';
+
+/**
+ * The packet data plane's host side: what it refuses, what it leaves behind, and whether the
+ * checksums it rewrites are right when a receiver really checks them.
+ */
+
+const PORT = 80;
+const BACKEND_PORT = 8080;
+let dir = '';
+let config = '';
+const topologies: Topology[] = [];
+
+before(() => {
+  if (systemUnavailable() !== undefined) return;
+  dir = mkdtempSync(join(tmpdir(), 'sluice-system-'));
+  config = join(dir, 'lb.json');
+  writeFileSync(
+    config,
+    JSON.stringify(
+      lbDocument({
+        frontend: FRONTEND,
+        backends: BACKENDS,
+        rules: [{ name: 'web', frontendPort: PORT, backendPort: BACKEND_PORT, idleTimeoutInMinutes: 30 }],
+      }),
+    ),
+  );
+});
+
+after(async () => {
+  for (const t of topologies) await t.destroy();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+function topology(): Topology {
+  const t = Topology.create();
+  topologies.push(t);
+  return t;
+}
+
+systemTest(
+  'without --configure-host, ip_forward=0 is refused with a one-line reason and nothing is left',
+  async () => {
+    const t = topology();
+    const s = t.sluice(config, ['--dataplane', 'packet', '--tun', 'sltun1']);
+    const code = await new Promise<number | null>((resolve) => s.child.once('exit', resolve));
+    assert.equal(code, 1);
+    assert.equal(s.stderr.length, 1, s.stderr.join('\n'));
+    assert.match(s.stderr[0]!, /^sluice: net\.ipv4\.ip_forward is 0.*--configure-host/);
+    assert.doesNotMatch(t.exec('lb', 'ip', 'rule'), /20942/);
+    assert.doesNotMatch(t.exec('lb', 'ip', 'link'), /sltun1/);
+  },
+);
+
+systemTest('--configure-host sets what it needs and SIGTERM takes back everything it added', async () => {
+  const t = topology();
+  const s = t.sluice(config, ['--dataplane', 'packet', '--tun', 'sltun2', '--configure-host']);
+  await s.ready();
+  assert.equal(t.exec('lb', 'sysctl', '-n', 'net.ipv4.ip_forward').trim(), '1');
+  assert.match(t.exec('lb', 'ip', 'link', 'show', 'sltun2'), /UP/);
+  assert.match(t.exec('lb', 'ip', 'route'), new RegExp(`${FRONTEND.replaceAll('.', '\\.')} dev sltun2`));
+  const rules = t.exec('lb', 'ip', 'rule');
+  for (const b of BACKENDS) assert.match(rules, new RegExp(`from ${b.replaceAll('.', '\\.')} lookup 20942`));
+  assert.equal(await s.stop(), 0);
+  assert.doesNotMatch(t.exec('lb', 'ip', 'rule'), /20942/);
+  assert.doesNotMatch(t.exec('lb', 'ip', 'link'), /sltun2/);
+  assert.doesNotMatch(t.exec('lb', 'ip', 'route'), /sltun2/);
+  assert.equal(t.exec('lb', 'sysctl', '-n', 'net.ipv4.ip_forward').trim(), '0', 'ip_forward restored');
+});
+
+function hasEthtool(): boolean {
+  try {
+    execFileSync('ethtool', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Sends `bytes` through the frontend and waits until all of them came back. */
+async function echoThrough(client: Agent, id: string, bytes: number): Promise<void> {
+  client.send({ cmd: 'connect', id, host: FRONTEND, port: PORT });
+  await client.event(id, 'connected', 5000);
+  let text = '';
+  for (let i = 0; text.length < bytes; i++) text += `${i.toString(36)}:sluice;`;
+  text = text.slice(0, bytes);
+  client.send({ cmd: 'send', id, text });
+  let got = 0;
+  await client.waitFor(
+    `${bytes} bytes echoed`,
+    (l) => {
+      if (l.id === id && l.ev === 'data' && !(l as { counted?: boolean }).counted) {
+        (l as { counted?: boolean }).counted = true;
+        got += l.n as number;
+      }
+      return got >= bytes;
+    },
+    20_000,
+  );
+  assert.equal(got, bytes);
+}
+
+systemTest(
+  'checksums: receivers that verify every checksum accept what Sluice rewrote (full and partial sums)',
+  async () => {
+    if (!hasEthtool()) {
+      if (process.env.CI === 'true')
+        assert.fail('CI=true but ethtool is missing (scripts/test.sh installs it)');
+      return;
+    }
+    const t = topology();
+    const backends = [t.agent('backend1'), t.agent('backend2')];
+    for (const b of backends) {
+      b.send({ cmd: 'serve', port: BACKEND_PORT });
+      await b.waitFor('listening', (l) => l.ev === 'listening', 5000);
+    }
+    const client = t.agent('client');
+    // A veth trusts partial checksums and marks the rest verified; turn both off so the
+    // receiving stacks check every byte, and make lb's egress finish partial sums in software.
+    for (const role of ['client', 'backend1', 'backend2'] as const)
+      t.exec(role, 'ethtool', '-K', 'eth0', 'rx', 'off');
+    for (const dev of ['lbc', 'lbb1', 'lbb2']) t.exec('lb', 'ethtool', '-K', dev, 'tx', 'off');
+    const s = t.sluice(config, ['--dataplane', 'packet', '--tun', 'sltun3', '--configure-host']);
+    await s.ready();
+    const errors = (): number =>
+      t.tcpCounter('client', 'InCsumErrors') +
+      t.tcpCounter('backend1', 'InCsumErrors') +
+      t.tcpCounter('backend2', 'InCsumErrors');
+    const before = errors();
+    // Endpoints with checksum offload send partial sums (and GSO super-packets) into the TUN...
+    await echoThrough(client, 'partial', 1_000_000);
+    // ...without it, complete checksums that Sluice updates incrementally.
+    for (const role of ['client', 'backend1', 'backend2'] as const)
+      t.exec(role, 'ethtool', '-K', 'eth0', 'tx', 'off');
+    await echoThrough(client, 'full', 1_000_000);
+    assert.equal(errors(), before, 'no TCP checksum errors at the endpoints');
+    assert.ok(
+      backends.some((b) => b.lines.some((l) => l.ev === 'accept' && l.peer === CLIENT)),
+      'the backend saw the client address (DNAT)',
+    );
+    await s.stop();
+  },
+);
