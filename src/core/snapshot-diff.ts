@@ -8,6 +8,7 @@ import type { BackendMember, LoadBalancerSnapshot, RuntimeSnapshot } from './sna
 export interface MemberPlace {
   readonly member: BackendMember;
   readonly lb: LoadBalancerSnapshot;
+  readonly poolId: string | undefined;
   /** How long flows of this member may go on once it leaves its pool. */
   readonly drainPeriodMs: number;
 }
@@ -22,11 +23,17 @@ export function membersOf(snapshot: RuntimeSnapshot): Map<string, MemberPlace> {
   for (const lb of snapshot.loadBalancers) {
     for (const pool of lb.pools)
       for (const m of pool.members)
-        out.set(memberKey(m), { member: m, lb, drainPeriodMs: pool.drainPeriodMs });
+        out.set(memberKey(m), { member: m, lb, poolId: pool.id, drainPeriodMs: pool.drainPeriodMs });
     for (const r of lb.inboundNatRules)
       for (const mp of r.mappings) {
         const k = memberKey(mp.member);
-        if (!out.has(k)) out.set(k, { member: mp.member, lb, drainPeriodMs: r.pool?.drainPeriodMs ?? 0 });
+        if (!out.has(k))
+          out.set(k, {
+            member: mp.member,
+            lb,
+            poolId: r.pool?.id,
+            drainPeriodMs: r.pool?.drainPeriodMs ?? 0,
+          });
       }
   }
   return out;
@@ -44,8 +51,14 @@ export interface MemberChanges {
 export function memberChanges(before: RuntimeSnapshot, after: RuntimeSnapshot): MemberChanges {
   const prev = membersOf(before);
   const next = membersOf(after);
+  // The drain period in force is the one of the configuration that removed the member.
+  const drainNow = new Map<string, number>();
+  for (const lb of after.loadBalancers)
+    for (const pool of lb.pools) drainNow.set(pool.id, pool.drainPeriodMs);
   return {
-    removed: [...prev].filter(([k]) => !next.has(k)).map(([, p]) => p),
+    removed: [...prev]
+      .filter(([k]) => !next.has(k))
+      .map(([, p]) => ({ ...p, drainPeriodMs: drainNow.get(p.poolId ?? '') ?? p.drainPeriodMs })),
     down: [...next.values()].filter((p) => p.member.adminState === 'Down'),
     present: new Set(next.keys()),
   };
