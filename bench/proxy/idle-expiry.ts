@@ -55,7 +55,8 @@ async function until(ms: number, what: string, check: () => boolean): Promise<vo
 }
 
 function config(): object {
-  const base = '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/bench/providers/Microsoft.Network/loadBalancers/idle-lb';
+  const base =
+    '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/bench/providers/Microsoft.Network/loadBalancers/idle-lb';
   return {
     name: 'idle-lb',
     id: base,
@@ -63,7 +64,10 @@ function config(): object {
     properties: {
       frontendIPConfigurations: [{ name: 'fe', properties: { privateIPAddress: FRONTEND } }],
       backendAddressPools: [
-        { name: 'pool', properties: { loadBalancerBackendAddresses: [{ name: 'b1', properties: { ipAddress: BACKEND } }] } },
+        {
+          name: 'pool',
+          properties: { loadBalancerBackendAddresses: [{ name: 'b1', properties: { ipAddress: BACKEND } }] },
+        },
       ],
       loadBalancingRules: [
         {
@@ -98,7 +102,17 @@ async function main(): Promise<void> {
     writeFileSync(cfg, JSON.stringify(config()));
     const sluice = spawn(
       process.execPath,
-      [join(repo, 'dist/src/cli/main.js'), 'run', cfg, '--time-scale', String(SCALE), '--log-level', 'info'],
+      [
+        join(repo, 'dist/src/cli/main.js'),
+        'run',
+        cfg,
+        '--time-scale',
+        String(SCALE),
+        '--log-level',
+        'info',
+        '--api',
+        'off',
+      ],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
     children.push(sluice);
