@@ -9,7 +9,8 @@
  * backend, connect, relay both ways, half-close, close) while keeping the bytes
  * negligible, so the figure is the cost of a flow and nothing else.
  *
- * Each slot binds its own source address in 127.0.1.0/24 with the port chosen
+ * Each slot binds its own source address in 127.0.1.0/24 (or the 250 addresses from
+ * SOURCE_BASE on, e.g. in a network namespace) with the port chosen
  * at connect time: at 20k+ flows per second the client's TIME_WAIT entries
  * would otherwise exhaust the ephemeral ports of a single source address.
  */
@@ -40,6 +41,8 @@ struct slot {
 };
 
 static struct sockaddr_in target;
+/* First of 250 consecutive source addresses; 127.0.1.1 unless SOURCE_BASE is given. */
+static uint32_t source_base = 0x7f000101u;
 static int ep;
 static long done_count, errors;
 
@@ -55,7 +58,7 @@ static int start(struct slot *s, int idx) {
   int one = 1;
   setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
   struct sockaddr_in src = {.sin_family = AF_INET};
-  src.sin_addr.s_addr = htonl(0x7f000100u + (uint32_t)(idx % 250) + 1u);
+  src.sin_addr.s_addr = htonl(source_base + (uint32_t)(idx % 250));
   if (bind(fd, (struct sockaddr *)&src, sizeof src) < 0) {
     close(fd);
     return -1;
@@ -84,13 +87,18 @@ static void finish(struct slot *s, int ok) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 6) {
-    fprintf(stderr, "usage: %s ADDRESS PORT CONCURRENCY SECONDS MAX_CONNECTIONS\n", argv[0]);
+  if (argc != 6 && argc != 7) {
+    fprintf(stderr, "usage: %s ADDRESS PORT CONCURRENCY SECONDS MAX_CONNECTIONS [SOURCE_BASE]\n", argv[0]);
     return 2;
   }
   target.sin_family = AF_INET;
   target.sin_port = htons((uint16_t)atoi(argv[2]));
   if (inet_pton(AF_INET, argv[1], &target.sin_addr) != 1) return 2;
+  if (argc == 7) {
+    struct in_addr base;
+    if (inet_pton(AF_INET, argv[6], &base) != 1) return 2;
+    source_base = ntohl(base.s_addr);
+  }
   int conc = atoi(argv[3]);
   double seconds = atof(argv[4]);
   long max_conns = atol(argv[5]);
