@@ -16,21 +16,12 @@ import type { ProxyEventSink, ProxyStats } from './events.js';
 
 const FLOW = Symbol('sluice.flow');
 const SIDE = Symbol('sluice.side');
-const NAGLE = Symbol('sluice.nagle');
-/**
- * A read this large means the sender is streaming: the kernel may then coalesce what Sluice
- * writes (Nagle), which is worth a third more bulk throughput on loopback. Any smaller read
- * switches TCP_NODELAY back on before it is written, so requests and answers go out at once.
- */
-const STREAMING_CHUNK = 32 * 1024;
 const CLIENT = 0;
 const BACKEND = 1;
 
 interface FlowSocket extends Socket {
   [FLOW]?: TcpFlow;
   [SIDE]?: typeof CLIENT | typeof BACKEND;
-  /** Nagle's algorithm is on (TCP_NODELAY off) for writes to this socket. */
-  [NAGLE]?: boolean;
 }
 
 class TcpFlow {
@@ -59,13 +50,7 @@ function onData(this: FlowSocket, chunk: Buffer): void {
   const f = this[FLOW]!;
   if (f.dropped) return;
   f.proxy.relayed(f, this[SIDE] === CLIENT, chunk.length);
-  const peer = f.peer(this);
-  const streaming = chunk.length >= STREAMING_CHUNK;
-  if (streaming !== (peer[NAGLE] === true)) {
-    peer.setNoDelay(!streaming);
-    peer[NAGLE] = streaming;
-  }
-  if (!peer.write(chunk)) this.pause();
+  if (!f.peer(this).write(chunk)) this.pause();
 }
 
 function onDrain(this: FlowSocket): void {
