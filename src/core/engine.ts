@@ -580,6 +580,13 @@ export class FlowEngine {
     return this.liveIds((s) => this.ruleRuntimes[this.table.ruleOf(s)]!.removed);
   }
 
+  /** The rule a live flow belongs to, as it was configured even if it has since been removed. */
+  ruleOf(flowId: number): InboundRule | undefined {
+    const slot = this.table.slotOf(flowId);
+    if (slot < 0 || this.table.state[slot] === ST_TOMBSTONE) return undefined;
+    return this.ruleRuntimes[this.table.ruleOf(slot)]?.rule;
+  }
+
   /** Finds a flow (or tombstone) id from a tuple as on the wire, with its direction. */
   lookup(key: FlowKey): { flowId: number; direction: Direction; tombstone: boolean } | undefined {
     const e = this.table.find(key.words, 0);
