@@ -583,7 +583,7 @@ export class FlowEngine {
   /** The rule a live flow belongs to, as it was configured even if it has since been removed. */
   ruleOf(flowId: number): InboundRule | undefined {
     const slot = this.table.slotOf(flowId);
-    if (slot < 0 || this.table.state[slot] === ST_TOMBSTONE) return undefined;
+    if (slot < 0 || this.table.state(slot) === ST_TOMBSTONE) return undefined;
     return this.ruleRuntimes[this.table.ruleOf(slot)]?.rule;
   }
 
