@@ -1,4 +1,5 @@
 /** What the composition root needs of a data plane, whichever one runs. */
+import type { ExpiryAction, FlowEngine } from '../core/engine.js';
 import type { RuntimeSnapshot } from '../core/snapshot.js';
 
 export interface DataPlane {
@@ -13,4 +14,14 @@ export interface DataPlane {
   listening(): string[];
   /** Stops serving; every flow ends and every resource is released. */
   stop(): Promise<void>;
+}
+
+/**
+ * Ends the flows of rules a new configuration removed, each as its own rule would at idle:
+ * reset when that rule had TCP reset on, silently dropped otherwise.
+ */
+export function endFlowsOfRemovedRules(engine: FlowEngine, onExpiry: (a: ExpiryAction) => void): void {
+  for (const id of engine.flowsOfRemovedRules()) {
+    engine.terminate(id, engine.ruleOf(id)?.enableTcpReset === true ? 'reset' : 'drop', onExpiry);
+  }
 }

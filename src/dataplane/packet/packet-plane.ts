@@ -11,7 +11,7 @@ import type { ExpiryAction, FlowEngine, PacketVerdict } from '../../core/engine.
 import { FlowKey, parseIpv4 as parseIpText } from '../../core/flow-key.js';
 import type { RuntimeSnapshot } from '../../core/snapshot.js';
 import { TCP_ACK, TCP_RST, type TcpSegment } from '../../core/tcp-state.js';
-import type { DataPlane } from '../plane.js';
+import { endFlowsOfRemovedRules, type DataPlane } from '../plane.js';
 import { emptyPacketStats, type PacketEventSink, type PacketStats } from './events.js';
 import { HostNetwork, type HostOptions } from './host.js';
 import {
@@ -149,25 +149,13 @@ export class PacketPlane implements DataPlane {
     }
     this.host?.sync(addresses, backends);
     this.served = [...new Set(served)];
-    for (const id of this.engine.flowsOfRemovedRules())
-      this.engine.terminate(id, this.resetOf(id), this.onExpiry);
+    endFlowsOfRemovedRules(this.engine, this.onExpiry);
     if (this.interval === undefined) {
       this.device.start((n) => this.onBatch(n));
       this.interval = setInterval(() => this.tick(), this.options.tickMs ?? 10);
       this.interval.unref();
       this.options.events?.({ type: 'ready', tun: this.device.name, routes: [...addresses] });
     }
-  }
-
-  private resetOf(flowId: number): 'reset' | 'drop' {
-    const info = this.engine.flow(flowId);
-    if (info === undefined) return 'drop';
-    for (const lb of this.engine.snapshot.loadBalancers) {
-      for (const r of [...lb.loadBalancingRules, ...lb.inboundNatRules]) {
-        if (r.id === info.ruleId) return r.enableTcpReset ? 'reset' : 'drop';
-      }
-    }
-    return 'drop';
   }
 
   endFlowsOfMember(memberId: string, action: 'reset' | 'close'): number {

@@ -7,7 +7,7 @@ import type { Socket } from 'node:net';
 import type { Clock } from '../../core/clock.js';
 import type { ExpiryAction, FlowEngine } from '../../core/engine.js';
 import type { RuntimeSnapshot } from '../../core/snapshot.js';
-import type { DataPlane } from '../plane.js';
+import { endFlowsOfRemovedRules, type DataPlane } from '../plane.js';
 import { emptyProxyStats, type ListenerRef, type ProxyEventSink, type ProxyStats } from './events.js';
 import { closeListener, listenersOf, ListenError, openListener, type OpenListener } from './listeners.js';
 import { TcpProxy } from './tcp-proxy.js';
@@ -102,7 +102,7 @@ export class ProxyPlane implements DataPlane {
     const removed = [...this.listeners].filter(([key]) => !wanted.has(key));
     for (const [key] of removed) this.listeners.delete(key);
     await Promise.all(removed.map(([, l]) => closeListener(l)));
-    this.endFlowsOfRemovedRules();
+    endFlowsOfRemovedRules(this.engine, this.onExpiry);
     this.startTicking();
   }
 
@@ -123,23 +123,6 @@ export class ProxyPlane implements DataPlane {
       l.socket.on('error', report);
       this.udp.frontend(l.socket, l.ref.address, l.ref.port);
     }
-  }
-
-  /** Flows of rules the configuration no longer has: reset if the rule had reset on, else dropped. */
-  private endFlowsOfRemovedRules(): void {
-    for (const id of this.engine.flowsOfRemovedRules())
-      this.engine.terminate(id, this.resetOf(id), this.onExpiry);
-  }
-
-  private resetOf(flowId: number): 'reset' | 'drop' {
-    const info = this.engine.flow(flowId);
-    if (info === undefined) return 'drop';
-    for (const lb of this.engine.snapshot.loadBalancers) {
-      for (const r of [...lb.loadBalancingRules, ...lb.inboundNatRules]) {
-        if (r.id === info.ruleId) return r.enableTcpReset ? 'reset' : 'drop';
-      }
-    }
-    return 'drop';
   }
 
   /** Ends the flows of a member now: `reset` (adminState Down, Basic SKU probe down) or a plain close. */
