@@ -32,6 +32,7 @@ import {
   NUM,
   N_BYTES,
   N_CREATED,
+  N_IDLE_MS,
   N_LAST_SEEN,
   N_PACKETS,
   REC,
@@ -256,13 +257,14 @@ export class FlowEngine {
 
   /**
    * Swaps in a new configuration at once. Flows of rules that still exist (same id) go on
-   * under the rule's new settings; flows of removed rules go on until they end, and
-   * `flowsOfRemovedRules()` lists them for the caller to end as it sees fit.
+   * under the rule's new settings, except the idle timeout: a flow keeps the one in force at
+   * its last packet until its next packet (either direction), so a swap moves no deadline.
+   * Flows of removed rules go on until they end, and `flowsOfRemovedRules()` lists them for
+   * the caller to end as it sees fit.
    */
   setSnapshot(snapshot: RuntimeSnapshot): void {
     const next = new RuleTable(snapshot);
     const seen = new Set<number>();
-    let shorter = false;
     for (const rule of next.rules) {
       let idx = this.ruleIndex.get(rule.id);
       const hash = distributionMode(rule.kind === 'loadBalancingRule' ? rule.distribution : 'Default');
@@ -272,8 +274,6 @@ export class FlowEngine {
         this.ruleIndex.set(rule.id, idx);
         this.ruleRuntimes.push(rt);
       } else {
-        const old = this.ruleRuntimes[idx]!;
-        if (rule.idleTimeout.ms < old.rule.idleTimeout.ms) shorter = true;
         this.ruleRuntimes[idx] = rt;
       }
       seen.add(idx);
@@ -285,11 +285,6 @@ export class FlowEngine {
     }
     this.rules = next;
     this.healthVersion++;
-    // Deadlines only move later without a reschedule; a shorter timeout needs one.
-    if (shorter) {
-      const t = this.table;
-      for (let s = 0; s < t.capacity; s++) if (t.state(s) !== 0) this.wheel.schedule(s, this.deadlineOf(s));
-    }
   }
 
   get snapshot(): RuntimeSnapshot {
@@ -337,7 +332,7 @@ export class FlowEngine {
         v.action = 'forward';
         this.count(slot, dir, seg.len);
         if (trackSegment(t, slot, dir, seg) === TRACK_OK) {
-          t.num[slot * NUM + N_LAST_SEEN] = now;
+          this.touch(slot, now);
           const after = t.state(slot);
           // Deadlines only move later on activity, except into a linger state.
           if (after !== state && (after === ST_TIME_WAIT || after === ST_CLOSED)) {
@@ -387,7 +382,7 @@ export class FlowEngine {
     if (e !== -1) {
       const slot = e >> 1;
       const dir = (e & 1) as Dir;
-      t.num[slot * NUM + N_LAST_SEEN] = now;
+      this.touch(slot, now);
       this.count(slot, dir, payloadLength);
       this.fillFlowVerdict(v, slot, dir);
       v.action = 'forward';
@@ -461,8 +456,7 @@ export class FlowEngine {
   activity(flowId: number, direction: Direction, bytes: number): boolean {
     const slot = this.table.slotOf(flowId);
     if (slot < 0 || this.table.state(slot) === ST_TOMBSTONE) return false;
-    const t = this.table;
-    t.num[slot * NUM + N_LAST_SEEN] = this.clock.now();
+    this.touch(slot, this.clock.now());
     this.count(slot, direction === 'toBackend' ? DIR_ORIG : DIR_REPLY, bytes);
     return true;
   }
@@ -477,7 +471,7 @@ export class FlowEngine {
       return false;
     const before = this.table.state(slot);
     halfCloseAccepted(this.table, slot, direction === 'toBackend' ? DIR_ORIG : DIR_REPLY);
-    this.table.num[slot * NUM + N_LAST_SEEN] = this.clock.now();
+    this.touch(slot, this.clock.now());
     if (this.table.state(slot) !== before && this.table.state(slot) === ST_TIME_WAIT) {
       this.wheel.schedule(slot, this.deadlineOf(slot));
     }
@@ -722,6 +716,7 @@ export class FlowEngine {
     t.rec[slot * REC + R_BACKEND_PORT] = backendPort;
     t.num[slot * NUM + N_CREATED] = now;
     t.num[slot * NUM + N_LAST_SEEN] = now;
+    t.num[slot * NUM + N_IDLE_MS] = rule.idleTimeout.ms;
     t.num.fill(0, slot * NUM + N_BYTES, slot * NUM + N_PACKETS + 2);
     if (!t.insert(slot)) {
       t.release(slot);
@@ -743,8 +738,24 @@ export class FlowEngine {
       case ST_UDP:
         return this.udpTimeoutMs;
       default:
-        return this.ruleRuntimes[this.table.ruleOf(slot)]!.rule.idleTimeout.ms;
+        return this.table.idleMs(slot);
     }
+  }
+
+  /**
+   * A packet (or relayed bytes) on a live flow: its idle time starts again, now under its
+   * rule's current timeout, which may have changed since the flow's last packet.
+   */
+  private touch(slot: number, now: number): void {
+    const t = this.table;
+    const b = slot * NUM;
+    t.num[b + N_LAST_SEEN] = now;
+    const ms = this.ruleRuntimes[t.ruleOf(slot)]!.rule.idleTimeout.ms;
+    const before = t.num[b + N_IDLE_MS]!;
+    if (ms === before) return;
+    t.num[b + N_IDLE_MS] = ms;
+    // The wheel re-files entries whose deadline moved later by itself; an earlier one needs a reschedule.
+    if (ms < before) this.wheel.schedule(slot, this.deadlineOf(slot));
   }
 
   private deadlineOf(slot: number): number {

@@ -47,12 +47,18 @@ export const R_MAXWIN = 12;
 export const R_FINEND = 14;
 
 /** Doubles per slot in `num`. */
-export const NUM = 6;
+export const NUM = 7;
 export const N_CREATED = 0;
 export const N_LAST_SEEN = 1;
 /** Per direction: payload bytes, packets. */
 export const N_BYTES = 2;
 export const N_PACKETS = 4;
+/**
+ * The idle timeout in force at the flow's last packet. Kept per flow because a changed rule
+ * timeout reaches a flow only with its next packet; beside `N_LAST_SEEN`, since both are
+ * written on every packet.
+ */
+export const N_IDLE_MS = 6;
 
 export class FlowTable {
   /** Slots in use (live flows and tombstones). */
@@ -150,6 +156,10 @@ export class FlowTable {
 
   lastSeen(slot: number): number {
     return this.num[slot * NUM + N_LAST_SEEN]!;
+  }
+
+  idleMs(slot: number): number {
+    return this.num[slot * NUM + N_IDLE_MS]!;
   }
 
   /** Takes a free slot for a new record (state must then be set non-zero), or -1 when full. */

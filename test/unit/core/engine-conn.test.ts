@@ -252,18 +252,91 @@ test('snapshot swap: flows of kept rules go on under new settings; removed rules
   assert.equal(engine.flow(a.flowId)!.ruleRemoved, true);
   assert.equal(engine.flow(w.flowId)!.ruleRemoved, false);
   assert.deepEqual(engine.open('Tcp', '192.0.2.1', 3, '10.0.0.1', 443), { ok: false, reason: 'no-rule' });
-  assert.equal(opened(engine.open('Tcp', '192.0.2.1', 4, '10.0.0.1', 8000)).backendPort, 9000);
-  // The shorter idle timeout applies to the existing flow: 4 minutes after its last activity;
-  // the removed rule's flow keeps its old rule's settings (4 minutes, drop) until it ends.
+  const x = opened(engine.open('Tcp', '192.0.2.1', 4, '10.0.0.1', 8000));
+  assert.equal(x.backendPort, 9000);
+  // The removed rule's flow keeps its old rule's settings (4 minutes, drop) until it ends; the
+  // kept rule's flow keeps the 10 minutes in force at its last packet, since it sent nothing since.
   clock.advance(3 * MIN - 1);
   assert.deepEqual(advance(engine), []);
   clock.advance(1);
   assert.deepEqual(
     advance(engine).map((x) => [x.flowId, x.action]),
-    [
-      [w.flowId, 'reset'],
-      [a.flowId, 'drop'],
-    ],
+    [[a.flowId, 'drop']],
+  );
+  assert.equal(engine.flow(w.flowId)!.timeoutMs, 10 * MIN);
+  clock.advance(MIN);
+  assert.deepEqual(
+    advance(engine).map((y) => [y.flowId, y.action]),
+    [[x.flowId, 'drop']],
+  );
+  clock.advance(5 * MIN - 1);
+  assert.deepEqual(advance(engine), []);
+  clock.advance(1);
+  assert.deepEqual(
+    advance(engine).map((x) => [x.flowId, x.action]),
+    [[w.flowId, 'reset']],
+  );
+});
+
+test('changed idle timeout, connection API: a lower timeout reaches a flow with its next bytes, not before', () => {
+  const clock = new ManualClock(0);
+  const web = (idleMinutes: number) => lbRule({ name: 'web', frontendPort: 80, idleMinutes, reset: true });
+  const engine = new FlowEngine({ clock, tickMs: 1, indexReplies: false, snapshot: snapshot([web(10)]) });
+  const quiet = opened(engine.open('Tcp', '192.0.2.1', 1, '10.0.0.1', 80));
+  const busy = opened(engine.open('Tcp', '192.0.2.1', 2, '10.0.0.1', 80));
+  clock.advance(2 * MIN);
+  engine.setSnapshot(snapshot([web(4)]));
+  // Nothing moves at the swap: both flows still count 10 minutes from their last bytes.
+  assert.equal(engine.flow(quiet.flowId)!.msLeft, 8 * MIN);
+  assert.equal(engine.flow(busy.flowId)!.msLeft, 8 * MIN);
+  clock.advance(3 * MIN);
+  // Bytes towards the client count too; from them on, 4 minutes.
+  assert.equal(engine.activity(busy.flowId, 'toClient', 1), true);
+  assert.equal(engine.flow(busy.flowId)!.timeoutMs, 4 * MIN);
+  assert.equal(engine.flow(busy.flowId)!.msLeft, 4 * MIN);
+  assert.equal(engine.flow(quiet.flowId)!.timeoutMs, 10 * MIN);
+  clock.advance(4 * MIN - 1);
+  assert.deepEqual(advance(engine), []);
+  clock.advance(1);
+  assert.deepEqual(
+    advance(engine).map((x) => [x.flowId, x.action]),
+    [[busy.flowId, 'reset']],
+  );
+  // The quiet flow still had the old 10 minutes: it ends 10 minutes after its creation.
+  clock.advance(MIN - 1);
+  assert.deepEqual(advance(engine), []);
+  clock.advance(1);
+  assert.deepEqual(
+    advance(engine).map((x) => [x.flowId, x.action]),
+    [[quiet.flowId, 'reset']],
+  );
+});
+
+test('changed idle timeout, connection API: a higher timeout reaches a flow with its next bytes, not before', () => {
+  const clock = new ManualClock(0);
+  const web = (idleMinutes: number) => lbRule({ name: 'web', frontendPort: 80, idleMinutes, reset: false });
+  const engine = new FlowEngine({ clock, tickMs: 1, indexReplies: false, snapshot: snapshot([web(4)]) });
+  const quiet = opened(engine.open('Tcp', '192.0.2.1', 1, '10.0.0.1', 80));
+  const busy = opened(engine.open('Tcp', '192.0.2.1', 2, '10.0.0.1', 80));
+  clock.advance(MIN);
+  engine.setSnapshot(snapshot([web(30)]));
+  clock.advance(2 * MIN);
+  assert.equal(engine.activity(busy.flowId, 'toBackend', 5), true);
+  assert.equal(engine.flow(busy.flowId)!.msLeft, 30 * MIN);
+  // The quiet flow is dropped on its old schedule: 4 minutes after its last bytes.
+  clock.advance(MIN - 1);
+  assert.deepEqual(advance(engine), []);
+  clock.advance(1);
+  assert.deepEqual(
+    advance(engine).map((x) => [x.flowId, x.action]),
+    [[quiet.flowId, 'drop']],
+  );
+  clock.advance(29 * MIN - 1);
+  assert.deepEqual(advance(engine), []);
+  clock.advance(1);
+  assert.deepEqual(
+    advance(engine).map((x) => [x.flowId, x.action]),
+    [[busy.flowId, 'drop']],
   );
 });
 

@@ -369,3 +369,57 @@ test('the engine answers for the frontend port with the rule backend port and ke
   assert.equal(info.client.address, '192.0.2.10');
   assert.equal(info.ruleName, 'web');
 });
+
+test('changed idle timeout, packet API: a keepalive probe after a lower timeout starts the new one; a silent flow keeps the old', () => {
+  const clock = new ManualClock(1_000_000);
+  const web = (idleMinutes: number) => lbRule({ reset: true, idleMinutes });
+  const engine = new FlowEngine({ clock, tickMs: 1, snapshot: snapshot([web(10)]) });
+  const probed = new TcpConversation(engine, '192.0.2.10', 40000, '10.0.0.1', 80, 1000, 5000);
+  const silent = new TcpConversation(engine, '192.0.2.10', 40001, '10.0.0.1', 80, 7000, 9000);
+  probed.handshake();
+  silent.handshake();
+  clock.advance(MIN);
+  engine.setSnapshot(snapshot([web(4)]));
+  assert.equal(engine.flow(probed.flowId)!.msLeft, 9 * MIN);
+  clock.advance(4 * MIN);
+  assert.deepEqual(advance(engine), [], 'no flow ends at the new timeout before its next packet');
+  // A keepalive probe: one byte below the client's next sequence number.
+  const probe = probed.fromClient({ flags: TCP_ACK, seq: probed.clientNext - 1, len: 0 });
+  assert.equal(probe.trusted, true);
+  assert.equal(engine.flow(probed.flowId)!.timeoutMs, 4 * MIN);
+  clock.advance(4 * MIN - 1);
+  assert.deepEqual(advance(engine), []);
+  clock.advance(1);
+  assert.deepEqual(
+    advance(engine).map((a) => [a.flowId, a.action]),
+    [[probed.flowId, 'reset']],
+  );
+  clock.advance(MIN - 1);
+  assert.deepEqual(advance(engine), []);
+  clock.advance(1);
+  assert.deepEqual(
+    advance(engine).map((a) => [a.flowId, a.action]),
+    [[silent.flowId, 'reset']],
+    'the silent flow ends 10 minutes after its handshake',
+  );
+});
+
+test('changed idle timeout, packet API: a higher timeout applies from the next segment of either side', () => {
+  const clock = new ManualClock(1_000_000);
+  const web = (idleMinutes: number) => lbRule({ reset: true, idleMinutes });
+  const engine = new FlowEngine({ clock, tickMs: 1, snapshot: snapshot([web(4)]) });
+  const c = new TcpConversation(engine);
+  c.handshake();
+  engine.setSnapshot(snapshot([web(20)]));
+  clock.advance(3 * MIN);
+  assert.equal(engine.flow(c.flowId)!.msLeft, MIN);
+  c.backendSends(10, false);
+  assert.equal(engine.flow(c.flowId)!.msLeft, 20 * MIN);
+  clock.advance(20 * MIN - 1);
+  assert.deepEqual(advance(engine), []);
+  clock.advance(1);
+  assert.deepEqual(
+    advance(engine).map((a) => a.action),
+    ['reset'],
+  );
+});
