@@ -4,8 +4,9 @@
  * changes goes through the ResourceStore; everything it shows comes from a ControlRuntime, so the
  * server knows neither the data plane nor the flow engine.
  */
-import { timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { STATUS_CODES, createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
@@ -139,10 +140,50 @@ function header(req: FastifyRequest, name: string): string | undefined {
   return Array.isArray(v) ? v.join(',') : v;
 }
 
+/** Compares digests, so neither the time taken nor an early length check tells how much of a guess was right. */
 function sameToken(given: string, expected: string): boolean {
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
+  const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
+  return timingSafeEqual(digest(given), digest(expected));
+}
+
+/**
+ * The answer to a request the HTTP parser gave up on before any route saw it: too slow
+ * (requestTimeout), headers too large, or not HTTP at all. Node and fastify would answer
+ * with their own bodies; an ARM client expects ARM's.
+ */
+function clientErrorOf(err: NodeJS.ErrnoException, requestTimeoutMs: number): ApiError {
+  switch (err.code) {
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return new ApiError(
+        'SLUICE_API_TIMEOUT',
+        `The request (headers and body) did not arrive within ${requestTimeoutMs} ms; the connection is closed.`,
+      );
+    case 'HPE_HEADER_OVERFLOW':
+      return new ApiError('SLUICE_API_HEADERS_TOO_LARGE', 'The request headers are too large.');
+    default:
+      return new ApiError(
+        'SLUICE_API_BAD_REQUEST',
+        `The request is not valid HTTP (${err.code ?? err.message}).`,
+      );
+  }
+}
+
+function onClientError(err: NodeJS.ErrnoException, socket: Duplex, requestTimeoutMs: number): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  // A response already under way on this connection must not get a second status line.
+  const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (socket.writable && inFlight?.headersSent !== true) {
+    const api = clientErrorOf(err, requestTimeoutMs);
+    const body = JSON.stringify(api.body());
+    socket.write(
+      `HTTP/1.1 ${api.httpStatus} ${STATUS_CODES[api.httpStatus] ?? ''}\r\n` +
+        'Content-Type: application/json; charset=utf-8\r\n' +
+        `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+        'Connection: close\r\n\r\n' +
+        body,
+    );
+  }
+  socket.destroy(err);
 }
 
 /** Translates fastify's own errors (body limit, bad JSON, content type) into ARM bodies. */
@@ -152,7 +193,10 @@ function toApiError(err: unknown): ApiError {
   if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
     return new ApiError('SLUICE_API_BODY_TOO_LARGE', `The request body is larger than ${BODY_LIMIT} bytes.`);
   if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE')
-    return new ApiError('SLUICE_API_BAD_REQUEST', 'Send the body as JSON (Content-Type: application/json).');
+    return new ApiError(
+      'SLUICE_API_UNSUPPORTED_MEDIA_TYPE',
+      'Send the body as JSON (Content-Type: application/json).',
+    );
   if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500)
     return new ApiError('SLUICE_API_BAD_REQUEST', e.message ?? 'bad request');
   return new ApiError('SLUICE_API_INTERNAL', 'Internal error; see the Sluice log.');
@@ -197,6 +241,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     logger: false,
     bodyLimit: BODY_LIMIT,
     routerOptions: { caseSensitive: false, ignoreTrailingSlash: true },
+    clientErrorHandler: (err, socket) => onClientError(err, socket, requestTimeout),
     // Node enforces requestTimeout only as often as it checks connections: check often enough.
     serverFactory: (handler) =>
       createServer(

@@ -83,6 +83,15 @@ export const ERRORS = {
   SLUICE_API_PRECONDITION_FAILED: def('If-Match or If-None-Match does not hold for the stored etag.', 412),
   SLUICE_API_UNAUTHORIZED: def('The bearer token is missing or wrong.', 401),
   SLUICE_API_BODY_TOO_LARGE: def('The request body is over 1 MiB.', 413),
+  SLUICE_API_UNSUPPORTED_MEDIA_TYPE: def(
+    'A request body that is not JSON (send Content-Type: application/json).',
+    415,
+  ),
+  SLUICE_API_TIMEOUT: def(
+    'The client did not send its whole request (headers and body) in time; the connection is closed.',
+    408,
+  ),
+  SLUICE_API_HEADERS_TOO_LARGE: def('The request headers are larger than the HTTP server accepts.', 431),
   SLUICE_API_APPLY_FAILED: def(
     'The configuration is valid but could not be served (a frontend port is in use); nothing changed.',
     409,
