@@ -42,19 +42,23 @@ import {
   type Dir,
 } from './flow-table.js';
 import { MAGLEV_TABLE_SIZE, buildMaglevTable, maglevLookup } from './maglev.js';
+import { OutboundTable } from './outbound-table.js';
 import { RuleTable, protocolName, protocolNumber, type RuleMatch } from './rule-table.js';
 import type {
   AdminState,
   BackendMember,
   BackendPool,
   InboundRule,
+  OutboundPath,
   Probe,
   Protocol,
   RuntimeSnapshot,
 } from './snapshot.js';
+import { SnatAllocator, outboundPathKey, snatPortOf, snatSpaceOf, type SnatUsage } from './snat-alloc.js';
 import {
   META_FLOATING_IP,
   META_NO_SEQ,
+  META_OUTBOUND,
   META_RESET,
   ST_CLOSED,
   ST_ESTABLISHED,
@@ -107,6 +111,10 @@ export interface FlowEngineOptions {
   readonly hashSeed?: number;
   readonly maglevTableSize?: number;
   readonly events?: FlowEventSink;
+  /** How long a freed SNAT port rests before an outbound flow may take it again. Default 60 s. */
+  readonly snatHoldMs?: number;
+  /** Where each member's SNAT range starts handing out ports; Math.random by default. */
+  readonly random?: () => number;
 }
 
 export type Direction = 'toBackend' | 'toClient';
@@ -129,6 +137,14 @@ export class PacketVerdict {
   member: BackendMember | null = null;
   frontendPort = 0;
   backendPort = 0;
+  /**
+   * An outbound flow (a member to a remote peer): `toBackend` is towards the remote, with the
+   * source to become `snatAddress:snatPort`; `toClient` is a reply, towards the member's own
+   * address and `backendPort` (its source port). `rule` is null.
+   */
+  outbound: OutboundPath | null = null;
+  snatAddress = '';
+  snatPort = 0;
   rstSeq = 0;
   rstAck = 0;
   rstFlags = 0;
@@ -146,6 +162,14 @@ export class ExpiryAction {
   member!: BackendMember;
   frontendPort = 0;
   backendPort = 0;
+  /**
+   * For an outbound flow: its path, and `key` is member to remote; `toClient` is the RST to the
+   * member (from the remote), `toBackend` the RST to the remote (from `snatAddress:snatPort`).
+   * `rule` is then left as it was: read `outbound` first.
+   */
+  outbound: OutboundPath | null = null;
+  snatAddress = '';
+  snatPort = 0;
   readonly key = new FlowKey();
   /** For `reset`: the RST towards the client (from the frontend address and port). */
   readonly toClient: RstFields = { seq: 0, ack: 0 };
@@ -168,6 +192,12 @@ interface RuleRuntime {
   rule: InboundRule;
   removed: boolean;
   hash: DistributionHash;
+}
+
+interface OutboundRuntime {
+  path: OutboundPath;
+  readonly key: string;
+  removed: boolean;
 }
 
 interface MemberRuntime {
@@ -201,6 +231,11 @@ export class FlowEngine {
   private rules: RuleTable;
   private readonly ruleRuntimes: RuleRuntime[] = [];
   private readonly ruleIndex = new Map<string, number>();
+  private outboundTable: OutboundTable;
+  /** Outbound flows hold an index into this in R_RULE (inbound flows: into ruleRuntimes). */
+  private readonly outboundRuntimes: OutboundRuntime[] = [];
+  private readonly outboundIndex = new Map<string, number>();
+  private readonly snat: SnatAllocator;
   private readonly memberRuntimes: MemberRuntime[] = [];
   private readonly memberIndex = new Map<string, number>();
   private memberWords = new Uint32Array(64);
@@ -250,6 +285,11 @@ export class FlowEngine {
     grown.wheel = this.wheel;
     this.tombRing = new Float64Array(Math.max(1, this.maxTombstones));
     this.rules = new RuleTable({ loadBalancers: [], natGateways: [] });
+    this.outboundTable = new OutboundTable({ loadBalancers: [], natGateways: [] });
+    this.snat = new SnatAllocator({
+      ...(options.snatHoldMs !== undefined ? { holdMs: options.snatHoldMs } : {}),
+      ...(options.random !== undefined ? { random: options.random } : {}),
+    });
     if (options.snapshot !== undefined) this.setSnapshot(options.snapshot);
   }
 
@@ -284,6 +324,7 @@ export class FlowEngine {
       if (!seen.has(i)) this.ruleRuntimes[i]!.removed = true;
     }
     this.rules = next;
+    this.setOutbound(snapshot);
     this.healthVersion++;
   }
 
@@ -350,8 +391,25 @@ export class FlowEngine {
     }
     const match = this.rules.lookup(PROTO_TCP, key.words, 4, key.family, key.dstPort);
     if (match === undefined) {
-      v.reason = 'no-rule';
-      return v;
+      const ob = this.outboundTable.lookup(PROTO_TCP, key.words, 0, key.family);
+      if (ob === undefined) {
+        v.reason = 'no-rule';
+        return v;
+      }
+      if (!isSyn) {
+        this.statsData.noFlowDrops++;
+        v.reason = 'no-flow';
+        return v;
+      }
+      this.statsData.syns++;
+      const os = this.createOutbound(ob, key.words, now);
+      if (os < 0) {
+        v.reason = REFUSE_REASONS[-os - 1]!;
+        return v;
+      }
+      trackSyn(t, os, seg);
+      this.count(os, DIR_ORIG, seg.len);
+      return this.createdVerdict(v, os, now);
     }
     if (!isSyn) {
       this.statsData.noFlowDrops++;
@@ -390,8 +448,19 @@ export class FlowEngine {
     }
     const match = this.rules.lookup(PROTO_UDP, key.words, 4, key.family, key.dstPort);
     if (match === undefined) {
-      v.reason = 'no-rule';
-      return v;
+      const ob = this.outboundTable.lookup(PROTO_UDP, key.words, 0, key.family);
+      if (ob === undefined) {
+        v.reason = 'no-rule';
+        return v;
+      }
+      const os = this.createOutbound(ob, key.words, now);
+      if (os < 0) {
+        v.reason = REFUSE_REASONS[-os - 1]!;
+        return v;
+      }
+      t.setState(os, ST_UDP);
+      this.count(os, DIR_ORIG, payloadLength);
+      return this.createdVerdict(v, os, now);
     }
     const slot = this.createFlow(match, key.words, now);
     if (slot < 0) {
@@ -541,6 +610,11 @@ export class FlowEngine {
     return copyStats(this.statsData);
   }
 
+  /** SNAT ports of the outbound paths: allocated, and held by live outbound flows. */
+  snatUsage(): SnatUsage[] {
+    return this.snat.usage();
+  }
+
   /** Bytes held by the flow table's arrays. */
   tableBytes(): number {
     return this.table.byteSize();
@@ -566,18 +640,27 @@ export class FlowEngine {
 
   /** Ids of live flows whose backend is this member. */
   flowsOfMember(memberId: string): number[] {
-    return this.liveIds((s) => this.memberRuntimes[this.table.memberOf(s)]!.member.id === memberId);
+    return this.liveIds(
+      (s) =>
+        !(this.table.meta(s) & META_OUTBOUND) &&
+        this.memberRuntimes[this.table.memberOf(s)]!.member.id === memberId,
+    );
   }
 
   /** Ids of live flows whose rule is no longer in the configuration. */
   flowsOfRemovedRules(): number[] {
-    return this.liveIds((s) => this.ruleRuntimes[this.table.ruleOf(s)]!.removed);
+    return this.liveIds((s) =>
+      this.table.meta(s) & META_OUTBOUND
+        ? this.outboundRuntimes[this.table.ruleOf(s)]!.removed
+        : this.ruleRuntimes[this.table.ruleOf(s)]!.removed,
+    );
   }
 
   /** The rule a live flow belongs to, as it was configured even if it has since been removed. */
   ruleOf(flowId: number): InboundRule | undefined {
     const slot = this.table.slotOf(flowId);
     if (slot < 0 || this.table.state(slot) === ST_TOMBSTONE) return undefined;
+    if (this.table.meta(slot) & META_OUTBOUND) return undefined;
     return this.ruleRuntimes[this.table.ruleOf(slot)]?.rule;
   }
 
@@ -629,6 +712,16 @@ export class FlowEngine {
     const keys = t.keys;
     let sport: number;
     let family = keys[k + 9]! >>> 8;
+    if (t.meta(slot) & META_OUTBOUND) {
+      // The remote answers the SNAT address and port: remote -> snatAddress:snatPort.
+      const packed = t.backendPortOf(slot);
+      const space = this.snat.space(snatSpaceOf(packed));
+      for (let i = 0; i < 4; i++) out[off + i] = keys[k + 4 + i]!;
+      for (let i = 0; i < 4; i++) out[off + 4 + i] = space.words[i]!;
+      out[off + 8] = (((keys[k + 8]! & 0xffff) << 16) | snatPortOf(packed)) >>> 0;
+      out[off + 9] = keys[k + 9]!;
+      return;
+    }
     if (t.meta(slot) & META_FLOATING_IP) {
       // The backend owns the frontend address itself and answers from it (direct return).
       for (let i = 0; i < 4; i++) out[off + i] = keys[k + 4 + i]!;
@@ -728,6 +821,160 @@ export class FlowEngine {
     return slot;
   }
 
+  /**
+   * Outbound runtimes follow the snapshot by path identity (member and rule or gateway), as
+   * rule runtimes follow rule ids; the SNAT ranges are laid out anew, ports in use kept.
+   */
+  private setOutbound(snapshot: RuntimeSnapshot): void {
+    const table = new OutboundTable(snapshot);
+    const seen = new Set<number>();
+    for (const path of table.paths) {
+      const key = outboundPathKey(path);
+      let idx = this.outboundIndex.get(key);
+      if (idx === undefined) {
+        idx = this.outboundRuntimes.length;
+        this.outboundIndex.set(key, idx);
+        this.outboundRuntimes.push({ path, key, removed: false });
+      } else this.outboundRuntimes[idx] = { path, key, removed: false };
+      seen.add(idx);
+      this.memberIdx(path.member);
+    }
+    for (let i = 0; i < this.outboundRuntimes.length; i++)
+      if (!seen.has(i)) this.outboundRuntimes[i]!.removed = true;
+    this.outboundTable = table;
+    this.snat.layout(snapshot);
+  }
+
+  /**
+   * An outbound flow from a member: its own tuple as the original, a SNAT port from the
+   * member's range for the reply tuple. Returns the slot, or -(1 + refuse reason index).
+   */
+  private createOutbound(path: OutboundPath, words: Uint32Array, now: number): number {
+    const proto = words[9]! & 0xff;
+    const key = outboundPathKey(path);
+    const ruleId = path.via.kind === 'natGateway' ? path.via.natGateway.id : path.via.rule.id;
+    const refuse = (reason: RefuseReason): number => {
+      this.refuseEvent(reason, proto, words, now, ruleId);
+      return -1 - REFUSE_REASONS.indexOf(reason);
+    };
+    if (this.live >= this.maxFlows) return refuse('capacity');
+    const t = this.table;
+    const slot = t.alloc();
+    if (slot < 0) return refuse('capacity');
+    const packed = this.snat.allocate(key, t.idOf(slot), now, (owner) => this.reclaimTombstone(owner));
+    if (packed < 0) {
+      t.release(slot);
+      return refuse('snat-ports');
+    }
+    t.keys.set(words.subarray(0, KEY_WORDS), slot * KEY_WORDS);
+    t.setState(slot, ST_SYN_SENT);
+    t.setMeta(slot, META_OUTBOUND);
+    t.rec[slot * REC + R_RULE] = this.outboundIndex.get(key)!;
+    t.rec[slot * REC + R_MEMBER] = this.memberIdx(path.member);
+    t.rec[slot * REC + R_BACKEND_PORT] = packed;
+    t.num[slot * NUM + N_CREATED] = now;
+    t.num[slot * NUM + N_LAST_SEEN] = now;
+    t.num[slot * NUM + N_IDLE_MS] = path.idleTimeout.ms;
+    t.num.fill(0, slot * NUM + N_BYTES, slot * NUM + N_PACKETS + 2);
+    if (!t.insert(slot)) {
+      this.snat.release(packed, t.idOf(slot), now);
+      t.release(slot);
+      return refuse('tuple-in-use');
+    }
+    this.live++;
+    this.statsData.flowsCreated++;
+    this.wheel.schedule(slot, now + this.timeoutOf(slot, proto === PROTO_UDP ? ST_UDP : ST_SYN_SENT));
+    return slot;
+  }
+
+  /** A tombstone gives up its SNAT port to a new flow of a member with no other port free. */
+  private reclaimTombstone(flowId: number): boolean {
+    const slot = this.table.slotOf(flowId);
+    if (slot < 0 || this.table.state(slot) !== ST_TOMBSTONE) return false;
+    this.removeSlot(slot);
+    return true;
+  }
+
+  private createdVerdict(v: PacketVerdict, slot: number, now: number): PacketVerdict {
+    this.fillFlowVerdict(v, slot, DIR_ORIG);
+    v.action = 'forward';
+    v.created = true;
+    this.emitCreated(slot, now);
+    return v;
+  }
+
+  /** Unindexes and frees a slot, and the SNAT port of an outbound flow with it. */
+  private freeSlot(slot: number): void {
+    const t = this.table;
+    if (t.meta(slot) & META_OUTBOUND)
+      this.snat.release(t.backendPortOf(slot), t.idOf(slot), this.clock.now());
+    t.unindex(slot);
+    t.release(slot);
+  }
+
+  /** The idle timeout now configured for a flow's rule or outbound path. */
+  private currentIdleMs(slot: number): number {
+    const t = this.table;
+    if (t.meta(slot) & META_OUTBOUND) return this.outboundRuntimes[t.ruleOf(slot)]!.path.idleTimeout.ms;
+    return this.ruleRuntimes[t.ruleOf(slot)]!.rule.idleTimeout.ms;
+  }
+
+  /** Whether an established flow is reset at idle (B4): never through a NAT gateway. */
+  private resetAtIdle(slot: number): boolean {
+    const t = this.table;
+    if (t.meta(slot) & META_OUTBOUND) return this.outboundRuntimes[t.ruleOf(slot)]!.path.enableTcpReset;
+    return this.ruleRuntimes[t.ruleOf(slot)]!.rule.enableTcpReset;
+  }
+
+  /**
+   * Whether later segments of an expired flow are answered with a RST (B6). A NAT gateway
+   * drops idle flows silently yet answers a later packet with a RST to its sender, as Azure's
+   * NAT gateway does.
+   */
+  private resetAfterExpiry(slot: number): boolean {
+    const t = this.table;
+    if (t.meta(slot) & META_OUTBOUND) {
+      const path = this.outboundRuntimes[t.ruleOf(slot)]!.path;
+      return path.via.kind === 'natGateway' || path.enableTcpReset;
+    }
+    return this.ruleRuntimes[t.ruleOf(slot)]!.rule.enableTcpReset;
+  }
+
+  private outboundInfo(slot: number, now: number, state: number, timeoutMs: number): FlowInfo {
+    const t = this.table;
+    const k = slot * KEY_WORDS;
+    const family = t.keys[k + 9]! >>> 8;
+    const proto = t.keys[k + 9]! & 0xff;
+    const ort = this.outboundRuntimes[t.ruleOf(slot)]!;
+    const via = ort.path.via;
+    const packed = t.backendPortOf(slot);
+    return {
+      id: t.idOf(slot),
+      protocol: protocolName(proto),
+      state: stateName(state),
+      // The member opened the flow: it is the client, the remote peer the backend, and the
+      // SNAT address and port the frontend the remote sees.
+      client: { address: formatIp(t.keys, k, family), port: t.keys[k + 8]! >>> 16 },
+      frontend: { address: this.snat.space(snatSpaceOf(packed)).address, port: snatPortOf(packed) },
+      backend: { address: formatIp(t.keys, k + 4, family), port: t.keys[k + 8]! & 0xffff },
+      memberId: ort.path.member.id,
+      ruleId: via.kind === 'natGateway' ? via.natGateway.id : via.rule.id,
+      ruleName: via.kind === 'natGateway' ? via.natGateway.name : via.rule.name,
+      ruleRemoved: ort.removed,
+      outbound: via.kind,
+      createdAt: t.num[slot * NUM + N_CREATED]!,
+      lastSeenAt: t.lastSeen(slot),
+      ageMs: now - t.num[slot * NUM + N_CREATED]!,
+      idleMs: now - t.lastSeen(slot),
+      msLeft: Math.max(0, t.lastSeen(slot) + timeoutMs - now),
+      timeoutMs,
+      bytesToBackend: t.num[slot * NUM + N_BYTES]!,
+      bytesToClient: t.num[slot * NUM + N_BYTES + 1]!,
+      packetsToBackend: t.num[slot * NUM + N_PACKETS]!,
+      packetsToClient: t.num[slot * NUM + N_PACKETS + 1]!,
+    };
+  }
+
   private timeoutOf(slot: number, state: number): number {
     switch (state) {
       case ST_TOMBSTONE:
@@ -750,7 +997,7 @@ export class FlowEngine {
     const t = this.table;
     const b = slot * NUM;
     t.num[b + N_LAST_SEEN] = now;
-    const ms = this.ruleRuntimes[t.ruleOf(slot)]!.rule.idleTimeout.ms;
+    const ms = this.currentIdleMs(slot);
     const before = t.num[b + N_IDLE_MS]!;
     if (ms === before) return;
     t.num[b + N_IDLE_MS] = ms;
@@ -779,15 +1026,14 @@ export class FlowEngine {
       this.endFlow(slot, state === ST_CLOSED ? 'rst' : 'fin', this.now);
       return;
     }
-    const rt = this.ruleRuntimes[t.ruleOf(slot)]!;
-    this.expireSlot(slot, state === ST_ESTABLISHED && rt.rule.enableTcpReset);
+    this.expireSlot(slot, state === ST_ESTABLISHED && this.resetAtIdle(slot));
   }
 
   /** Idle end of a live flow: action out, event, then a tombstone (TCP) or nothing (UDP). */
   private expireSlot(slot: number, reset: boolean): void {
     const t = this.table;
     const now = this.now;
-    const rt = this.ruleRuntimes[t.ruleOf(slot)]!;
+    const outbound = (t.meta(slot) & META_OUTBOUND) !== 0;
     const isUdp = t.state(slot) === ST_UDP;
     if (reset) this.statsData.expiredReset++;
     else this.statsData.expiredDrop++;
@@ -796,11 +1042,21 @@ export class FlowEngine {
       a.flowId = t.idOf(slot);
       a.action = reset ? 'reset' : 'drop';
       a.protocol = isUdp ? 'Udp' : 'Tcp';
-      a.rule = rt.rule;
       a.member = this.memberRuntimes[t.memberOf(slot)]!.member;
       a.key.copyFrom(t.keys, slot * KEY_WORDS);
-      a.frontendPort = a.key.dstPort;
-      a.backendPort = t.backendPortOf(slot);
+      if (outbound) {
+        const packed = t.backendPortOf(slot);
+        a.outbound = this.outboundRuntimes[t.ruleOf(slot)]!.path;
+        a.snatAddress = this.snat.space(snatSpaceOf(packed)).address;
+        a.snatPort = snatPortOf(packed);
+        a.frontendPort = a.snatPort;
+        a.backendPort = a.key.srcPort;
+      } else {
+        a.outbound = null;
+        a.rule = this.ruleRuntimes[t.ruleOf(slot)]!.rule;
+        a.frontendPort = a.key.dstPort;
+        a.backendPort = t.backendPortOf(slot);
+      }
       idleResetFields(t, slot, a.toClient, a.toBackend);
       this.onAction(a);
     }
@@ -810,18 +1066,18 @@ export class FlowEngine {
     this.live--;
     if (isUdp || this.maxTombstones === 0) {
       this.wheel.cancel(slot);
-      t.unindex(slot);
-      t.release(slot);
+      this.freeSlot(slot);
       return;
     }
-    this.toTombstone(slot, rt.rule.enableTcpReset, now);
+    this.toTombstone(slot, this.resetAfterExpiry(slot), now);
   }
 
   private toTombstone(slot: number, resetEnabled: boolean, now: number): void {
     const t = this.table;
     if (this.tombstones >= this.maxTombstones) this.evictTombstone();
     t.setState(slot, ST_TOMBSTONE);
-    t.setMeta(slot, (t.meta(slot) & META_FLOATING_IP) | (resetEnabled ? META_RESET : 0));
+    t.setMeta(slot, (t.meta(slot) & (META_FLOATING_IP | META_OUTBOUND)) | (resetEnabled ? META_RESET : 0));
+    if (t.meta(slot) & META_OUTBOUND) this.snat.retire(t.backendPortOf(slot), now);
     t.num[slot * NUM + N_LAST_SEEN] = now;
     this.tombstones++;
     if (this.tombLen === this.tombRing.length) this.popTombRing();
@@ -853,8 +1109,7 @@ export class FlowEngine {
     const t = this.table;
     if (t.state(slot) === ST_TOMBSTONE) this.tombstones--;
     this.wheel.cancel(slot);
-    t.unindex(slot);
-    t.release(slot);
+    this.freeSlot(slot);
   }
 
   /** Removes a live flow that ended by itself or was closed by its data plane. */
@@ -862,10 +1117,8 @@ export class FlowEngine {
     this.statsData.closed[reason]++;
     if (this.sink !== undefined) this.sink({ type: 'closed', at: now, reason, flow: this.info(slot, now) });
     this.live--;
-    const t = this.table;
     this.wheel.cancel(slot);
-    t.unindex(slot);
-    t.release(slot);
+    this.freeSlot(slot);
   }
 
   private tombstoneVerdict(slot: number, dir: Dir, seg: TcpSegment): PacketVerdict {
@@ -908,6 +1161,9 @@ export class FlowEngine {
     v.member = null;
     v.frontendPort = 0;
     v.backendPort = 0;
+    v.outbound = null;
+    v.snatAddress = '';
+    v.snatPort = 0;
     v.rstSeq = 0;
     v.rstAck = 0;
     v.rstFlags = 0;
@@ -918,8 +1174,19 @@ export class FlowEngine {
     const t = this.table;
     v.flowId = t.idOf(slot);
     v.direction = dir === DIR_ORIG ? 'toBackend' : 'toClient';
-    v.rule = this.ruleRuntimes[t.ruleOf(slot)]!.rule;
     v.member = this.memberRuntimes[t.memberOf(slot)]!.member;
+    if (t.meta(slot) & META_OUTBOUND) {
+      const packed = t.backendPortOf(slot);
+      v.rule = null;
+      v.outbound = this.outboundRuntimes[t.ruleOf(slot)]!.path;
+      v.snatAddress = this.snat.space(snatSpaceOf(packed)).address;
+      v.snatPort = snatPortOf(packed);
+      v.frontendPort = v.snatPort;
+      v.backendPort = t.keys[slot * KEY_WORDS + 8]! >>> 16;
+      return;
+    }
+    v.outbound = null;
+    v.rule = this.ruleRuntimes[t.ruleOf(slot)]!.rule;
     v.frontendPort = t.keys[slot * KEY_WORDS + 8]! & 0xffff;
     v.backendPort = t.backendPortOf(slot);
   }
@@ -965,11 +1232,12 @@ export class FlowEngine {
     const k = slot * KEY_WORDS;
     const family = t.keys[k + 9]! >>> 8;
     const proto = t.keys[k + 9]! & 0xff;
-    const rt = this.ruleRuntimes[t.ruleOf(slot)]!;
     const mr = this.memberRuntimes[t.memberOf(slot)]!;
     const state = t.state(slot);
     const timeoutMs = this.timeoutOf(slot, state);
     const endpoint = (address: string, port: number): Endpoint => ({ address, port });
+    if (t.meta(slot) & META_OUTBOUND) return this.outboundInfo(slot, now, state, timeoutMs);
+    const rt = this.ruleRuntimes[t.ruleOf(slot)]!;
     return {
       id: t.idOf(slot),
       protocol: protocolName(proto),
@@ -1001,6 +1269,7 @@ const REFUSE_REASONS: readonly RefuseReason[] = [
   'no-backend',
   'member-down',
   'tuple-in-use',
+  'snat-ports',
 ];
 
 function copyStats(s: EngineStats): EngineStats {

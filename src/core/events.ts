@@ -24,6 +24,12 @@ export interface FlowInfo {
   readonly ruleName: string;
   /** The rule is no longer in the configuration; the flow goes on until it ends. */
   readonly ruleRemoved: boolean;
+  /**
+   * Set on an outbound flow, opened by a member (`client`) towards a remote peer (`backend`),
+   * which sees it from the SNAT address and port (`frontend`); `ruleId` and `ruleName` are
+   * then the outbound rule's or the NAT gateway's.
+   */
+  readonly outbound?: 'outboundRule' | 'natGateway';
   readonly createdAt: number;
   readonly lastSeenAt: number;
   readonly ageMs: number;
@@ -51,9 +57,11 @@ export type CloseReason = 'fin' | 'rst' | 'backend-unreachable' | 'terminated' |
  * Why a new flow was not created: `capacity` the flow table is full, `no-rule` nothing
  * listens on that address, protocol and port, `no-backend` no member is eligible,
  * `member-down` the inbound NAT rule's member is administratively down, `tuple-in-use` the
- * 5-tuple belongs to a live flow.
+ * 5-tuple belongs to a live flow, `snat-ports` every SNAT port of the member's outbound
+ * allocation is in use (or resting after use).
  */
-export type RefuseReason = 'capacity' | 'no-rule' | 'no-backend' | 'member-down' | 'tuple-in-use';
+export type RefuseReason =
+  'capacity' | 'no-rule' | 'no-backend' | 'member-down' | 'tuple-in-use' | 'snat-ports';
 
 export type FlowEvent =
   | { readonly type: 'created'; readonly at: number; readonly flow: FlowInfo }
@@ -98,7 +106,14 @@ export function emptyStats(): EngineStats {
     expiredReset: 0,
     expiredDrop: 0,
     closed: { fin: 0, rst: 0, 'backend-unreachable': 0, terminated: 0, superseded: 0, shutdown: 0 },
-    refused: { capacity: 0, 'no-rule': 0, 'no-backend': 0, 'member-down': 0, 'tuple-in-use': 0 },
+    refused: {
+      capacity: 0,
+      'no-rule': 0,
+      'no-backend': 0,
+      'member-down': 0,
+      'tuple-in-use': 0,
+      'snat-ports': 0,
+    },
     tombstoneResets: 0,
     tombstoneDrops: 0,
     tombstonesEvicted: 0,

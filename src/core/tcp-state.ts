@@ -100,6 +100,8 @@ export const META_RESET = 0x10;
 export const META_FLOATING_IP = 0x20;
 /** Opened through the connection API: no sequence numbers are known. */
 export const META_NO_SEQ = 0x40;
+/** An outbound flow: a member to a remote peer, SNATed to an outbound path's address. */
+export const META_OUTBOUND = 0x80;
 
 export const TRACK_OK = 0;
 export const TRACK_UNTRUSTED = 1;
