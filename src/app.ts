@@ -313,16 +313,15 @@ export class SluiceApp<P extends DataPlane = ProxyPlane> {
     );
   }
 
-  /** Allocated: ports per member times members. Used: outbound flows, which only the packet plane makes. */
+  /** The engine's SNAT ranges; only the packet plane makes outbound flows, so the proxy plane's use 0. */
   private snatStates(): SnatState[] {
-    return this.engine.snapshot.loadBalancers.flatMap((lb) =>
-      lb.outboundRules.map((r) => ({
-        lb: lb.name,
-        rule: r.name,
-        allocated: r.allocatedOutboundPorts * r.pool.members.length,
-        used: 0,
-      })),
-    );
+    return this.engine.snatUsage().map((u) => ({
+      lb: u.lb,
+      rule: u.name,
+      frontend: u.address,
+      allocated: u.allocated,
+      used: u.used,
+    }));
   }
 
   /** Stops probing and serving; every flow ends and every socket is released. */

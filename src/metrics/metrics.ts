@@ -24,7 +24,10 @@ export interface FrontendState {
 
 export interface SnatState {
   readonly lb: string;
+  /** The outbound rule, or the NAT gateway, whose ports these are. */
   readonly rule: string;
+  /** The SNAT address. */
+  readonly frontend: string;
   readonly allocated: number;
   readonly used: number;
 }
@@ -54,8 +57,8 @@ export const SERIES = {
   sluice_tcp_rst_sent_total: { type: 'counter', labels: ['lb', 'rule', 'direction'] },
   sluice_probe_up_ratio: { type: 'gauge', labels: ['lb', 'probe', 'backend'] },
   sluice_datapath_up_ratio: { type: 'gauge', labels: ['lb', 'frontend', 'address'] },
-  sluice_snat_allocated_ports: { type: 'gauge', labels: ['lb', 'rule'] },
-  sluice_snat_used_ports: { type: 'gauge', labels: ['lb', 'rule'] },
+  sluice_snat_allocated_ports: { type: 'gauge', labels: ['lb', 'rule', 'frontend'] },
+  sluice_snat_used_ports: { type: 'gauge', labels: ['lb', 'rule', 'frontend'] },
   sluice_config_applied_total: { type: 'counter', labels: ['result'] },
   sluice_config_generation_number: { type: 'gauge', labels: [] },
 } as const;
@@ -197,13 +200,18 @@ export class SluiceMetrics {
       for (const f of this.sources.frontends())
         g.set({ lb: f.lb, frontend: f.frontend, address: f.address }, f.up ? 1 : 0);
     });
-    gauge('sluice_snat_allocated_ports', 'SNAT ports allocated by outbound rules over their pool.', (g) => {
-      g.reset();
-      for (const s of this.sources.snat()) g.set({ lb: s.lb, rule: s.rule }, s.allocated);
-    });
+    gauge(
+      'sluice_snat_allocated_ports',
+      'SNAT ports allocated to members by outbound rules and NAT gateways, per address.',
+      (g) => {
+        g.reset();
+        for (const s of this.sources.snat())
+          g.set({ lb: s.lb, rule: s.rule, frontend: s.frontend }, s.allocated);
+      },
+    );
     gauge('sluice_snat_used_ports', 'SNAT ports in use by outbound flows.', (g) => {
       g.reset();
-      for (const s of this.sources.snat()) g.set({ lb: s.lb, rule: s.rule }, s.used);
+      for (const s of this.sources.snat()) g.set({ lb: s.lb, rule: s.rule, frontend: s.frontend }, s.used);
     });
     this.applied = counter(
       'sluice_config_applied_total',

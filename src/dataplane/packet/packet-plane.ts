@@ -126,6 +126,7 @@ export class PacketPlane implements DataPlane {
     }
     const addresses = new Set<string>();
     const backends = new Set<string>();
+    const outboundMembers = new Set<string>();
     const served: string[] = [];
     for (const lb of snapshot.loadBalancers) {
       for (const r of lb.loadBalancingRules) {
@@ -133,6 +134,14 @@ export class PacketPlane implements DataPlane {
         for (const m of r.pool.members) backends.add(m.address);
         for (const p of r.protocols)
           served.push(`${p}|${r.frontend.address}|${r.haPorts ? '*' : r.frontendPort}`);
+      }
+      // SNAT addresses are routed in like frontends (never made local: the kernel would answer
+      // for them), and everything the members send comes in by the source rules.
+      for (const path of lb.outboundPaths) {
+        outboundMembers.add(path.member.address);
+        if (path.via.kind === 'natGateway')
+          for (const a of path.via.natGateway.publicIpAddresses) addresses.add(a);
+        else for (const f of path.via.rule.frontends) addresses.add(f.address);
       }
       for (const r of lb.inboundNatRules) {
         addresses.add(r.frontend.address);
@@ -147,6 +156,7 @@ export class PacketPlane implements DataPlane {
       // With full NAT the replies come to the SNAT address, routed in like a frontend.
       backends.clear();
     }
+    for (const m of outboundMembers) backends.add(m);
     this.host?.sync(addresses, backends);
     this.served = [...new Set(served)];
     endFlowsOfRemovedRules(this.engine, this.onExpiry);
@@ -262,6 +272,20 @@ export class PacketPlane implements DataPlane {
     flowId: number,
     v: PacketVerdict,
   ): void {
+    if (v.outbound !== null) {
+      // Outbound: the member's packets leave from the SNAT address and port; replies to that
+      // port go back to the member's own address and port.
+      if (toBackend) {
+        rewrite(buf, p, 'src', this.addr(v.snatAddress), v.snatPort);
+        this.stats.forwardedToBackend++;
+      } else {
+        rewrite(buf, p, 'dst', this.addr(v.member!.address), v.backendPort);
+        this.stats.forwardedToClient++;
+      }
+      buf[p.base] = buf[p.base]! & VNET_F_NEEDS_CSUM;
+      this.send(buf, p.base, VNET_HDR_LEN + p.ipLen);
+      return;
+    }
     if (toBackend) {
       if (this.snat !== undefined) {
         let port = this.snat.portOf(flowId);
@@ -294,6 +318,34 @@ export class PacketPlane implements DataPlane {
   private expire(a: ExpiryAction): void {
     if (a.action !== 'reset' || a.protocol !== 'Tcp') return;
     const w = a.key.words;
+    if (a.outbound !== null) {
+      // key is member -> remote. The member hears it from the remote, the remote from the SNAT port.
+      let n = writeRst(
+        this.out,
+        0,
+        w[4]!,
+        a.key.dstPort,
+        w[0]!,
+        a.key.srcPort,
+        a.toClient.seq,
+        a.toClient.ack,
+        TCP_RST | TCP_ACK,
+      );
+      if (this.send(this.out, 0, n)) this.stats.rstToClient++;
+      n = writeRst(
+        this.out,
+        RST_PACKET_BYTES,
+        this.addr(a.snatAddress),
+        a.snatPort,
+        w[4]!,
+        a.key.dstPort,
+        a.toBackend.seq,
+        a.toBackend.ack,
+        TCP_RST | TCP_ACK,
+      );
+      if (this.send(this.out, RST_PACKET_BYTES, n)) this.stats.rstToBackend++;
+      return;
+    }
     const client = w[0]!;
     const clientPort = a.key.srcPort;
     const frontend = w[4]!;
