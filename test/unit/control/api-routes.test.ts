@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { Registry } from 'prom-client';
 import { validateDocument } from '../../../src/config/index.js';
@@ -389,6 +390,140 @@ test('with a token, every route needs Authorization: Bearer TOKEN', async () => 
       headers: { authorization: 'bearer s3cret' },
     });
     assert.equal(okPut.statusCode, 201);
+  } finally {
+    await h.api.close();
+  }
+});
+
+test('listing in a resource group and in a subscription, for every resource type', async () => {
+  const h = await harness();
+  const group = (g: string, type: string): string =>
+    `/subscriptions/${SUB}/resourceGroups/${g}/providers/Microsoft.Network/${type}`;
+  // The load balancer's own references name it test-lb in group test.
+  const nameOf = (g: string, type: string): string => (type === 'loadBalancers' ? 'test-lb' : `${g}-one`);
+  const bodies: Record<string, Record<string, unknown>> = {
+    publicIPAddresses: { sku: { name: 'Standard' }, properties: { ipAddress: '127.0.7.20' } },
+    natGateways: { sku: { name: 'Standard' }, properties: { idleTimeoutInMinutes: 10 } },
+    networkInterfaces: {
+      properties: {
+        ipConfigurations: [{ name: 'ipconfig1', properties: { privateIPAddress: '127.0.7.21' } }],
+      },
+    },
+    loadBalancers: lb(),
+  };
+  try {
+    for (const [type, body] of Object.entries(bodies)) {
+      for (const g of ['test', 'other']) {
+        const r = await h.api.inject({
+          method: 'PUT',
+          url: `${group(g, type)}/${nameOf(g, type)}${V}`,
+          payload: body,
+        });
+        assert.equal(r.statusCode, 201, `${type} in ${g}: ${r.body}`);
+        if (type === 'loadBalancers') break; // one frontend port serves one load balancer
+      }
+    }
+    for (const type of Object.keys(bodies)) {
+      const list = await h.api.inject({ method: 'GET', url: group('test', type) + V });
+      assert.equal(list.statusCode, 200, type);
+      const value = list.json().value as {
+        id: string;
+        type: string;
+        etag: string;
+        properties: Record<string, unknown>;
+      }[];
+      assert.deepEqual(
+        value.map((r) => r.id),
+        [`${group('test', type)}/${nameOf('test', type)}`],
+        type,
+      );
+      assert.equal(value[0]!.type, `Microsoft.Network/${type}`);
+      assert.match(value[0]!.etag, /^W\/"/);
+      assert.equal(value[0]!.properties['provisioningState'], 'Succeeded');
+      const all = await h.api.inject({
+        method: 'GET',
+        url: `/subscriptions/${SUB}/providers/Microsoft.Network/${type}${V}`,
+      });
+      assert.equal(all.json().value.length, type === 'loadBalancers' ? 1 : 2, type);
+    }
+    const noVersion = await h.api.inject({ method: 'GET', url: group('test', 'natGateways') });
+    assert.equal(noVersion.statusCode, 400);
+    assert.equal(noVersion.json().error.code, 'SLUICE_API_MISSING_API_VERSION');
+    const unknown = await h.api.inject({ method: 'GET', url: group('test', 'virtualNetworks') + V });
+    assert.equal(unknown.statusCode, 404);
+    assert.equal(unknown.json().error.code, 'SLUICE_API_NOT_FOUND');
+  } finally {
+    await h.api.close();
+  }
+});
+
+test('DELETE with If-Match: the current etag deletes, a stale one or a missing resource is a 412', async () => {
+  const h = await harness();
+  try {
+    const created = await h.api.inject({ method: 'PUT', url: LB_URL + V, payload: lb() });
+    const etag = created.json().etag as string;
+    const updated = await h.api.inject({ method: 'PUT', url: LB_URL + V, payload: lb(5) });
+    const stale = await h.api.inject({ method: 'DELETE', url: LB_URL + V, headers: { 'if-match': etag } });
+    assert.equal(stale.statusCode, 412);
+    assert.equal(stale.json().error.code, 'SLUICE_API_PRECONDITION_FAILED');
+    assert.equal(stale.json().error.target, LB_URL);
+    assert.equal((await h.api.inject({ method: 'GET', url: LB_URL + V })).statusCode, 200, 'still there');
+    const current = updated.json().etag as string;
+    const del = await h.api.inject({ method: 'DELETE', url: LB_URL + V, headers: { 'if-match': current } });
+    assert.equal(del.statusCode, 200, del.body);
+    assert.equal(h.applied.at(-1)!.loadBalancers.length, 0);
+    const missing = await h.api.inject({ method: 'DELETE', url: LB_URL + V, headers: { 'if-match': '*' } });
+    assert.equal(missing.statusCode, 412);
+  } finally {
+    await h.api.close();
+  }
+});
+
+test('a body that is not JSON is a 415 in ARM shape; a body over 1 MiB sent in chunks is a 413', async () => {
+  const h = await harness();
+  try {
+    const text = await h.api.inject({
+      method: 'PUT',
+      url: LB_URL + V,
+      payload: 'name=test-lb',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    assert.equal(text.statusCode, 415);
+    assert.equal(text.json().error.code, 'SLUICE_API_UNSUPPORTED_MEDIA_TYPE');
+    // No Content-Length: the limit holds while the body streams in.
+    const chunks = Readable.from(
+      (function* () {
+        yield '{"properties":{},"tags":{"pad":"';
+        for (let i = 0; i < 40; i++) yield 'x'.repeat(32 * 1024);
+        yield '"}}';
+      })(),
+    );
+    const big = await h.api.inject({
+      method: 'PUT',
+      url: LB_URL + V,
+      payload: chunks,
+      headers: { 'content-type': 'application/json' },
+    });
+    assert.equal(big.statusCode, 413);
+    assert.equal(big.json().error.code, 'SLUICE_API_BODY_TOO_LARGE');
+    assert.equal(h.applied.length, 0);
+  } finally {
+    await h.api.close();
+  }
+});
+
+test('a token longer or shorter than the real one, or with the right prefix, is refused the same way', async () => {
+  const h = await harness('s3cret');
+  try {
+    for (const guess of ['s', 's3cret-and-more', 's3cre', 'S3CRET', '']) {
+      const r = await h.api.inject({
+        method: 'GET',
+        url: '/healthz',
+        headers: { authorization: `Bearer ${guess}` },
+      });
+      assert.equal(r.statusCode, 401, guess);
+      assert.equal(r.json().error.code, 'SLUICE_API_UNAUTHORIZED');
+    }
   } finally {
     await h.api.close();
   }
