@@ -195,16 +195,39 @@ export class SluiceApp<P extends DataPlane = ProxyPlane> {
     }
   }
 
+  private descriptorShortages = 0;
+  private descriptorLogAt = -Infinity;
+
+  /** Out of descriptors, new flows are refused: said at most once a second, with the count since. */
+  private logDescriptorShortage(why: string): void {
+    this.descriptorShortages++;
+    const now = Date.now();
+    if (now - this.descriptorLogAt < 1000) return;
+    this.log.error(
+      { refused: this.descriptorShortages, code: 'EMFILE' },
+      `out of file descriptors: new flows refused (${why}); raise the open-files limit (ulimit -n)`,
+    );
+    this.descriptorShortages = 0;
+    this.descriptorLogAt = now;
+  }
+
   private onProxyEvent(e: ProxyEvent): void {
     switch (e.type) {
       case 'listener-error':
         this.log.error({ rule: e.listener.ruleName, code: e.code }, e.message);
         break;
       case 'backend-unreachable':
-        this.log.warn(
-          { flow: e.flowId, backend: e.backend, code: e.code },
-          'backend unreachable: client reset',
-        );
+        if (e.code === 'EMFILE' || e.code === 'ENFILE') {
+          this.logDescriptorShortage(`no descriptor left to reach backend ${e.backend}`);
+        } else {
+          this.log.warn(
+            { flow: e.flowId, backend: e.backend, code: e.code },
+            'backend unreachable: client reset',
+          );
+        }
+        break;
+      case 'descriptors-exhausted':
+        this.logDescriptorShortage(`${e.ceiling} TCP flows is all the open-files limit allows`);
         break;
       case 'hold-released':
         this.log.debug({ flow: e.flowId, reason: e.reason }, 'blackholed flow released');

@@ -13,8 +13,26 @@ export interface RunningSluice {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export function startSluice(args: string[]): RunningSluice {
-  const child = spawn(process.execPath, [cliPath, ...args], {
+export interface StartOptions {
+  /** Lowers the child's open-files limit (through the shell's ulimit, then exec). */
+  readonly openFilesLimit?: number;
+}
+
+export function startSluice(args: string[], options: StartOptions = {}): RunningSluice {
+  const command =
+    options.openFilesLimit === undefined
+      ? { file: process.execPath, argv: [cliPath, ...args] }
+      : {
+          file: 'bash',
+          argv: [
+            '-c',
+            `ulimit -n ${options.openFilesLimit} && exec "$0" "$@"`,
+            process.execPath,
+            cliPath,
+            ...args,
+          ],
+        };
+  const child = spawn(command.file, command.argv, {
     cwd: repoRoot,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

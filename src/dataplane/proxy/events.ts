@@ -11,6 +11,8 @@ export interface ListenerRef {
 }
 
 export type ProxyEvent =
+  /** A connection refused because the flows held would exceed what the open-files limit allows. */
+  | { readonly type: 'descriptors-exhausted'; readonly client: string; readonly ceiling: number }
   | {
       readonly type: 'listener-error';
       readonly listener: ListenerRef;
@@ -42,6 +44,8 @@ export type ProxyEventSink = (event: ProxyEvent) => void;
 export interface ProxyStats {
   accepted: number;
   refused: number;
+  /** Refused because the open-files limit leaves no room for another flow (part of `refused`). */
+  refusedDescriptors: number;
   backendUnreachable: number;
   rstToClient: number;
   rstToBackend: number;
@@ -60,6 +64,7 @@ export function emptyProxyStats(): ProxyStats {
   return {
     accepted: 0,
     refused: 0,
+    refusedDescriptors: 0,
     backendUnreachable: 0,
     rstToClient: 0,
     rstToBackend: 0,

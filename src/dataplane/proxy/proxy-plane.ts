@@ -10,6 +10,7 @@ import type { RuntimeSnapshot } from '../../core/snapshot.js';
 import { endFlowsOfRemovedRules, type DataPlane } from '../plane.js';
 import { emptyProxyStats, type ListenerRef, type ProxyEventSink, type ProxyStats } from './events.js';
 import { closeListener, listenersOf, ListenError, openListener, type OpenListener } from './listeners.js';
+import { tcpFlowCeiling } from './fd-limit.js';
 import { TcpProxy } from './tcp-proxy.js';
 import { UdpProxy } from './udp-proxy.js';
 
@@ -21,6 +22,8 @@ export interface ProxyPlaneOptions {
   readonly events?: ProxyEventSink;
   /** Real milliseconds between expiry passes: how late an idle action may land. */
   readonly tickMs?: number;
+  /** TCP flows at most; by default what the process's open-files limit allows. */
+  readonly maxTcpFlows?: number;
 }
 
 export const DEFAULT_HOLD_MS = 15 * 60_000;
@@ -39,14 +42,19 @@ export class ProxyPlane implements DataPlane {
   private readonly onConnection = (socket: Socket, ref: ListenerRef): void =>
     this.tcp.accept(socket, ref.address, ref.port);
 
+  /** TCP flows the plane will hold at most (undefined: no known descriptor limit). */
+  readonly tcpCeiling: number | undefined;
+
   constructor(private readonly options: ProxyPlaneOptions) {
     this.engine = options.engine;
+    this.tcpCeiling = options.maxTcpFlows ?? tcpFlowCeiling();
     this.tcp = new TcpProxy({
       engine: options.engine,
       clock: options.clock,
       stats: this.stats,
       holdMs: options.holdMs,
       ...(options.events ? { events: options.events } : {}),
+      ...(this.tcpCeiling !== undefined ? { maxFlows: this.tcpCeiling } : {}),
     });
     this.udp = new UdpProxy(options.engine, this.stats);
   }

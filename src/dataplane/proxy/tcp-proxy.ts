@@ -96,6 +96,8 @@ export interface TcpProxyOptions {
   readonly events?: ProxyEventSink;
   /** How long blackholed sockets are kept after a silent drop, in load-balancer time. */
   readonly holdMs: number;
+  /** Live and held TCP flows at most (each holds two descriptors); none when undefined. */
+  readonly maxFlows?: number;
 }
 
 export class TcpProxy {
@@ -128,6 +130,19 @@ export class TcpProxy {
     if (remoteAddress === undefined) {
       // The client was gone before it could be handled.
       client.destroy();
+      return;
+    }
+    const ceiling = this.options.maxFlows;
+    if (ceiling !== undefined && this.flows.size + this.holds.length >= ceiling) {
+      this.stats.refused++;
+      this.stats.refusedDescriptors++;
+      this.stats.rstToClient++;
+      this.options.events?.({
+        type: 'descriptors-exhausted',
+        client: `${remoteAddress}:${remotePort ?? 0}`,
+        ceiling,
+      });
+      client.resetAndDestroy();
       return;
     }
     const open = this.engine.open('Tcp', remoteAddress, remotePort ?? 0, frontendAddress, frontendPort);
