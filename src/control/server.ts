@@ -71,6 +71,18 @@ export const ROUTES = [
   ],
 ] as const;
 
+const ROUTE_PATTERNS = ROUTES.map(([method, path]) => ({
+  method,
+  pattern: new RegExp(`^${path.replace(/\{[^}]+\}/g, '[^/]+')}/?$`, 'i'),
+}));
+
+/** The methods the API serves on a concrete path (HEAD with GET, as fastify does). */
+function methodsOf(path: string): string[] {
+  const methods = ROUTE_PATTERNS.filter((r) => r.pattern.test(path)).map((r) => r.method as string);
+  if (methods.includes('GET')) methods.push('HEAD');
+  return [...new Set(methods)];
+}
+
 /** A flow as GET /sluice/v1/flows lists it. */
 export interface FlowView {
   readonly id: number;
@@ -274,7 +286,18 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   });
 
   app.setNotFoundHandler((req, reply) => {
-    const api = new ApiError('SLUICE_API_NOT_FOUND', `No route for ${req.method} ${req.url.split('?')[0]}.`);
+    const path = req.url.split('?')[0]!;
+    const allowed = methodsOf(path);
+    if (allowed.length > 0) {
+      // The path exists: a 404 would tell an operator the resource is missing when only the verb is wrong.
+      const api = new ApiError(
+        'SLUICE_API_METHOD_NOT_ALLOWED',
+        `${path} does not support ${req.method}; use ${allowed.join(', ')}.`,
+      );
+      void reply.code(405).header('allow', allowed.join(', ')).type('application/json').send(api.body());
+      return;
+    }
+    const api = new ApiError('SLUICE_API_NOT_FOUND', `No route for ${req.method} ${path}.`);
     void reply.code(404).type('application/json').send(api.body());
   });
 

@@ -80,6 +80,7 @@ export const ERRORS = {
     'The resource, with the rest of the stored state, is not a valid configuration.',
   ),
   SLUICE_API_NOT_FOUND: def('No such resource or route.', 404),
+  SLUICE_API_METHOD_NOT_ALLOWED: def('The path exists but does not take this HTTP method.', 405),
   SLUICE_API_PRECONDITION_FAILED: def('If-Match or If-None-Match does not hold for the stored etag.', 412),
   SLUICE_API_UNAUTHORIZED: def('The bearer token is missing or wrong.', 401),
   SLUICE_API_BODY_TOO_LARGE: def('The request body is over 1 MiB.', 413),

@@ -528,3 +528,27 @@ test('a token longer or shorter than the real one, or with the right prefix, is 
     await h.api.close();
   }
 });
+
+test('a path that exists asked with another method is a 405 with Allow; an unknown path a 404', async () => {
+  const h = await harness();
+  try {
+    const patch = await h.api.inject({ method: 'PATCH', url: LB_URL + V, payload: { tags: {} } });
+    assert.equal(patch.statusCode, 405);
+    assert.equal(patch.json().error.code, 'SLUICE_API_METHOD_NOT_ALLOWED');
+    assert.equal(patch.headers['allow'], 'GET, PUT, DELETE, HEAD');
+    const post = await h.api.inject({ method: 'POST', url: '/sluice/v1/flows' });
+    assert.equal(post.statusCode, 405);
+    assert.equal(post.headers['allow'], 'GET, HEAD');
+    const list = await h.api.inject({
+      method: 'DELETE',
+      url: `/subscriptions/${SUB}/resourceGroups/test/providers/Microsoft.Network/loadBalancers${V}`,
+    });
+    assert.equal(list.statusCode, 405);
+    const nowhere = await h.api.inject({ method: 'POST', url: '/sluice/v2/flows' });
+    assert.equal(nowhere.statusCode, 404);
+    assert.equal(nowhere.json().error.code, 'SLUICE_API_NOT_FOUND');
+    assert.equal(h.applied.length, 0);
+  } finally {
+    await h.api.close();
+  }
+});
