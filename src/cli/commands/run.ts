@@ -14,6 +14,7 @@ import {
   type ControlCliOptions,
 } from '../control.js';
 import { EXIT_INVALID, EXIT_OK, EXIT_USAGE, collect } from '../options.js';
+import { ProxyPlane } from '../../dataplane/proxy/proxy-plane.js';
 
 /** `sluice run CONFIG`: serve a load balancer document until SIGINT or SIGTERM. */
 
@@ -128,6 +129,9 @@ export async function runRun(file: string | undefined, opts: RunCliOptions): Pro
       listeners: app.plane.listening(),
       timeScale,
       dataplane,
+      ...(app.plane instanceof ProxyPlane && app.plane.tcpCeiling !== undefined
+        ? { maxTcpFlows: app.plane.tcpCeiling }
+        : {}),
       loadBalancers: result.snapshot.loadBalancers.map((lb) => lb.name),
     },
     'ready',
