@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Registry } from 'prom-client';
 import { ROUTES } from '../../../src/control/server.js';
+import { ERRORS } from '../../../src/core/errors.js';
 import { SERIES, SluiceMetrics } from '../../../src/metrics/metrics.js';
 
 /** docs/api.md and docs/metrics.md stay true to what the code declares. */
@@ -48,4 +49,20 @@ test('the registry holds exactly the declared series, named sluice_<subsystem>_<
   assert.deepEqual(registered.sort(), Object.keys(SERIES).sort());
   for (const name of registered)
     assert.match(name, /^sluice_[a-z]+_[a-z_]+_(total|flows|ratio|ports|number)$/, name);
+});
+
+test('docs/api.md names every API and state error code, and its error table has the registry status', () => {
+  const text = doc('api.md');
+  const table = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const m = /^\|\s*`(SLUICE_[A-Z_]+)`\s*\|\s*(\d{3})\s*\|/.exec(line);
+    if (m) table.set(m[1]!, Number(m[2]));
+  }
+  for (const [code, def] of Object.entries(ERRORS)) {
+    if (!/^SLUICE_(API|STATE)_/.test(code)) continue;
+    assert.ok(text.includes(`\`${code}\``), `${code} is not in docs/api.md`);
+    const status = table.get(code);
+    if (status !== undefined) assert.equal(status, def.httpStatus, `${code}: status in docs/api.md`);
+  }
+  for (const code of table.keys()) assert.ok(code in ERRORS, `${code} is in docs/api.md but not registered`);
 });
