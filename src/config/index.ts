@@ -3,7 +3,7 @@ export { validateDocument, validateFile, validateText } from './validate.js';
 export type { ValidateOptions, ValidationResult } from './validate.js';
 export { parseAddressMap, applyAddressMap } from './address-map.js';
 export type { AddressMap } from './address-map.js';
-export { parseConfigText, readConfigFile, normalizeDocument } from './load.js';
+export { parseConfigText, readConfigFile, normalizeDocument, LB_CHILD_ARRAYS } from './load.js';
 export type { InputForm, ParseResult } from './load.js';
 export { DEFAULTS, defaultAllocatedOutboundPorts } from './compile.js';
 export { IDLE_RANGES } from './resolve.js';

@@ -79,17 +79,22 @@ const ENVELOPE_KEYS = new Set([
   'properties',
 ]);
 
+/** A load balancer's child arrays Sluice models, in the order ARM prints them. */
+export const LB_CHILD_KINDS = [
+  'frontendIPConfigurations',
+  'backendAddressPools',
+  'probes',
+  'loadBalancingRules',
+  'inboundNatRules',
+  'outboundRules',
+] as const;
+
+/** Every load balancer child array whose elements are sub-resources with ids (NAT pools are read, not run). */
+export const LB_CHILD_ARRAYS = [...LB_CHILD_KINDS, 'inboundNatPools'] as const;
+
 /** Child arrays whose elements are ARM sub-resources with their own `properties`. */
 const CHILD_ARRAYS: Readonly<Record<string, readonly string[]>> = {
-  [TYPE_LOAD_BALANCER]: [
-    'frontendIPConfigurations',
-    'backendAddressPools',
-    'probes',
-    'loadBalancingRules',
-    'inboundNatRules',
-    'outboundRules',
-    'inboundNatPools',
-  ],
+  [TYPE_LOAD_BALANCER]: LB_CHILD_ARRAYS,
   [TYPE_NETWORK_INTERFACE]: ['ipConfigurations'],
 };
 const POOL_MEMBER_ARRAY = 'loadBalancerBackendAddresses';

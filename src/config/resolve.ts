@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { diagnostic, type Diagnostic, type ErrorCode } from '../core/errors.js';
 import type { AdminState, ArmProtocol, DistributionMode, ProbeProtocol, Sku } from '../core/snapshot.js';
+import { LB_CHILD_KINDS } from './load.js';
 import { join } from './pointer.js';
 import { resourceKind } from './schema.js';
 
@@ -210,14 +211,7 @@ class IdIndex<T> {
   }
 }
 
-const CHILD_KINDS = [
-  'frontendIPConfigurations',
-  'backendAddressPools',
-  'probes',
-  'loadBalancingRules',
-  'inboundNatRules',
-  'outboundRules',
-] as const;
+const CHILD_KINDS = LB_CHILD_KINDS;
 
 const CHILD_LABEL: Record<(typeof CHILD_KINDS)[number], string> = {
   frontendIPConfigurations: 'frontendIPConfigurations',
