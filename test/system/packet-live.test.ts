@@ -1,0 +1,128 @@
+import { after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { lbDocument, type TestRule } from '../helpers/arm.js';
+import type { Agent, SluiceProcess } from '../helpers/netns.js';
+import { BACKENDS, FRONTEND, Topology, systemTest, systemUnavailable } from '../helpers/netns.js';
+
+/**
+ * Live reconfiguration through the API with the packet data plane: a PUT adds a rule without
+ * disturbing a flow of another, and a PUT removing a reset-enabled rule resets its flow at once.
+ */
+
+const SCALE = 120;
+const BACKEND_PORT = 8080;
+const LB_PATH =
+  '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/test/providers/Microsoft.Network/loadBalancers/test-lb';
+// Idle timeouts of 30 minutes (15 s here): nothing in this test ends by idle timeout.
+const OLD: TestRule = {
+  name: 'old',
+  frontendPort: 80,
+  backendPort: BACKEND_PORT,
+  enableTcpReset: true,
+  idleTimeoutInMinutes: 30,
+};
+const NEW: TestRule = {
+  name: 'new',
+  frontendPort: 90,
+  backendPort: BACKEND_PORT,
+  enableTcpReset: true,
+  idleTimeoutInMinutes: 30,
+};
+
+let topo: Topology;
+let sluice: SluiceProcess;
+let client: Agent;
+let backends: Agent[] = [];
+let dir = '';
+
+function doc(rules: TestRule[]): string {
+  return JSON.stringify(lbDocument({ frontend: FRONTEND, backends: BACKENDS, rules }));
+}
+
+/** PUTs the load balancer through the API, which listens on the lb namespace's loopback. */
+function put(rules: TestRule[]): number {
+  const body = join(dir, `put-${rules.map((r) => r.name).join('-')}.json`);
+  writeFileSync(body, doc(rules));
+  const status = topo.exec(
+    'lb',
+    'curl',
+    '-s',
+    '-o',
+    '/dev/null',
+    '-w',
+    '%{http_code}',
+    '-X',
+    'PUT',
+    '-H',
+    'content-type: application/json',
+    '--data-binary',
+    `@${body}`,
+    `http://127.0.0.1:9180${LB_PATH}?api-version=2023-09-01`,
+  );
+  return Number(status);
+}
+
+before(async () => {
+  if (systemUnavailable() !== undefined) return;
+  topo = Topology.create();
+  dir = mkdtempSync(join(tmpdir(), 'sluice-live-'));
+  const config = join(dir, 'lb.json');
+  writeFileSync(config, doc([OLD]));
+  backends = [topo.agent('backend1'), topo.agent('backend2')];
+  for (const b of backends) {
+    b.send({ cmd: 'serve', port: BACKEND_PORT });
+    await b.waitFor('backend listening', (l) => l.ev === 'listening', 5000);
+  }
+  client = topo.agent('client');
+  sluice = topo.sluice(config, [
+    '--dataplane',
+    'packet',
+    '--time-scale',
+    String(SCALE),
+    '--tun',
+    'sltun2',
+    '--configure-host',
+    '--state-dir',
+    join(dir, 'state'),
+  ]);
+  await sluice.ready();
+});
+
+after(async () => {
+  await topo?.destroy();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+async function connect(id: string, port: number): Promise<void> {
+  client.send({ cmd: 'connect', id, host: FRONTEND, port });
+  await client.event(id, 'connected', 5000);
+  await echo(id, `hello ${id}`);
+}
+
+async function echo(id: string, text: string): Promise<void> {
+  client.send({ cmd: 'send', id, text });
+  await client.waitFor(`echo of ${text}`, (l) => l.id === id && l.ev === 'data' && l.text === text, 5000);
+}
+
+systemTest(
+  'packet plane, live: adding a rule leaves a flow alone; removing its reset rule resets it at once',
+  async () => {
+    await connect('before', OLD.frontendPort);
+
+    assert.equal(put([OLD, NEW]), 200, sluice.stderr.join('\n'));
+    await connect('added', NEW.frontendPort);
+    await echo('before', 'still here after the first PUT');
+    assert.equal(client.events('before').filter((e) => e.ev === 'error').length, 0);
+
+    const removedAt = Date.now();
+    assert.equal(put([NEW]), 200);
+    const err = await client.event('before', 'error', 3000);
+    assert.equal(err.code, 'ECONNRESET', 'the flow of the removed rule was reset');
+    assert.ok(Date.now() - removedAt < 3000, 'at once, long before its 15 s idle timeout');
+    await echo('added', 'the kept rule still relays');
+    assert.equal(client.events('added').filter((e) => e.ev === 'error').length, 0);
+  },
+);
