@@ -12,6 +12,8 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   # The packet plane's system tests: endpoints in namespaces, checksums verified with offloads off.
   command -v python3 >/dev/null 2>&1 || need+=(python3)
   command -v ethtool >/dev/null 2>&1 || need+=(ethtool)
+  # Calls to the API inside a namespace.
+  command -v curl >/dev/null 2>&1 || need+=(curl)
   if [ ${#need[@]} -gt 0 ]; then
     echo "installing system tools: ${need[*]}"
     apt-get update -qq
