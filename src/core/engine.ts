@@ -145,6 +145,11 @@ export class PacketVerdict {
   outbound: OutboundPath | null = null;
   snatAddress = '';
   snatPort = 0;
+  /**
+   * Floating IP: the flow reaches its backend still addressed to the frontend IP (only the port
+   * is mapped), and the backend answers from the frontend IP.
+   */
+  floatingIP = false;
   rstSeq = 0;
   rstAck = 0;
   rstFlags = 0;
@@ -170,6 +175,8 @@ export class ExpiryAction {
   outbound: OutboundPath | null = null;
   snatAddress = '';
   snatPort = 0;
+  /** The backend owns the frontend IP: its RST is addressed to the frontend IP, not its own. */
+  floatingIP = false;
   readonly key = new FlowKey();
   /** For `reset`: the RST towards the client (from the frontend address and port). */
   readonly toClient: RstFields = { seq: 0, ack: 0 };
@@ -1044,6 +1051,7 @@ export class FlowEngine {
       a.protocol = isUdp ? 'Udp' : 'Tcp';
       a.member = this.memberRuntimes[t.memberOf(slot)]!.member;
       a.key.copyFrom(t.keys, slot * KEY_WORDS);
+      a.floatingIP = (t.meta(slot) & META_FLOATING_IP) !== 0;
       if (outbound) {
         const packed = t.backendPortOf(slot);
         a.outbound = this.outboundRuntimes[t.ruleOf(slot)]!.path;
@@ -1164,6 +1172,7 @@ export class FlowEngine {
     v.outbound = null;
     v.snatAddress = '';
     v.snatPort = 0;
+    v.floatingIP = false;
     v.rstSeq = 0;
     v.rstAck = 0;
     v.rstFlags = 0;
@@ -1175,6 +1184,7 @@ export class FlowEngine {
     v.flowId = t.idOf(slot);
     v.direction = dir === DIR_ORIG ? 'toBackend' : 'toClient';
     v.member = this.memberRuntimes[t.memberOf(slot)]!.member;
+    v.floatingIP = (t.meta(slot) & META_FLOATING_IP) !== 0;
     if (t.meta(slot) & META_OUTBOUND) {
       const packed = t.backendPortOf(slot);
       v.rule = null;

@@ -16,6 +16,7 @@ export interface TestRule {
   readonly backendPort: number;
   readonly idleTimeoutInMinutes?: number;
   readonly enableTcpReset?: boolean;
+  readonly enableFloatingIP?: boolean;
   readonly loadDistribution?: 'Default' | 'SourceIP' | 'SourceIPProtocol';
   readonly probe?: string;
 }
@@ -89,6 +90,7 @@ export function lbDocument(lb: TestLb): Record<string, unknown> {
           backendPort: r.backendPort,
           idleTimeoutInMinutes: r.idleTimeoutInMinutes ?? 4,
           enableTcpReset: r.enableTcpReset ?? false,
+          ...(r.enableFloatingIP ? { enableFloatingIP: true } : {}),
           loadDistribution: r.loadDistribution ?? 'Default',
           ...(r.probe ? { probe: ref('probes', r.probe) } : {}),
         },

@@ -325,7 +325,8 @@ def serve(port):
         n += 1
         cid = 's%d.%d' % (port, n)
         conns[cid] = c
-        emit(ev='accept', id=cid, peer=a[0], peerPort=a[1], port=port)
+        la = c.getsockname()
+        emit(ev='accept', id=cid, peer=a[0], peerPort=a[1], port=port, local=la[0], localPort=la[1])
         threading.Thread(target=reader, args=(cid, c, True), daemon=True).start()
 def udp_serve(port):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

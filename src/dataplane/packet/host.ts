@@ -4,6 +4,11 @@
  * address), and policy rules that steer the backends' replies into it (DNAT keeps the client
  * address, so replies are addressed to the client and would otherwise bypass Sluice).
  *
+ * Floating IP needs one more thing: a packet for a floating-IP backend is still addressed to the
+ * frontend IP, which routes back into the TUN device. So each such backend gets a TUN device of
+ * its own that Sluice only writes to, and a rule sends what comes out of that device to a table
+ * whose default route goes via the backend's address: the backend is the next hop, at L3.
+ *
  * Sysctls are the host's business: Sluice reads net.ipv4.ip_forward and the TUN device's
  * effective rp_filter and refuses to start when they would stop forwarding, unless told with
  * `--configure-host` to set them (ip_forward=1, rp_filter=2 on the TUN device), in which case
@@ -53,6 +58,8 @@ export class HostNetwork {
   private readonly routes = new Set<string>();
   private readonly sources = new Set<string>();
   private iifRule = false;
+  /** Floating-IP backends: address -> the device written for it and its routing table. */
+  private readonly floating = new Map<string, { dev: string; table: number }>();
   private restoreForward: string | undefined;
   private readonly onExit = (): void => this.down();
 
@@ -86,7 +93,6 @@ export class HostNetwork {
   }
 
   private sysctls(): void {
-    const dev = this.options.tun;
     const forward = this.sys.read('net/ipv4/ip_forward');
     if (forward !== '1') {
       if (!this.options.configureHost)
@@ -96,13 +102,18 @@ export class HostNetwork {
       this.sys.write('net/ipv4/ip_forward', '1');
       this.restoreForward = forward;
     }
+    this.looseRpFilter(this.options.tun);
+  }
+
+  /** Packets Sluice writes come from addresses routed elsewhere: strict rp_filter drops them. */
+  private looseRpFilter(dev: string): void {
     // The effective rp_filter of an interface is the larger of `all` and its own.
     const all = Number(this.sys.read('net/ipv4/conf/all/rp_filter'));
     const own = Number(this.sys.read(`net/ipv4/conf/${dev}/rp_filter`));
     if (Math.max(all, own) === 1) {
       if (!this.options.configureHost)
         throw new HostError(
-          `strict rp_filter on ${dev} would drop forwarded packets (their sources are routed elsewhere): set net.ipv4.conf.${dev}.rp_filter=2 (or all.rp_filter=0) or pass --configure-host`,
+          `strict rp_filter on ${dev} would drop forwarded packets (their sources are routed elsewhere): set net.ipv4.conf.${dev}.rp_filter=2 (or all.rp_filter=0; a device Sluice creates starts with default.rp_filter) or pass --configure-host`,
         );
       this.sys.write(`net/ipv4/conf/${dev}/rp_filter`, '2');
     }
@@ -139,9 +150,40 @@ export class HostNetwork {
     }
   }
 
+  /**
+   * Routes what Sluice writes to each floating-IP backend's device via that backend's address
+   * (`backends`: address -> device name, the devices already open). The address must be on-link
+   * (a neighbour of this host): the frontend IP it owns is reachable only through it.
+   */
+  syncFloating(backends: ReadonlyMap<string, string>): void {
+    for (const [addr, dev] of backends) {
+      const had = this.floating.get(addr);
+      if (had !== undefined && had.dev === dev) continue;
+      if (had !== undefined) this.dropFloating(addr);
+      const used = new Set([...this.floating.values()].map((f) => f.table));
+      let table = Number(this.table) + 1;
+      while (used.has(table)) table++;
+      this.looseRpFilter(dev);
+      this.ip(['link', 'set', 'dev', dev, 'up']);
+      this.floating.set(addr, { dev, table });
+      this.ip(['route', 'replace', 'default', 'via', addr, 'table', String(table)]);
+      this.ip(['rule', 'add', 'priority', String(this.prio), 'iif', dev, 'lookup', String(table)]);
+    }
+    for (const addr of [...this.floating.keys()]) if (!backends.has(addr)) this.dropFloating(addr);
+  }
+
+  private dropFloating(addr: string): void {
+    const f = this.floating.get(addr);
+    if (f === undefined) return;
+    this.floating.delete(addr);
+    this.quiet(['rule', 'del', 'priority', String(this.prio), 'iif', f.dev, 'lookup', String(f.table)]);
+    this.quiet(['route', 'flush', 'table', String(f.table)]);
+  }
+
   /** Removes everything `up` and `sync` added; safe to call twice and from an exit handler. */
   down(): void {
     process.off('exit', this.onExit);
+    this.syncFloating(new Map());
     this.sync([], []);
     if (this.iifRule)
       this.quiet(['rule', 'del', 'priority', String(this.prio), 'iif', this.options.tun, 'lookup', 'main']);

@@ -46,6 +46,8 @@ export interface PacketPlaneOptions {
   readonly device?: TunDevice;
   readonly host?: HostNetwork | null;
   readonly hostOptions?: Partial<HostOptions>;
+  /** For tests: opens the device written for a floating-IP backend (a real TUN by default). */
+  readonly openDevice?: (name: string) => TunDevice;
 }
 
 /** What the packet plane does not do yet: one line each. */
@@ -54,7 +56,6 @@ export function packetUnsupported(snapshot: RuntimeSnapshot): string[] {
   for (const lb of snapshot.loadBalancers) {
     for (const r of [...lb.loadBalancingRules, ...lb.inboundNatRules]) {
       const kind = r.kind === 'loadBalancingRule' ? 'load-balancing rule' : 'inbound NAT rule';
-      if (r.enableFloatingIP) out.push(`${kind} '${r.name}' enables floating IP`);
       if (parseIpText(r.frontend.address) < 0)
         out.push(`${kind} '${r.name}' has an IPv6 frontend (${r.frontend.address})`);
     }
@@ -78,6 +79,9 @@ export class PacketPlane implements DataPlane {
   private readonly snat: SnatPorts | undefined;
   private readonly addrCache = new Map<string, number>();
   private readonly reportedErrno = new Set<string>();
+  /** Floating-IP backends by address: the device whose packets are routed via that backend. */
+  private readonly floating = new Map<string, TunDevice>();
+  private floatingSerial = 0;
 
   private readonly pkt = new ParsedPacket();
   private readonly key = new FlowKey();
@@ -127,11 +131,17 @@ export class PacketPlane implements DataPlane {
     const addresses = new Set<string>();
     const backends = new Set<string>();
     const outboundMembers = new Set<string>();
+    const floatingMembers = new Set<string>();
+    const floatingFrontends = new Set<string>();
     const served: string[] = [];
     for (const lb of snapshot.loadBalancers) {
       for (const r of lb.loadBalancingRules) {
         addresses.add(r.frontend.address);
         for (const m of r.pool.members) backends.add(m.address);
+        if (r.enableFloatingIP) {
+          floatingFrontends.add(r.frontend.address);
+          for (const m of r.pool.members) floatingMembers.add(m.address);
+        }
         for (const p of r.protocols)
           served.push(`${p}|${r.frontend.address}|${r.haPorts ? '*' : r.frontendPort}`);
       }
@@ -149,23 +159,68 @@ export class PacketPlane implements DataPlane {
           backends.add(m.member.address);
           for (const p of r.protocols) served.push(`${p}|${r.frontend.address}|${m.frontendPort}`);
         }
+        if (r.enableFloatingIP) {
+          floatingFrontends.add(r.frontend.address);
+          for (const m of r.mappings) floatingMembers.add(m.member.address);
+        }
       }
     }
     if (this.options.inboundSnat !== undefined) {
       addresses.add(this.options.inboundSnat);
       // With full NAT the replies come to the SNAT address, routed in like a frontend.
       backends.clear();
+    } else {
+      // A floating-IP backend answers from the frontend IP it owns: steer those replies in too.
+      for (const a of floatingFrontends) backends.add(a);
     }
     for (const m of outboundMembers) backends.add(m);
-    this.host?.sync(addresses, backends);
+    const opened = this.openFloating(floatingMembers);
+    try {
+      this.host?.sync(addresses, backends);
+      this.host?.syncFloating(
+        new Map([...floatingMembers].map((a) => [a, this.floating.get(a)!.name] as const)),
+      );
+    } catch (err) {
+      for (const a of opened) this.closeFloating(a);
+      throw err;
+    }
     this.served = [...new Set(served)];
     endFlowsOfRemovedRules(this.engine, this.onExpiry);
+    // Only now: the flows just ended may have needed their backend's device for a RST.
+    for (const a of [...this.floating.keys()]) if (!floatingMembers.has(a)) this.closeFloating(a);
     if (this.interval === undefined) {
       this.device.start((n) => this.onBatch(n));
       this.interval = setInterval(() => this.tick(), this.options.tickMs ?? 10);
       this.interval.unref();
       this.options.events?.({ type: 'ready', tun: this.device.name, routes: [...addresses] });
     }
+  }
+
+  /** Opens a device for each floating-IP backend that has none; returns the addresses opened. */
+  private openFloating(members: ReadonlySet<string>): string[] {
+    const opened: string[] = [];
+    const open = this.options.openDevice ?? ((name: string): TunDevice => Tun.open(name));
+    try {
+      for (const a of members) {
+        if (this.floating.has(a)) continue;
+        const name = `${this.device!.name}f${this.floatingSerial++}`;
+        if (name.length > 15)
+          throw new Error(
+            `TUN device name ${name} (for floating IP to ${a}) is longer than 15 characters: choose a shorter --tun`,
+          );
+        this.floating.set(a, open(name));
+        opened.push(a);
+      }
+    } catch (err) {
+      for (const a of opened) this.closeFloating(a);
+      throw err;
+    }
+    return opened;
+  }
+
+  private closeFloating(address: string): void {
+    this.floating.get(address)?.close();
+    this.floating.delete(address);
   }
 
   endFlowsOfMember(memberId: string, action: 'reset' | 'close'): number {
@@ -184,6 +239,7 @@ export class PacketPlane implements DataPlane {
     if (this.interval !== undefined) clearInterval(this.interval);
     this.interval = undefined;
     this.host?.down();
+    for (const a of [...this.floating.keys()]) this.closeFloating(a);
     this.device?.close();
   }
 
@@ -229,7 +285,9 @@ export class PacketPlane implements DataPlane {
       if (v.action === 'reset') {
         // Answer the sender from where it sent to: its own view of the flow.
         const n = writeRst(this.out, 0, p.dst, p.dstPort, p.src, p.srcPort, v.rstSeq, v.rstAck, v.rstFlags);
-        if (this.send(this.out, 0, n)) s.rstAnswers++;
+        // A floating-IP backend sent from the frontend IP, which routes back into the TUN device.
+        const dev = v.floatingIP && v.direction === 'toClient' ? this.floatingDevice(v.member!) : undefined;
+        if (this.send(this.out, 0, n, dev)) s.rstAnswers++;
         return;
       }
       return this.drop(v.reason as DropReason);
@@ -298,6 +356,15 @@ export class PacketPlane implements DataPlane {
         }
         if (port < 0) return this.drop('snat-ports');
         rewrite(buf, p, 'src', this.snatAddr, port);
+      }
+      if (v.floatingIP) {
+        // The backend owns the frontend IP: only the port is mapped, and the packet leaves by the
+        // backend's own device, routed via its address.
+        rewrite(buf, p, 'dst', p.dst, v.backendPort);
+        buf[p.base] = buf[p.base]! & VNET_F_NEEDS_CSUM;
+        if (this.send(buf, p.base, VNET_HDR_LEN + p.ipLen, this.floatingDevice(v.member!)))
+          this.stats.forwardedToBackend++;
+        return;
       }
       rewrite(buf, p, 'dst', this.addr(v.member!.address), v.backendPort);
       this.stats.forwardedToBackend++;
@@ -375,13 +442,14 @@ export class PacketPlane implements DataPlane {
       RST_PACKET_BYTES,
       src,
       srcPort,
-      this.addr(a.member.address),
+      a.floatingIP ? frontend : this.addr(a.member.address),
       a.backendPort,
       a.toBackend.seq,
       a.toBackend.ack,
       TCP_RST | TCP_ACK,
     );
-    if (this.send(this.out, RST_PACKET_BYTES, n)) this.stats.rstToBackend++;
+    const dev = a.floatingIP ? this.floatingDevice(a.member) : undefined;
+    if (this.send(this.out, RST_PACKET_BYTES, n, dev)) this.stats.rstToBackend++;
   }
 
   private snatHeld(flowId: number, port: number): boolean {
@@ -396,8 +464,20 @@ export class PacketPlane implements DataPlane {
     return this.engine.lookup(k)?.flowId === flowId;
   }
 
-  private send(buf: Buffer, offset: number, length: number): boolean {
-    const n = this.device!.write(buf, offset, length);
+  /**
+   * The device for a floating-IP flow's backend; null when the backend no longer has one (its
+   * rule stopped floating while the flow lived), and the packet is then lost.
+   */
+  private floatingDevice(member: { readonly address: string }): TunDevice | null {
+    return this.floating.get(member.address) ?? null;
+  }
+
+  private send(buf: Buffer, offset: number, length: number, device?: TunDevice | null): boolean {
+    if (device === null) {
+      this.stats.drops.other++;
+      return false;
+    }
+    const n = (device ?? this.device!).write(buf, offset, length);
     if (n >= 0) return true;
     this.stats.writeErrors++;
     this.ioError('write', n);
