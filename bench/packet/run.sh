@@ -4,8 +4,10 @@
 # namespaces (client -- lb -- backend, addresses from 198.18.0.0/15), measured in
 # one run with the same clients and servers.
 #
-#   bash bench/packet/run.sh [--reps N] [--seconds S] [--out FILE]
+#   bash bench/packet/run.sh [--reps N] [--seconds S] [--out FILE] [--paths "forward nftables sluice"]
 #   npm run bench:packet
+#
+# --paths measures a subset (for profiling Sluice alone); comparisons need all three in one run.
 #
 # Needs root, iperf3, gcc and nft. See docs/benchmarks.md ("Packet data plane").
 set -uo pipefail
@@ -14,12 +16,14 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 REPS=1
 SECONDS_RUN=5
 OUT=""
+PATHS="forward nftables sluice"
 while (($# > 0)); do
   case "$1" in
     --reps) REPS=$2; shift ;;
     --seconds) SECONDS_RUN=$2; shift ;;
     --out) OUT=$2; shift ;;
-    -h | --help) sed -n 2,10p "$0"; exit 0 ;;
+    --paths) PATHS=$2; shift ;;
+    -h | --help) sed -n 2,12p "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -114,7 +118,7 @@ measure() {
 
 declare -A RESULTS
 for rep in $(seq 1 "$REPS"); do
-  for path in forward nftables sluice; do
+  for path in $PATHS; do
     topology
     case $path in
       forward) target=$BACKEND ;;
@@ -146,12 +150,14 @@ col() { for rep in $(seq 1 "$REPS"); do awk -v c="$2" '{print $c}' <<<"${RESULTS
 {
   echo "| path | bulk, 1 stream (Gbit/s) | 64 B RR p50 / p99 (us) | connections/s (16 concurrent) |"
   echo "|---|---|---|---|"
-  for path in forward nftables sluice; do
+  for path in $PATHS; do
     echo "| $path | $(col $path 1) | $(col $path 2) / $(col $path 3) | $(col $path 4) |"
   done
-  nb=$(col nftables 1); sb=$(col sluice 1); n99=$(col nftables 3); s99=$(col sluice 3); nc=$(col nftables 4); sc=$(col sluice 4)
-  echo
-  echo "Sluice / nftables: bulk $(awk -v a="$sb" -v b="$nb" 'BEGIN{printf "%.2f", a/b}')x," \
-    "p99 $(awk -v a="$s99" -v b="$n99" 'BEGIN{printf "%.2f", a/b}')x," \
-    "connections/s $(awk -v a="$sc" -v b="$nc" 'BEGIN{printf "%.2f", a/b}')x ($REPS repetition(s), medians, ${SECONDS_RUN} s runs)"
+  if [[ " $PATHS " == *" nftables "* && " $PATHS " == *" sluice "* ]]; then
+    nb=$(col nftables 1); sb=$(col sluice 1); n99=$(col nftables 3); s99=$(col sluice 3); nc=$(col nftables 4); sc=$(col sluice 4)
+    echo
+    echo "Sluice / nftables: bulk $(awk -v a="$sb" -v b="$nb" 'BEGIN{printf "%.2f", a/b}')x," \
+      "p99 $(awk -v a="$s99" -v b="$n99" 'BEGIN{printf "%.2f", a/b}')x," \
+      "connections/s $(awk -v a="$sc" -v b="$nc" 'BEGIN{printf "%.2f", a/b}')x ($REPS repetition(s), medians, ${SECONDS_RUN} s runs)"
+  fi
 } | tee "${OUT:-/dev/null}"
