@@ -147,13 +147,18 @@ export class Topology {
 
   /** A TCP counter of a namespace's /proc/net/snmp (e.g. InCsumErrors). */
   tcpCounter(role: Role, name: string): number {
+    return this.snmpCounter(role, 'Tcp', name);
+  }
+
+  /** A counter of a namespace's /proc/net/snmp, e.g. ('Udp', 'InCsumErrors'). */
+  snmpCounter(role: Role, proto: 'Ip' | 'Tcp' | 'Udp', name: string): number {
     const lines = this.exec(role, 'cat', '/proc/net/snmp')
       .split('\n')
-      .filter((l) => l.startsWith('Tcp:'));
+      .filter((l) => l.startsWith(`${proto}:`));
     const keys = lines[0]?.split(/\s+/) ?? [];
     const values = lines[1]?.split(/\s+/) ?? [];
     const i = keys.indexOf(name);
-    if (i < 0) throw new Error(`no Tcp counter ${name}`);
+    if (i < 0) throw new Error(`no ${proto} counter ${name}`);
     return Number(values[i]);
   }
 
@@ -379,6 +384,10 @@ for line in sys.stdin:
             conns[c['id']].sendall(c['text'].encode('latin1'))
         elif op == 'shutdown':
             conns[c['id']].shutdown(socket.SHUT_WR)
+        elif op == 'close':
+            # shutdown first: a close alone waits for the reader thread's recv to let go of it.
+            conns[c['id']].shutdown(socket.SHUT_RDWR)
+            conns[c['id']].close()
         elif op == 'udp-open':
             udp_open(c)
         elif op == 'udp-send':
