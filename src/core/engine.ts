@@ -671,6 +671,16 @@ export class FlowEngine {
     return this.ruleRuntimes[this.table.ruleOf(slot)]?.rule;
   }
 
+  /**
+   * What a live flow's rule or outbound path (as configured, even if since removed) does at idle:
+   * `reset` when it has TCP reset on (never through a NAT gateway), else `drop`.
+   */
+  idleActionOf(flowId: number): IdleAction | undefined {
+    const slot = this.table.slotOf(flowId);
+    if (slot < 0 || this.table.state(slot) === ST_TOMBSTONE) return undefined;
+    return this.resetAtIdle(slot) ? 'reset' : 'drop';
+  }
+
   /** Finds a flow (or tombstone) id from a tuple as on the wire, with its direction. */
   lookup(key: FlowKey): { flowId: number; direction: Direction; tombstone: boolean } | undefined {
     const e = this.table.find(key.words, 0);

@@ -17,11 +17,12 @@ export interface DataPlane {
 }
 
 /**
- * Ends the flows of rules a new configuration removed, each as its own rule would at idle:
- * reset when that rule had TCP reset on, silently dropped otherwise.
+ * Ends the flows of rules and outbound paths a new configuration removed, each as its own rule
+ * would at idle: reset when that rule had TCP reset on, silently dropped otherwise (always
+ * dropped through a NAT gateway).
  */
 export function endFlowsOfRemovedRules(engine: FlowEngine, onExpiry: (a: ExpiryAction) => void): void {
   for (const id of engine.flowsOfRemovedRules()) {
-    engine.terminate(id, engine.ruleOf(id)?.enableTcpReset === true ? 'reset' : 'drop', onExpiry);
+    engine.terminate(id, engine.idleActionOf(id) ?? 'drop', onExpiry);
   }
 }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { validateDocument } from '../../../src/config/index.js';
 import { ManualClock } from '../../../src/core/clock.js';
 import { FlowEngine } from '../../../src/core/engine.js';
-import { TCP_ACK, TCP_PSH, TCP_SYN } from '../../../src/core/tcp-state.js';
+import { TCP_ACK, TCP_PSH, TCP_RST, TCP_SYN } from '../../../src/core/tcp-state.js';
 import { PacketPlane } from '../../../src/dataplane/packet/packet-plane.js';
 import { lbDocument } from '../../helpers/arm.js';
 import { FakeTun, tcpPacket, udpPacket } from './packets.js';
@@ -176,5 +176,69 @@ test("outbound SNAT: a member's ports run on from the rule's first frontend IP t
     [OUT1, ports + (65_536 - 1024 - ports), 2],
     [OUT2, ports - (65_536 - 1024 - ports), 2],
   ]);
+  await plane.stop();
+});
+
+/** B1 opens an outbound flow to REMOTE and both sides exchange a segment; returns B1's SNAT port. */
+function established(tun: FakeTun, sport = 33000): number {
+  tun.inject(tcpPacket({ src: B1, dst: REMOTE, sport, dport: 443, seq: 7, flags: TCP_SYN }));
+  const [syn] = tun.take();
+  tun.inject(
+    tcpPacket({
+      src: REMOTE,
+      dst: syn!.src,
+      sport: 443,
+      dport: syn!.sport,
+      seq: 90,
+      ack: 8,
+      flags: TCP_SYN | TCP_ACK,
+    }),
+  );
+  tun.inject(tcpPacket({ src: B1, dst: REMOTE, sport, dport: 443, seq: 8, ack: 91, flags: TCP_ACK }));
+  tun.take();
+  return syn!.sport;
+}
+
+test('a removed outbound rule ends its flows as it would at idle: a RST to the member and to the remote when it had TCP reset on', async () => {
+  const { engine, tun, plane } = await setup(8);
+  const port = established(tun);
+  // The same load balancer without its outbound rule.
+  const doc = lbDocument({ frontend: FE, backends: [B1, B2], rules: [] });
+  const without = validateDocument(doc);
+  assert.ok(without.valid && without.snapshot);
+  engine.setSnapshot(without.snapshot);
+  await plane.apply(without.snapshot);
+  const rsts = tun.take();
+  assert.equal(rsts.length, 2);
+  const toMember = rsts.find((r) => r.dst === B1)!;
+  const toRemote = rsts.find((r) => r.dst === REMOTE)!;
+  assert.ok(toMember.flags & TCP_RST && toRemote.flags & TCP_RST);
+  assert.deepEqual([toMember.src, toMember.sport, toMember.dport, toMember.seq], [REMOTE, 443, 33000, 91]);
+  assert.deepEqual([toRemote.src, toRemote.sport, toRemote.dport, toRemote.seq], [OUT1, port, 443, 8]);
+  await plane.stop();
+});
+
+test('adminState Down leaves a member its outbound flows and its new ones (admin state steers inbound distribution only)', async () => {
+  const { engine, tun, plane } = await setup(8);
+  established(tun);
+  const member = engine.snapshot.loadBalancers[0]!.pools[0]!.members.find((m) => m.address === B1)!;
+  engine.setAdminState(member.id, 'Down');
+  assert.equal(plane.endFlowsOfMember(member.id, 'reset'), 0, 'no outbound flow is ended with the member');
+  assert.equal(tun.written.length, 0, 'no RST');
+  tun.inject(
+    tcpPacket({
+      src: B1,
+      dst: REMOTE,
+      sport: 33000,
+      dport: 443,
+      seq: 8,
+      ack: 91,
+      flags: TCP_ACK | TCP_PSH,
+      payload: Buffer.from('on'),
+    }),
+  );
+  assert.equal(tun.take()[0]?.src, OUT1, 'the existing flow still flows');
+  tun.inject(tcpPacket({ src: B1, dst: REMOTE, sport: 33001, dport: 443, seq: 1, flags: TCP_SYN }));
+  assert.equal(tun.take()[0]?.src, OUT1, 'and a new one is SNATed');
   await plane.stop();
 });
