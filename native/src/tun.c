@@ -257,6 +257,56 @@ static napi_value tun_write(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/*
+ * writeBatch(fd, buffer, offsets: Int32Array, lengths: Int32Array, count) -> failures.
+ * One call for a batch's packets. A TUN write takes exactly one packet (writev would glue the
+ * iovecs into one), so this is a loop of write(); each lengths[i] is replaced by its result
+ * (bytes written, or -errno) so the caller can look for failures only when there were some.
+ */
+static napi_value tun_write_batch(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  if (!get_args(env, info, 5, argv)) return NULL;
+  int32_t fd;
+  uint32_t count;
+  void *base;
+  size_t blen;
+  CHECK(env, napi_get_value_int32(env, argv[0], &fd));
+  CHECK(env, napi_get_buffer_info(env, argv[1], &base, &blen));
+  CHECK(env, napi_get_value_uint32(env, argv[4], &count));
+  napi_typedarray_type ot, lt;
+  size_t olen, llen, boff;
+  void *odata, *ldata;
+  napi_value ab;
+  CHECK(env, napi_get_typedarray_info(env, argv[2], &ot, &olen, &odata, &ab, &boff));
+  CHECK(env, napi_get_typedarray_info(env, argv[3], &lt, &llen, &ldata, &ab, &boff));
+  if (ot != napi_int32_array || lt != napi_int32_array || count > olen || count > llen) {
+    napi_throw_range_error(env, NULL, "sluice_tun: offsets or lengths shorter than the batch");
+    return NULL;
+  }
+  const int32_t *offs = odata;
+  int32_t *lens = ldata;
+  uint32_t failures = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    if (offs[i] < 0 || lens[i] < 0 || (size_t)offs[i] + (size_t)lens[i] > blen) {
+      lens[i] = -EINVAL;
+      failures++;
+      continue;
+    }
+    ssize_t n;
+    do n = write(fd, (uint8_t *)base + offs[i], (size_t)lens[i]);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) {
+      lens[i] = -errno;
+      failures++;
+    } else {
+      lens[i] = (int32_t)n;
+    }
+  }
+  napi_value out;
+  CHECK(env, napi_create_uint32(env, failures, &out));
+  return out;
+}
+
 static napi_value tun_close(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (!get_args(env, info, 1, argv)) return NULL;
@@ -272,6 +322,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"startReader", NULL, tun_start_reader, NULL, NULL, NULL, napi_default, NULL},
       {"stopReader", NULL, tun_stop_reader, NULL, NULL, NULL, napi_default, NULL},
       {"write", NULL, tun_write, NULL, NULL, NULL, napi_default, NULL},
+      {"writeBatch", NULL, tun_write_batch, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, tun_close, NULL, NULL, NULL, napi_default, NULL},
   };
   CHECK(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));

@@ -189,7 +189,13 @@ export class PacketPlane implements DataPlane {
     // Only now: the flows just ended may have needed their backend's device for a RST.
     for (const a of [...this.floating.keys()]) if (!floatingMembers.has(a)) this.closeFloating(a);
     if (this.interval === undefined) {
-      this.device.start((n) => this.onBatch(n));
+      this.device.start(
+        (n) => this.onBatch(n),
+        (errno) => {
+          this.stats.writeErrors++;
+          this.ioError('write', errno);
+        },
+      );
       this.interval = setInterval(() => this.tick(), this.options.tickMs ?? 10);
       this.interval.unref();
       this.options.events?.({ type: 'ready', tun: this.device.name, routes: [...addresses] });

@@ -32,6 +32,7 @@ interface TunAddon {
   ): object;
   stopReader(handle: object): void;
   write(fd: number, buffer: Buffer, offset: number, length: number): number;
+  writeBatch(fd: number, buffer: Buffer, offsets: Int32Array, lengths: Int32Array, count: number): number;
   close(fd: number): void;
 }
 
@@ -41,8 +42,15 @@ export interface TunDevice {
   /** Read buffer: packet i of a batch is at i * SLOT_BYTES, `lengths[i]` long (or -errno). */
   readonly buffer: Buffer;
   readonly lengths: Int32Array;
-  start(onBatch: (count: number) => void): void;
-  /** Writes one packet (virtio-net header first); returns the bytes written or -errno. */
+  /**
+   * Calls `onBatch` for each batch read. A device may hold back writes of packets in its own
+   * read buffer until `onBatch` returns; a failure among those is reported to `onWriteError`.
+   */
+  start(onBatch: (count: number) => void, onWriteError?: (errno: number) => void): void;
+  /**
+   * Writes one packet (virtio-net header first); returns the bytes written (or accepted, when
+   * held back until the end of the batch) or -errno.
+   */
   write(buffer: Buffer, offset: number, length: number): number;
   close(): void;
 }
@@ -110,6 +118,13 @@ export class Tun implements TunDevice {
   readonly lengths = new Int32Array(MAX_BATCH);
   private reader: object | undefined;
   private fd: number;
+  // Packets forwarded in place in the read buffer go out in one addon call at the end of the
+  // batch, instead of one JS-to-C call each.
+  private inBatch = false;
+  private held = 0;
+  private readonly heldOffsets = new Int32Array(MAX_BATCH);
+  private readonly heldLengths = new Int32Array(MAX_BATCH);
+  private onWriteError: ((errno: number) => void) | undefined;
 
   private constructor(
     private readonly addon: TunAddon,
@@ -139,16 +154,46 @@ export class Tun implements TunDevice {
     }
   }
 
-  start(onBatch: (count: number) => void): void {
+  start(onBatch: (count: number) => void, onWriteError?: (errno: number) => void): void {
     if (this.reader !== undefined || this.fd < 0) return;
-    this.reader = this.addon.startReader(this.fd, this.buffer, SLOT_BYTES, MAX_BATCH, this.lengths, onBatch);
+    this.onWriteError = onWriteError;
+    const batch = (count: number): void => {
+      this.inBatch = true;
+      try {
+        onBatch(count);
+      } finally {
+        this.inBatch = false;
+        this.flush();
+      }
+    };
+    this.reader = this.addon.startReader(this.fd, this.buffer, SLOT_BYTES, MAX_BATCH, this.lengths, batch);
   }
 
   write(buffer: Buffer, offset: number, length: number): number {
-    return this.fd < 0 ? -9 : this.addon.write(this.fd, buffer, offset, length);
+    if (this.fd < 0) return -9;
+    if (this.inBatch && buffer === this.buffer) {
+      if (this.held === MAX_BATCH) this.flush();
+      this.heldOffsets[this.held] = offset;
+      this.heldLengths[this.held++] = length;
+      return length;
+    }
+    // Anything else (a RST built elsewhere) goes after what the batch already forwarded.
+    if (this.held > 0) this.flush();
+    return this.addon.write(this.fd, buffer, offset, length);
+  }
+
+  private flush(): void {
+    const n = this.held;
+    if (n === 0) return;
+    this.held = 0;
+    if (this.fd < 0) return;
+    const lengths = this.heldLengths;
+    if (this.addon.writeBatch(this.fd, this.buffer, this.heldOffsets, lengths, n) === 0) return;
+    for (let i = 0; i < n; i++) if (lengths[i]! < 0) this.onWriteError?.(lengths[i]!);
   }
 
   close(): void {
+    this.held = 0;
     if (this.reader !== undefined) this.addon.stopReader(this.reader);
     this.reader = undefined;
     if (this.fd >= 0) this.addon.close(this.fd);
