@@ -26,6 +26,8 @@ export interface AppOptions {
   /** How long sockets of a silently dropped flow are kept (proxy plane). */
   readonly holdMs?: number;
   readonly maxFlows?: number;
+  /** How long a freed SNAT port rests before reuse (packet plane's outbound rules). */
+  readonly snatHoldMs?: number;
   readonly logger?: Logger;
   readonly logLevel?: LogLevel;
   readonly clock?: Clock;
@@ -87,6 +89,7 @@ export class SluiceApp<P extends DataPlane = ProxyPlane> {
       initialHealth: 'down',
       ...(options.udpFlowTimeoutMs !== undefined ? { udpTimeoutMs: options.udpFlowTimeoutMs } : {}),
       ...(options.maxFlows !== undefined ? { maxFlows: options.maxFlows } : {}),
+      ...(options.snatHoldMs !== undefined ? { snatHoldMs: options.snatHoldMs } : {}),
       events: (e) => this.onFlowEvent(e),
     });
     // Without a factory P is the default, ProxyPlane (see `start`).

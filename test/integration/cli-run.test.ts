@@ -94,4 +94,7 @@ test('run: usage errors exit 2', async () => {
   const r = await sluice('run', join(fixturesPath, 'valid/hand-written.json'), '--time-scale', 'fast');
   assert.equal(r.code, 2);
   assert.match(r.stderr, /--time-scale expects a number > 0/);
+  const hold = await sluice('run', join(fixturesPath, 'valid/hand-written.json'), '--snat-port-hold', '-5');
+  assert.equal(hold.code, 2);
+  assert.match(hold.stderr, /--snat-port-hold expects a number > 0, got '-5'/);
 });

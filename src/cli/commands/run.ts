@@ -24,6 +24,7 @@ export interface RunCliOptions extends ControlCliOptions {
   map?: string[];
   timeScale?: string;
   udpFlowTimeout?: string;
+  snatPortHold?: string;
   holdTime?: string;
   logLevel?: string;
   dataplane?: string;
@@ -42,8 +43,9 @@ export async function runRun(file: string | undefined, opts: RunCliOptions): Pro
   const timeScale = positive('--time-scale', opts.timeScale, 1);
   const udpSeconds = positive('--udp-flow-timeout', opts.udpFlowTimeout, 240);
   const holdSeconds = positive('--hold-time', opts.holdTime, 900);
+  const snatHoldSeconds = positive('--snat-port-hold', opts.snatPortHold, 60);
   const level = (opts.logLevel ?? 'info') as LogLevel;
-  for (const v of [timeScale, udpSeconds, holdSeconds]) {
+  for (const v of [timeScale, udpSeconds, holdSeconds, snatHoldSeconds]) {
     if (typeof v === 'string') {
       process.stderr.write(`${v}\n`);
       return EXIT_USAGE;
@@ -93,6 +95,7 @@ export async function runRun(file: string | undefined, opts: RunCliOptions): Pro
     timeScale: timeScale as number,
     udpFlowTimeoutMs: (udpSeconds as number) * 1000,
     holdMs: (holdSeconds as number) * 1000,
+    snatHoldMs: (snatHoldSeconds as number) * 1000,
   };
   let app: SluiceApp<DataPlane>;
   try {
@@ -165,6 +168,11 @@ export function registerRun(program: Command): void {
       '--hold-time <SECONDS>',
       'how long the sockets of a silently dropped flow are kept (proxy plane)',
       '900',
+    )
+    .option(
+      '--snat-port-hold <SECONDS>',
+      'packet plane: how long a freed SNAT port rests before another flow may take it',
+      '60',
     )
     .option('--log-level <LEVEL>', LEVELS.join(', '), 'info')
     .option('--dataplane <PLANE>', 'proxy (sockets, any OS) or packet (TUN, Linux, root)', 'proxy')
