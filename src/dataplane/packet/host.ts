@@ -32,6 +32,12 @@ export interface HostOptions {
 
 export class HostError extends Error {}
 
+/** A floating-IP backend's device and the routing table that sends its packets via the backend. */
+interface FloatingRoute {
+  readonly dev: string;
+  readonly table: number;
+}
+
 export const DEFAULT_TABLE = 20942;
 export const DEFAULT_PRIORITY = 20942;
 
@@ -59,7 +65,7 @@ export class HostNetwork {
   private readonly sources = new Set<string>();
   private iifRule = false;
   /** Floating-IP backends: address -> the device written for it and its routing table. */
-  private readonly floating = new Map<string, { dev: string; table: number }>();
+  private readonly floating = new Map<string, FloatingRoute>();
   private restoreForward: string | undefined;
   private readonly onExit = (): void => this.down();
 
@@ -120,23 +126,68 @@ export class HostNetwork {
   }
 
   /**
-   * Makes the host route `addresses` into the TUN device and send traffic from `backends`
-   * (members whose replies Sluice must rewrite) into it. Adds before it removes, so flows of
-   * addresses that stay are not disturbed.
+   * Makes the host route `addresses` into the TUN device, send traffic from `backends` (members
+   * whose replies Sluice must rewrite) into it, and route what Sluice writes to each floating-IP
+   * backend's device via that backend's address (`floating`: address -> device name, the
+   * devices already open). A floating-IP backend must be on-link (a neighbour of this host):
+   * the frontend IP it owns is reachable only through it.
+   *
+   * All or nothing: everything is added before anything is removed, so flows of addresses that
+   * stay are not disturbed, and when an addition fails the ones made before it are taken back
+   * and the host is left as the previous sync made it.
    */
-  sync(addresses: Iterable<string>, backends: Iterable<string>): void {
+  sync(
+    addresses: Iterable<string>,
+    backends: Iterable<string>,
+    floating: ReadonlyMap<string, string> = new Map(),
+  ): void {
     const dev = this.options.tun;
     const wantRoutes = new Set(addresses);
     const wantSources = new Set(backends);
-    for (const a of wantRoutes) {
-      if (this.routes.has(a)) continue;
-      this.ip(['route', 'replace', `${a}/32`, 'dev', dev]);
-      this.routes.add(a);
+    const undo: (() => void)[] = [];
+    const replaced: FloatingRoute[] = [];
+    try {
+      for (const a of wantRoutes) {
+        if (this.routes.has(a)) continue;
+        this.ip(['route', 'replace', `${a}/32`, 'dev', dev]);
+        this.routes.add(a);
+        undo.push(() => {
+          this.quiet(['route', 'del', `${a}/32`, 'dev', dev]);
+          this.routes.delete(a);
+        });
+      }
+      for (const a of wantSources) {
+        if (this.sources.has(a)) continue;
+        const rule = ['priority', String(this.prio + 1), 'from', `${a}/32`, 'lookup', this.table];
+        this.ip(['rule', 'add', ...rule]);
+        this.sources.add(a);
+        undo.push(() => {
+          this.quiet(['rule', 'del', ...rule]);
+          this.sources.delete(a);
+        });
+      }
+      for (const [addr, fdev] of floating) {
+        const had = this.floating.get(addr);
+        if (had !== undefined && had.dev === fdev) continue;
+        // A backend that moves to another device keeps its old route until the new one is in.
+        const f = { dev: fdev, table: this.freeTable(replaced) };
+        this.addFloating(addr, f, undo);
+        if (had !== undefined) replaced.push(had);
+        this.floating.set(addr, f);
+        undo.push(() => {
+          if (had !== undefined) this.floating.set(addr, had);
+          else this.floating.delete(addr);
+        });
+      }
+    } catch (err) {
+      for (const u of undo.reverse()) u();
+      throw err;
     }
-    for (const a of wantSources) {
-      if (this.sources.has(a)) continue;
-      this.ip(['rule', 'add', 'priority', String(this.prio + 1), 'from', `${a}/32`, 'lookup', this.table]);
-      this.sources.add(a);
+    for (const f of replaced) this.removeFloating(f);
+    for (const addr of [...this.floating.keys()]) {
+      if (floating.has(addr)) continue;
+      this.removeFloating(this.floating.get(addr)!);
+      this.floating.delete(addr);
     }
     for (const a of [...this.routes]) {
       if (wantRoutes.has(a)) continue;
@@ -150,32 +201,36 @@ export class HostNetwork {
     }
   }
 
-  /**
-   * Routes what Sluice writes to each floating-IP backend's device via that backend's address
-   * (`backends`: address -> device name, the devices already open). The address must be on-link
-   * (a neighbour of this host): the frontend IP it owns is reachable only through it.
-   */
-  syncFloating(backends: ReadonlyMap<string, string>): void {
-    for (const [addr, dev] of backends) {
-      const had = this.floating.get(addr);
-      if (had !== undefined && had.dev === dev) continue;
-      if (had !== undefined) this.dropFloating(addr);
-      const used = new Set([...this.floating.values()].map((f) => f.table));
-      let table = Number(this.table) + 1;
-      while (used.has(table)) table++;
-      this.looseRpFilter(dev);
-      this.ip(['link', 'set', 'dev', dev, 'up']);
-      this.floating.set(addr, { dev, table });
-      this.ip(['route', 'replace', 'default', 'via', addr, 'table', String(table)]);
-      this.ip(['rule', 'add', 'priority', String(this.prio), 'iif', dev, 'lookup', String(table)]);
-    }
-    for (const addr of [...this.floating.keys()]) if (!backends.has(addr)) this.dropFloating(addr);
+  /** The lowest per-backend table that neither a floating-IP backend nor `also` uses. */
+  private freeTable(also: readonly FloatingRoute[]): number {
+    const used = new Set([...this.floating.values(), ...also].map((f) => f.table));
+    let table = Number(this.table) + 1;
+    while (used.has(table)) table++;
+    return table;
   }
 
-  private dropFloating(addr: string): void {
-    const f = this.floating.get(addr);
-    if (f === undefined) return;
-    this.floating.delete(addr);
+  /** Routes what comes out of `f.dev` via `addr`, pushing onto `undo` how to take it back. */
+  private addFloating(addr: string, f: FloatingRoute, undo: (() => void)[]): void {
+    // The device is new to this sync and vanishes when the plane closes it on failure, so its
+    // rp_filter and link state need no undo.
+    this.looseRpFilter(f.dev);
+    this.ip(['link', 'set', 'dev', f.dev, 'up']);
+    const table = String(f.table);
+    try {
+      this.ip(['route', 'replace', 'default', 'via', addr, 'table', table]);
+    } catch (err) {
+      throw new HostError(
+        `floating IP: cannot route via backend ${addr}, which must be on-link (a neighbour of this host): ${(err as Error).message}`,
+      );
+    }
+    undo.push(() => this.quiet(['route', 'flush', 'table', table]));
+    this.ip(['rule', 'add', 'priority', String(this.prio), 'iif', f.dev, 'lookup', table]);
+    undo.push(() =>
+      this.quiet(['rule', 'del', 'priority', String(this.prio), 'iif', f.dev, 'lookup', table]),
+    );
+  }
+
+  private removeFloating(f: FloatingRoute): void {
     this.quiet(['rule', 'del', 'priority', String(this.prio), 'iif', f.dev, 'lookup', String(f.table)]);
     this.quiet(['route', 'flush', 'table', String(f.table)]);
   }
@@ -183,7 +238,6 @@ export class HostNetwork {
   /** Removes everything `up` and `sync` added; safe to call twice and from an exit handler. */
   down(): void {
     process.off('exit', this.onExit);
-    this.syncFloating(new Map());
     this.sync([], []);
     if (this.iifRule)
       this.quiet(['rule', 'del', 'priority', String(this.prio), 'iif', this.options.tun, 'lookup', 'main']);

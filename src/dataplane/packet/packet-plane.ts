@@ -176,8 +176,10 @@ export class PacketPlane implements DataPlane {
     for (const m of outboundMembers) backends.add(m);
     const opened = this.openFloating(floatingMembers);
     try {
-      this.host?.sync(addresses, backends);
-      this.host?.syncFloating(
+      // One sync, so a failure (a floating-IP backend not on-link) leaves the host as it was.
+      this.host?.sync(
+        addresses,
+        backends,
         new Map([...floatingMembers].map((a) => [a, this.floating.get(a)!.name] as const)),
       );
     } catch (err) {
@@ -205,7 +207,8 @@ export class PacketPlane implements DataPlane {
   /** Opens a device for each floating-IP backend that has none; returns the addresses opened. */
   private openFloating(members: ReadonlySet<string>): string[] {
     const opened: string[] = [];
-    const open = this.options.openDevice ?? ((name: string): TunDevice => Tun.open(name));
+    const open =
+      this.options.openDevice ?? ((name: string): TunDevice => Tun.open(name, { writeOnly: true }));
     try {
       for (const a of members) {
         if (this.floating.has(a)) continue;

@@ -103,6 +103,14 @@ export function packetPlaneUnavailable(): string | undefined {
   return undefined;
 }
 
+export interface TunOpenOptions {
+  /**
+   * The device is only written to (a floating-IP backend's): it gets no read buffer, which is
+   * MAX_BATCH slots of SLOT_BYTES (4 MiB), and cannot be started.
+   */
+  readonly writeOnly?: boolean;
+}
+
 export class TunError extends Error {
   constructor(
     readonly code: string,
@@ -114,8 +122,8 @@ export class TunError extends Error {
 
 /** A TUN device opened with IFF_TUN | IFF_NO_PI | IFF_VNET_HDR; it vanishes when closed. */
 export class Tun implements TunDevice {
-  readonly buffer = Buffer.allocUnsafeSlow(SLOT_BYTES * MAX_BATCH);
-  readonly lengths = new Int32Array(MAX_BATCH);
+  readonly buffer: Buffer;
+  readonly lengths: Int32Array;
   private reader: object | undefined;
   private fd: number;
   // Packets forwarded in place in the read buffer go out in one addon call at the end of the
@@ -130,16 +138,20 @@ export class Tun implements TunDevice {
     private readonly addon: TunAddon,
     fd: number,
     readonly name: string,
+    private readonly writeOnly: boolean,
   ) {
     this.fd = fd;
+    const slots = writeOnly ? 0 : MAX_BATCH;
+    this.buffer = Buffer.allocUnsafeSlow(SLOT_BYTES * slots);
+    this.lengths = new Int32Array(slots);
   }
 
-  static open(name: string): Tun {
+  static open(name: string, options: TunOpenOptions = {}): Tun {
     const addon = loadTunAddon();
     if (typeof addon === 'string') throw new TunError('ENOADDON', addon);
     try {
       const { fd, name: actual } = addon.open(name, true, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6);
-      return new Tun(addon, fd, actual);
+      return new Tun(addon, fd, actual, options.writeOnly ?? false);
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       const why =
@@ -155,6 +167,7 @@ export class Tun implements TunDevice {
   }
 
   start(onBatch: (count: number) => void, onWriteError?: (errno: number) => void): void {
+    if (this.writeOnly) throw new TunError('EINVAL', `TUN device ${this.name} was opened write-only`);
     if (this.reader !== undefined || this.fd < 0) return;
     this.onWriteError = onWriteError;
     const batch = (count: number): void => {

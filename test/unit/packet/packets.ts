@@ -131,11 +131,13 @@ export function decode(pkt: Buffer): Decoded {
 
 /** A TUN device in memory: tests put packets in, and read what the plane wrote. */
 export class FakeTun implements TunDevice {
-  readonly name = 'fake0';
   readonly buffer = Buffer.alloc(SLOT_BYTES * MAX_BATCH);
   readonly lengths = new Int32Array(MAX_BATCH);
   readonly written: Buffer[] = [];
+  closed = false;
   private onBatch: ((n: number) => void) | undefined;
+
+  constructor(readonly name = 'fake0') {}
 
   start(onBatch: (count: number) => void): void {
     this.onBatch = onBatch;
@@ -161,5 +163,7 @@ export class FakeTun implements TunDevice {
     return out;
   }
 
-  close(): void {}
+  close(): void {
+    this.closed = true;
+  }
 }
