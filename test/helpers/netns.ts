@@ -12,7 +12,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { cliPath, repoRoot } from './cli.js';
 
 export const FRONTEND = '198.18.100.10';
@@ -58,7 +58,7 @@ function probe(): string | undefined {
  * `test`, skipped with a one-line reason where namespaces cannot be made, except in CI
  * (CI=true), where that is a failure: CI must prove the packet plane.
  */
-export function systemTest(name: string, fn: () => Promise<void>, timeoutMs = 60_000): void {
+export function systemTest(name: string, fn: (t: TestContext) => Promise<void>, timeoutMs = 60_000): void {
   const reason = systemUnavailable();
   if (reason === undefined) test(name, { timeout: timeoutMs }, fn);
   else if (process.env.CI === 'true')
@@ -66,6 +66,22 @@ export function systemTest(name: string, fn: () => Promise<void>, timeoutMs = 60
       throw new Error(`CI=true, yet the system tests cannot run: ${reason}`);
     });
   else test(name, { skip: reason }, () => {});
+}
+
+/**
+ * Whether ethtool is here, for tests that turn checksum offloads off. Without it the test is
+ * skipped with the reason, except in CI, where it fails (scripts/test.sh installs ethtool).
+ */
+export function ethtoolAvailable(t: TestContext): boolean {
+  try {
+    execFileSync('ethtool', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    const reason = 'ethtool is missing: checksum offloads cannot be turned off';
+    if (process.env.CI === 'true') throw new Error(`CI=true, yet ${reason} (scripts/test.sh installs it)`);
+    t.skip(reason);
+    return false;
+  }
 }
 
 /** Removes namespaces of earlier runs whose process is gone. */
@@ -292,6 +308,14 @@ export class Agent extends Lines {
 
   event(id: string, ev: string, ms: number): Promise<Record<string, unknown>> {
     return this.waitFor(`${ev} on ${id}`, (l) => l.id === id && l.ev === ev, ms);
+  }
+
+  /** Waits until `bytes` bytes of data have arrived on connection `id`; returns how many did. */
+  async received(id: string, bytes: number, ms = 20_000): Promise<number> {
+    const count = (): number =>
+      this.lines.reduce((n, l) => (l.id === id && l.ev === 'data' ? n + (l.n as number) : n), 0);
+    await this.waitFor(`${bytes} bytes on ${id}`, () => count() >= bytes, ms);
+    return count();
   }
 }
 

@@ -1,12 +1,19 @@
 import { after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { lbDocument } from '../helpers/arm.js';
 import type { Agent } from '../helpers/netns.js';
-import { BACKENDS, CLIENT, FRONTEND, Topology, systemTest, systemUnavailable } from '../helpers/netns.js';
+import {
+  BACKENDS,
+  CLIENT,
+  FRONTEND,
+  Topology,
+  ethtoolAvailable,
+  systemTest,
+  systemUnavailable,
+} from '../helpers/netns.js';
 
 /**
  * The packet data plane's host side: what it refuses, what it leaves behind, and whether the
@@ -76,15 +83,6 @@ systemTest('--configure-host sets what it needs and SIGTERM takes back everythin
   assert.equal(t.exec('lb', 'sysctl', '-n', 'net.ipv4.ip_forward').trim(), '0', 'ip_forward restored');
 });
 
-function hasEthtool(): boolean {
-  try {
-    execFileSync('ethtool', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Sends `bytes` through the frontend and waits until all of them came back. */
 async function echoThrough(client: Agent, id: string, bytes: number): Promise<void> {
   client.send({ cmd: 'connect', id, host: FRONTEND, port: PORT });
@@ -93,29 +91,13 @@ async function echoThrough(client: Agent, id: string, bytes: number): Promise<vo
   for (let i = 0; text.length < bytes; i++) text += `${i.toString(36)}:sluice;`;
   text = text.slice(0, bytes);
   client.send({ cmd: 'send', id, text });
-  let got = 0;
-  await client.waitFor(
-    `${bytes} bytes echoed`,
-    (l) => {
-      if (l.id === id && l.ev === 'data' && !(l as { counted?: boolean }).counted) {
-        (l as { counted?: boolean }).counted = true;
-        got += l.n as number;
-      }
-      return got >= bytes;
-    },
-    20_000,
-  );
-  assert.equal(got, bytes);
+  assert.equal(await client.received(id, bytes), bytes);
 }
 
 systemTest(
   'checksums: receivers that verify every checksum accept what Sluice rewrote (full and partial sums)',
-  async () => {
-    if (!hasEthtool()) {
-      if (process.env.CI === 'true')
-        assert.fail('CI=true but ethtool is missing (scripts/test.sh installs it)');
-      return;
-    }
+  async (ctx) => {
+    if (!ethtoolAvailable(ctx)) return;
     const t = topology();
     const backends = [t.agent('backend1'), t.agent('backend2')];
     for (const b of backends) {
