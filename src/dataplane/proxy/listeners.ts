@@ -2,7 +2,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
-import type { RuntimeSnapshot } from '../../core/snapshot.js';
+import type { InboundRule, RuntimeSnapshot } from '../../core/snapshot.js';
 import type { ListenerRef } from './events.js';
 
 export function listenerKey(l: Pick<ListenerRef, 'protocol' | 'address' | 'port'>): string {
@@ -12,37 +12,23 @@ export function listenerKey(l: Pick<ListenerRef, 'protocol' | 'address' | 'port'
 /** Every listener a snapshot calls for, keyed by protocol, address and port. */
 export function listenersOf(snapshot: RuntimeSnapshot): Map<string, ListenerRef> {
   const out = new Map<string, ListenerRef>();
-  const add = (l: ListenerRef): void => {
-    const key = listenerKey(l);
-    if (!out.has(key)) out.set(key, l);
+  const add = (loadBalancer: string, rule: InboundRule, port: number): void => {
+    for (const protocol of rule.protocols) {
+      const l: ListenerRef = {
+        protocol,
+        address: rule.frontend.address,
+        port,
+        ruleName: rule.name,
+        ruleKind: rule.kind,
+        loadBalancer,
+      };
+      const key = listenerKey(l);
+      if (!out.has(key)) out.set(key, l);
+    }
   };
   for (const lb of snapshot.loadBalancers) {
-    for (const r of lb.loadBalancingRules) {
-      for (const protocol of r.protocols) {
-        add({
-          protocol,
-          address: r.frontend.address,
-          port: r.frontendPort,
-          ruleName: r.name,
-          ruleKind: 'loadBalancingRule',
-          loadBalancer: lb.name,
-        });
-      }
-    }
-    for (const r of lb.inboundNatRules) {
-      for (const m of r.mappings) {
-        for (const protocol of r.protocols) {
-          add({
-            protocol,
-            address: r.frontend.address,
-            port: m.frontendPort,
-            ruleName: r.name,
-            ruleKind: 'inboundNatRule',
-            loadBalancer: lb.name,
-          });
-        }
-      }
-    }
+    for (const r of lb.loadBalancingRules) add(lb.name, r, r.frontendPort);
+    for (const r of lb.inboundNatRules) for (const m of r.mappings) add(lb.name, r, m.frontendPort);
   }
   return out;
 }
