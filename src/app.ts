@@ -26,6 +26,8 @@ export interface AppOptions {
   /** How long sockets of a silently dropped flow are kept (proxy plane). */
   readonly holdMs?: number;
   readonly maxFlows?: number;
+  /** Proxy plane: TCP reads into reused buffers (true by default; false: Node's own per read). */
+  readonly userReads?: boolean;
   /** How long a freed SNAT port rests before reuse (packet plane's outbound rules). */
   readonly snatHoldMs?: number;
   readonly logger?: Logger;
@@ -99,6 +101,7 @@ export class SluiceApp<P extends DataPlane = ProxyPlane> {
         engine: this.engine,
         clock: this.clock,
         holdMs: options.holdMs ?? DEFAULT_HOLD_MS,
+        ...(options.userReads !== undefined ? { userReads: options.userReads } : {}),
         events: (e) => this.onProxyEvent(e),
       }) as unknown as P);
     this.prober = new Prober({ clock: this.clock, sink: (t) => this.onHealth(t) });

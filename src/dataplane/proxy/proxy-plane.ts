@@ -24,6 +24,8 @@ export interface ProxyPlaneOptions {
   readonly tickMs?: number;
   /** TCP flows at most; by default what the process's open-files limit allows. */
   readonly maxTcpFlows?: number;
+  /** TCP reads into Sluice's reused buffers (true by default; false: one new buffer per read). */
+  readonly userReads?: boolean;
 }
 
 export const DEFAULT_HOLD_MS = 15 * 60_000;
@@ -35,6 +37,7 @@ export class ProxyPlane implements DataPlane {
   private readonly udp: UdpProxy;
   private readonly listeners = new Map<string, OpenListener>();
   private interval: ReturnType<typeof setInterval> | undefined;
+  private ticks = 0;
   private readonly onExpiry = (a: ExpiryAction): void => {
     if (a.protocol === 'Tcp') this.tcp.expire(a);
     else this.udp.expire(a);
@@ -55,6 +58,7 @@ export class ProxyPlane implements DataPlane {
       holdMs: options.holdMs,
       ...(options.events ? { events: options.events } : {}),
       ...(this.tcpCeiling !== undefined ? { maxFlows: this.tcpCeiling } : {}),
+      ...(options.userReads !== undefined ? { userReads: options.userReads } : {}),
     });
     this.udp = new UdpProxy(options.engine, this.stats);
   }
@@ -149,10 +153,25 @@ export class ProxyPlane implements DataPlane {
     this.interval.unref();
   }
 
+  /** TCP read buffers: allocated since start, free, and flows holding one of their own. */
+  get readBuffers(): { allocated: number; free: number; owningFlows: number } {
+    return this.tcp.readBuffers;
+  }
+
   /** One expiry pass: idle flows get their action, ended holds are let go. */
   tick(): void {
     this.engine.advance(this.onExpiry);
     this.tcp.releaseHolds(this.options.clock.now());
+    // About once a second of real time, streams that went quiet give back their buffers.
+    if (++this.ticks >= 1000 / (this.options.tickMs ?? 20)) {
+      this.ticks = 0;
+      this.sweepReadBuffers();
+    }
+  }
+
+  /** Streams that read nothing since the last sweep go back to the shared read buffer. */
+  sweepReadBuffers(): void {
+    this.tcp.sweepReadBuffers();
   }
 
   /** Stops accepting, ends every flow, releases every socket. */

@@ -13,6 +13,14 @@ import type { Clock } from '../../core/clock.js';
 import type { ExpiryAction, FlowEngine } from '../../core/engine.js';
 import type { CloseReason } from '../../core/events.js';
 import type { ProxyEventSink, ProxyStats } from './events.js';
+import {
+  OWN_AT_BYTES,
+  ReadBufferPool,
+  readNextInto,
+  swapReadBuffer,
+  userReadSocketOptions,
+  useUserReads,
+} from './read-buffers.js';
 
 const FLOW = Symbol('sluice.flow');
 const SIDE = Symbol('sluice.side');
@@ -32,6 +40,14 @@ class TcpFlow {
   finished = false;
   holdUntil = 0;
   closed = 0;
+  /** Sockets read into relay-provided buffers (read-buffers.ts), not Node's own. */
+  userReads = false;
+  /** Per side (CLIENT, BACKEND): the buffer its next read goes into. */
+  readBuf: [Buffer | undefined, Buffer | undefined] = [undefined, undefined];
+  /** Per side: its owned buffer is still referenced by a queued write to the other side. */
+  lent: [boolean, boolean] = [false, false];
+  /** Per side: reads into an owned buffer since the last sweep. */
+  ownedReads: [number, number] = [0, 0];
 
   constructor(
     readonly proxy: TcpProxy,
@@ -53,8 +69,20 @@ function onData(this: FlowSocket, chunk: Buffer): void {
   if (!f.peer(this).write(chunk)) this.pause();
 }
 
+function onUserRead(this: FlowSocket, nread: number): boolean {
+  const f = this[FLOW]!;
+  const side = this[SIDE]!;
+  if (f.dropped) {
+    readNextInto(f.readBuf[side]!);
+    return false;
+  }
+  return f.proxy.relayRead(f, side, this, nread);
+}
+
 function onDrain(this: FlowSocket): void {
   const f = this[FLOW]!;
+  // Everything queued on this socket is written: a buffer the other side lent is free.
+  f.proxy.returnLent(f, this[SIDE] === CLIENT ? BACKEND : CLIENT);
   if (!f.dropped) f.peer(this).resume();
 }
 
@@ -98,6 +126,8 @@ export interface TcpProxyOptions {
   readonly holdMs: number;
   /** Live and held TCP flows at most (each holds two descriptors); none when undefined. */
   readonly maxFlows?: number;
+  /** Read into relay-provided buffers where Node allows it (default true). */
+  readonly userReads?: boolean;
 }
 
 export class TcpProxy {
@@ -106,10 +136,22 @@ export class TcpProxy {
   /** Blackholed flows in order of their hold deadline (the hold is the same for all). */
   private holds: TcpFlow[] = [];
   private readonly stats: ProxyStats;
+  private readonly pool = new ReadBufferPool();
+  /** Flows with a side reading into a buffer of its own. */
+  private readonly owning = new Set<TcpFlow>();
 
   constructor(private readonly options: TcpProxyOptions) {
     this.engine = options.engine;
     this.stats = options.stats;
+  }
+
+  /** Read buffers: allocated since start, free in the pool, held by streaming flows. */
+  get readBuffers(): { allocated: number; free: number; owningFlows: number } {
+    return {
+      allocated: this.pool.allocated,
+      free: this.pool.freeCount,
+      owningFlows: this.owning.size,
+    };
   }
 
   get activeFlows(): number {
@@ -155,7 +197,11 @@ export class TcpProxy {
     client.off('error', noop);
     this.stats.accepted++;
     client.setNoDelay(true);
-    const backend: FlowSocket = new Socket({ allowHalfOpen: true });
+    const shared = this.pool.shared;
+    const userReads = this.options.userReads !== false && useUserReads(client, shared, onUserRead);
+    const backend: FlowSocket = new Socket(
+      userReads ? userReadSocketOptions(shared, onUserRead) : { allowHalfOpen: true },
+    );
     const flow = new TcpFlow(
       this,
       open.flowId,
@@ -163,6 +209,11 @@ export class TcpProxy {
       backend,
       `${open.backendAddress}:${open.backendPort}`,
     );
+    if (userReads) {
+      flow.userReads = true;
+      flow.readBuf[CLIENT] = shared;
+      flow.readBuf[BACKEND] = shared;
+    }
     this.flows.set(open.flowId, flow);
     for (const [s, side] of [
       [client, CLIENT],
@@ -170,7 +221,7 @@ export class TcpProxy {
     ] as const) {
       s[FLOW] = flow;
       s[SIDE] = side;
-      s.on('data', onData);
+      if (!userReads) s.on('data', onData);
       s.on('drain', onDrain);
       s.on('end', onEnd);
       s.on('error', onError);
@@ -185,6 +236,96 @@ export class TcpProxy {
     this.engine.activity(f.id, fromClient ? 'toBackend' : 'toClient', bytes);
     if (fromClient) this.stats.bytesToBackend += bytes;
     else this.stats.bytesToClient += bytes;
+  }
+
+  /**
+   * Relays `nread` bytes that `from` read into its current buffer (read-buffers.ts), and
+   * chooses the buffer of its next read. Returns false to pause `from`.
+   */
+  relayRead(f: TcpFlow, side: typeof CLIENT | typeof BACKEND, from: FlowSocket, nread: number): boolean {
+    this.relayed(f, side === CLIENT, nread);
+    const to = f.peer(from);
+    const pool = this.pool;
+    const buf = f.readBuf[side]!;
+    if (buf === pool.shared) {
+      // The shared buffer is never handed to a write: its bytes are copied out first.
+      const copy = Buffer.allocUnsafe(nread);
+      buf.copy(copy, 0, 0, nread);
+      if (nread >= OWN_AT_BYTES) {
+        const own = pool.take();
+        f.readBuf[side] = own;
+        this.owning.add(f);
+        readNextInto(own);
+      } else {
+        readNextInto(buf);
+      }
+      return to.write(copy);
+    }
+    f.ownedReads[side]++;
+    to.write(nread === buf.length ? buf : buf.subarray(0, nread));
+    if (to.writableLength > 0) {
+      // The write is queued and still points into this buffer: read nothing more (into it)
+      // until `drain` says the write is done.
+      f.lent[side] = true;
+      readNextInto(buf);
+      return false;
+    }
+    if (nread < OWN_AT_BYTES) {
+      pool.give(buf);
+      f.readBuf[side] = pool.shared;
+      readNextInto(pool.shared);
+      this.forgetIfShared(f);
+    } else {
+      readNextInto(buf);
+    }
+    return true;
+  }
+
+  /** A write to the other side has drained: the buffer `side` lent to it is free again. */
+  returnLent(f: TcpFlow, side: typeof CLIENT | typeof BACKEND): void {
+    f.lent[side] = false;
+  }
+
+  private forgetIfShared(f: TcpFlow): void {
+    const shared = this.pool.shared;
+    if (f.readBuf[CLIENT] === shared && f.readBuf[BACKEND] === shared) this.owning.delete(f);
+  }
+
+  /**
+   * Moves sides that read nothing since the last sweep back to the shared buffer, so that a
+   * stream that went quiet does not keep a buffer. Called about once a second.
+   */
+  sweepReadBuffers(): void {
+    for (const f of this.owning) {
+      for (const side of [CLIENT, BACKEND] as const) {
+        if (f.ownedReads[side] === 0 && !f.lent[side]) this.unown(f, side);
+        f.ownedReads[side] = 0;
+      }
+      this.forgetIfShared(f);
+    }
+  }
+
+  /** Points a side that owns a buffer back at the shared one, outside its read callback. */
+  private unown(f: TcpFlow, side: typeof CLIENT | typeof BACKEND): void {
+    const shared = this.pool.shared;
+    const buf = f.readBuf[side];
+    if (buf === undefined || buf === shared) return;
+    swapReadBuffer(side === CLIENT ? f.client : f.backend, shared);
+    f.readBuf[side] = shared;
+    this.pool.give(buf);
+  }
+
+  /** Both sockets are closed: their buffers can be read into by others. */
+  private releaseBuffers(f: TcpFlow): void {
+    if (!f.userReads) return;
+    const shared = this.pool.shared;
+    for (const side of [CLIENT, BACKEND] as const) {
+      const buf = f.readBuf[side];
+      if (buf !== undefined && buf !== shared) this.pool.give(buf);
+      f.readBuf[side] = shared;
+      f.lent[side] = false;
+    }
+    this.owning.delete(f);
   }
 
   halfClosed(f: TcpFlow, fromClient: boolean): void {
@@ -222,6 +363,7 @@ export class TcpProxy {
   }
 
   socketClosed(f: TcpFlow, s: FlowSocket): void {
+    if (f.closed === 2) this.releaseBuffers(f);
     if (f.dropped) {
       if (f.closed === 1) {
         this.options.events?.({ type: 'hold-released', flowId: f.id, reason: 'endpoint-closed' });
@@ -273,6 +415,13 @@ export class TcpProxy {
     this.stats.blackholed++;
     f.client.pause();
     f.backend.pause();
+    // A blackholed flow reads nothing more: it keeps no buffer of its own while held (one
+    // that a queued write still points into stays until the flow's sockets close).
+    if (f.userReads) {
+      if (!f.lent[CLIENT]) this.unown(f, CLIENT);
+      if (!f.lent[BACKEND]) this.unown(f, BACKEND);
+      this.forgetIfShared(f);
+    }
     f.holdUntil = this.options.clock.now() + this.options.holdMs;
     this.holds.push(f);
   }
