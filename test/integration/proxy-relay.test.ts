@@ -282,12 +282,16 @@ function dripServer(): Server {
       const [offset, size, chunk] = request.trim().split(' ').map(Number) as [number, number, number];
       let pos = offset % BLOCK.length;
       let left = size;
+      let writes = 0;
       const drip = (): void => {
         if (left === 0) {
           s.end();
           return;
         }
-        const n = Math.min(left, chunk, BLOCK.length - pos);
+        // CHUNK 0: 20,000 and 3,000 bytes in turn, either side of the size at which the
+        // proxy gives a stream a buffer of its own.
+        const size = chunk > 0 ? chunk : (writes++ & 1) === 0 ? 20_000 : 3000;
+        const n = Math.min(left, size, BLOCK.length - pos);
         const ok = s.write(BLOCK.subarray(pos, pos + n));
         left -= n;
         pos = (pos + n) % BLOCK.length;
@@ -349,13 +353,15 @@ test('writes that queue behind a stalled client never see their bytes overwritte
     const flows = [
       { offset: 1 * 7919, chunk: 1000, stallMs: 400 },
       { offset: 2 * 7919, chunk: 65_536, stallMs: 400 },
+      { offset: 6 * 7919, chunk: 0, stallMs: 400 },
+      { offset: 7 * 7919, chunk: 0, stallMs: 150 },
       { offset: 3 * 7919, chunk: 1000, stallMs: 0 },
       { offset: 4 * 7919, chunk: 3000, stallMs: 0 },
       { offset: 5 * 7919, chunk: 65_536, stallMs: 0 },
     ];
     const results = await within(
       30_000,
-      'five fetches',
+      'seven fetches',
       Promise.all(flows.map((f) => fetchThrough(frontendPort, f.offset, SIZE, f.chunk, f.stallMs))),
     );
     for (const [i, r] of results.entries()) {
@@ -365,5 +371,92 @@ test('writes that queue behind a stalled client never see their bytes overwritte
   } finally {
     await app.stop();
     await new Promise((resolve) => drip.close(resolve));
+  }
+});
+
+/**
+ * A sink that reads slowly (a pause after every read), so that the proxy's writes to it keep
+ * queueing; at the client's FIN it answers with the SHA-256 of all it read.
+ */
+function slowSink(): Server {
+  return createServer({ allowHalfOpen: true }, (s) => {
+    const h = createHash('sha256');
+    s.on('error', () => s.destroy());
+    s.on('data', (c: Buffer) => {
+      h.update(c);
+      s.pause();
+      setTimeout(() => s.resume(), 1);
+    });
+    s.on('end', () => s.end(h.digest('hex')));
+  });
+}
+
+/** Uploads `size` bytes of the block from `offset` in writes of `sizes` in turn, paced. */
+function uploadThrough(port: number, offset: number, size: number, sizes: number[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ host: FRONTEND, port, allowHalfOpen: true });
+    let answer = '';
+    let pos = offset % BLOCK.length;
+    let left = size;
+    let writes = 0;
+    s.on('error', reject);
+    const pump = (): void => {
+      if (left === 0) {
+        s.end();
+        return;
+      }
+      const n = Math.min(left, sizes[writes++ % sizes.length]!, BLOCK.length - pos);
+      const ok = s.write(BLOCK.subarray(pos, pos + n));
+      left -= n;
+      pos = (pos + n) % BLOCK.length;
+      if (ok) setImmediate(pump);
+      else s.once('drain', pump);
+    };
+    s.on('connect', pump);
+    s.on('data', (c: Buffer) => (answer += c.toString()));
+    s.on('end', () => {
+      s.destroy();
+      resolve(answer);
+    });
+  });
+}
+
+test('uploads to a backend that reads slowly arrive whole, whatever the size of each read', async () => {
+  const sinkAddress = BACKENDS[1]!;
+  const sinkPort = await freePort(sinkAddress);
+  const sink = slowSink();
+  await new Promise<void>((resolve) => sink.listen(sinkPort, sinkAddress, resolve));
+  const frontendPort = await freePort(FRONTEND);
+  const snapshot = compileLb({
+    frontend: FRONTEND,
+    backends: [sinkAddress],
+    rules: [{ name: 'upload', frontendPort, backendPort: sinkPort, enableTcpReset: true }],
+  });
+  const app = await SluiceApp.start(snapshot, { logLevel: 'silent' });
+  try {
+    const SIZE = 16_000_000;
+    const uploads = [
+      { offset: 11 * 7919, sizes: [20_000, 3000] },
+      { offset: 12 * 7919, sizes: [17_000, 9000, 500] },
+      { offset: 13 * 7919, sizes: [65_536] },
+      { offset: 14 * 7919, sizes: [1000] },
+      { offset: 15 * 7919, sizes: [16_500, 15_000] },
+      { offset: 16 * 7919, sizes: [30_000, 2000, 2000] },
+    ];
+    const answers = await within(
+      30_000,
+      'six uploads',
+      Promise.all(uploads.map((u) => uploadThrough(frontendPort, u.offset, SIZE, u.sizes))),
+    );
+    for (const [i, a] of answers.entries()) {
+      assert.equal(
+        a,
+        expectedHash(uploads[i]!.offset, SIZE),
+        `upload ${i}: the sink read every byte, unchanged`,
+      );
+    }
+  } finally {
+    await app.stop();
+    await new Promise((resolve) => sink.close(resolve));
   }
 });

@@ -262,13 +262,21 @@ export class TcpProxy {
       return to.write(copy);
     }
     f.ownedReads[side]++;
-    to.write(nread === buf.length ? buf : buf.subarray(0, nread));
+    const ok = to.write(nread === buf.length ? buf : buf.subarray(0, nread));
     if (to.writableLength > 0) {
-      // The write is queued and still points into this buffer: read nothing more (into it)
-      // until `drain` says the write is done.
-      f.lent[side] = true;
-      readNextInto(buf);
-      return false;
+      // The write is queued and still points into this buffer.
+      if (!ok) {
+        // `drain` will come: read nothing more (into it) until then.
+        f.lent[side] = true;
+        readNextInto(buf);
+        return false;
+      }
+      // A small queued write gets no `drain`: leave the buffer to it (the garbage collector
+      // frees it once written) and go on reading into another.
+      const next = pool.take();
+      f.readBuf[side] = next;
+      readNextInto(next);
+      return true;
     }
     if (nread < OWN_AT_BYTES) {
       pool.give(buf);
