@@ -10,7 +10,7 @@ import { FlowEngine } from './core/engine.js';
 import type { FlowEvent } from './core/events.js';
 import type { LoadBalancerSnapshot, RuntimeSnapshot } from './core/snapshot.js';
 import type { DataPlane } from './dataplane/plane.js';
-import { DEFAULT_HOLD_MS, ProxyPlane } from './dataplane/proxy/proxy-plane.js';
+import { DEFAULT_HOLD_MS, ProxyPlane, type TcpRelayKind } from './dataplane/proxy/proxy-plane.js';
 import type { ProxyEvent } from './dataplane/proxy/events.js';
 import { Prober } from './health/prober.js';
 import type { HealthTransition } from './health/types.js';
@@ -26,8 +26,8 @@ export interface AppOptions {
   /** How long sockets of a silently dropped flow are kept (proxy plane). */
   readonly holdMs?: number;
   readonly maxFlows?: number;
-  /** Proxy plane: TCP reads into reused buffers (true by default; false: Node's own per read). */
-  readonly userReads?: boolean;
+  /** Proxy plane: how TCP is relayed (libuv handles by default, or `net.Socket`s). */
+  readonly tcpRelay?: TcpRelayKind;
   /** How long a freed SNAT port rests before reuse (packet plane's outbound rules). */
   readonly snatHoldMs?: number;
   readonly logger?: Logger;
@@ -101,7 +101,7 @@ export class SluiceApp<P extends DataPlane = ProxyPlane> {
         engine: this.engine,
         clock: this.clock,
         holdMs: options.holdMs ?? DEFAULT_HOLD_MS,
-        ...(options.userReads !== undefined ? { userReads: options.userReads } : {}),
+        ...(options.tcpRelay !== undefined ? { tcpRelay: options.tcpRelay } : {}),
         events: (e) => this.onProxyEvent(e),
       }) as unknown as P);
     this.prober = new Prober({ clock: this.clock, sink: (t) => this.onHealth(t) });

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomFillSync } from 'node:crypto';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { SluiceApp } from '../../src/app.js';
+import type { TcpRelayKind } from '../../src/dataplane/proxy/proxy-plane.js';
 import { compileLb } from '../helpers/arm.js';
 import { freePort, within } from '../helpers/net.js';
 
@@ -151,7 +152,7 @@ const STALLED_BYTES = 8_000_000;
  * small reads from their backends then meet queued writes while other flows read.
  */
 async function runFlows(
-  userReads: boolean,
+  tcpRelay: TcpRelayKind,
   streams: number,
   stalled: number,
   bytesEach: number,
@@ -162,7 +163,7 @@ async function runFlows(
     backends: BACKENDS,
     rules: [{ name: 'relay', frontendPort, backendPort, enableTcpReset: true }],
   });
-  const app = await SluiceApp.start(snapshot, { logLevel: 'silent', userReads });
+  const app = await SluiceApp.start(snapshot, { logLevel: 'silent', tcpRelay });
   try {
     const flows = streams + stalled;
     const results = await within(
@@ -194,7 +195,7 @@ async function runFlows(
 }
 
 test('reused read buffers: 40 concurrent flows of 3 MB (8 of them stalling) come back byte for byte', async () => {
-  const app = await runFlows(true, 32, 8, 3_000_000);
+  const app = await runFlows('handles', 32, 8, 3_000_000);
   try {
     const rb = app.plane.readBuffers;
     assert.ok(rb.allocated > 0, 'streaming flows read into buffers of their own');
@@ -207,7 +208,7 @@ test('reused read buffers: 40 concurrent flows of 3 MB (8 of them stalling) come
 });
 
 test("Node's own read buffers (userReads false): the same streams come back byte for byte", async () => {
-  const app = await runFlows(false, 8, 2, 2_000_000);
+  const app = await runFlows('sockets', 8, 2, 2_000_000);
   try {
     assert.equal(app.plane.readBuffers.allocated, 0, 'no relay buffer was used');
   } finally {

@@ -14,7 +14,8 @@ import {
   type ControlCliOptions,
 } from '../control.js';
 import { EXIT_INVALID, EXIT_OK, EXIT_USAGE, collect } from '../options.js';
-import { ProxyPlane } from '../../dataplane/proxy/proxy-plane.js';
+import { DEFAULT_TCP_RELAY, ProxyPlane, type TcpRelayKind } from '../../dataplane/proxy/proxy-plane.js';
+import { tcpHandles } from '../../dataplane/proxy/tcp-handles.js';
 
 /** `sluice run CONFIG`: serve a load balancer document until SIGINT or SIGTERM. */
 
@@ -31,6 +32,7 @@ export interface RunCliOptions extends ControlCliOptions {
   tun?: string;
   inboundSnat?: string;
   configureHost?: boolean;
+  tcpRelay?: string;
 }
 
 function positive(name: string, text: string | undefined, fallback: number): number | string {
@@ -59,6 +61,15 @@ export async function runRun(file: string | undefined, opts: RunCliOptions): Pro
   if (dataplane !== 'proxy' && dataplane !== 'packet') {
     process.stderr.write(`--dataplane expects proxy or packet, got '${dataplane}'\n`);
     return EXIT_USAGE;
+  }
+  const tcpRelay = opts.tcpRelay ?? DEFAULT_TCP_RELAY;
+  if (tcpRelay !== 'handles' && tcpRelay !== 'sockets') {
+    process.stderr.write(`--tcp-relay expects handles or sockets, got '${tcpRelay}'\n`);
+    return EXIT_USAGE;
+  }
+  if (tcpRelay === 'handles' && tcpHandles === undefined) {
+    process.stderr.write("sluice: --tcp-relay handles: this Node does not hand out libuv's TCP handles\n");
+    return EXIT_INVALID;
   }
   const control = planControl(opts);
   if (typeof control === 'string') {
@@ -96,6 +107,7 @@ export async function runRun(file: string | undefined, opts: RunCliOptions): Pro
     udpFlowTimeoutMs: (udpSeconds as number) * 1000,
     holdMs: (holdSeconds as number) * 1000,
     snatHoldMs: (snatHoldSeconds as number) * 1000,
+    tcpRelay: tcpRelay as TcpRelayKind,
   };
   let app: SluiceApp<DataPlane>;
   try {
@@ -132,6 +144,7 @@ export async function runRun(file: string | undefined, opts: RunCliOptions): Pro
       listeners: app.plane.listening(),
       timeScale,
       dataplane,
+      ...(app.plane instanceof ProxyPlane ? { tcpRelay: app.plane.tcpRelay } : {}),
       ...(app.plane instanceof ProxyPlane && app.plane.tcpCeiling !== undefined
         ? { maxTcpFlows: app.plane.tcpCeiling }
         : {}),
@@ -176,6 +189,10 @@ export function registerRun(program: Command): void {
     )
     .option('--log-level <LEVEL>', LEVELS.join(', '), 'info')
     .option('--dataplane <PLANE>', 'proxy (sockets, any OS) or packet (TUN, Linux, root)', 'proxy')
+    .option(
+      '--tcp-relay <RELAY>',
+      `proxy plane: handles (libuv TCP handles, reused read buffers) or sockets (net.Socket); default ${DEFAULT_TCP_RELAY}`,
+    )
     .option('--tun <NAME>', 'TUN device of the packet data plane', 'sluice0')
     .option('--inbound-snat <ADDR>', 'packet plane: full NAT, backends see clients from ADDR')
     .option(

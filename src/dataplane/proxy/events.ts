@@ -1,5 +1,8 @@
 /** What the proxy data plane reports, beyond the flow engine's own events. */
+import type { ExpiryAction } from '../../core/engine.js';
+import type { CloseReason } from '../../core/events.js';
 import type { Protocol } from '../../core/snapshot.js';
+import type { ReadBufferStats } from './read-buffers.js';
 
 export interface ListenerRef {
   readonly protocol: Protocol;
@@ -78,4 +81,20 @@ export function emptyProxyStats(): ProxyStats {
     udpDatagramsDropped: 0,
     listenerErrors: 0,
   };
+}
+
+/** What the proxy plane asks of its TCP relay, whichever carries the bytes. */
+export interface TcpRelay {
+  readonly activeFlows: number;
+  readonly heldFlows: number;
+  readonly readBuffers: ReadBufferStats;
+  /** Carries out the engine's idle expiry for one of the relay's flows. */
+  expire(a: ExpiryAction): void;
+  /** Lets go of blackholed flows whose hold has ended. */
+  releaseHolds(now: number): void;
+  /** Streams that read nothing since the last sweep give back their read buffers. */
+  sweepReadBuffers(): void;
+  terminate(flowId: number, action: 'reset' | 'close', reason: CloseReason): void;
+  owns(flowId: number): boolean;
+  closeAll(): void;
 }

@@ -4,6 +4,7 @@ import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import type { InboundRule, RuntimeSnapshot } from '../../core/snapshot.js';
 import type { ListenerRef } from './events.js';
+import { errorName, listenHandle, tcpHandles, type TcpHandle } from './tcp-handles.js';
 
 export function listenerKey(l: Pick<ListenerRef, 'protocol' | 'address' | 'port'>): string {
   return `${l.protocol}|${l.address}|${l.port}`;
@@ -51,7 +52,19 @@ export function proxyUnsupported(snapshot: RuntimeSnapshot): string[] {
 
 export type OpenListener =
   | { readonly ref: ListenerRef; readonly kind: 'tcp'; readonly server: Server }
+  | { readonly ref: ListenerRef; readonly kind: 'tcp-handle'; readonly handle: TcpHandle }
   | { readonly ref: ListenerRef; readonly kind: 'udp'; readonly socket: UdpSocket };
+
+/** Where accepted TCP connections go: as libuv handles or as `net.Socket`s. */
+export type TcpAcceptor = (
+  | { readonly relay: 'handles'; readonly onConnection: (h: TcpHandle, ref: ListenerRef) => void }
+  | { readonly relay: 'sockets'; readonly onConnection: (s: Socket, ref: ListenerRef) => void }
+) & {
+  /** An accept failed (EMFILE when descriptors run out): it costs one connection, no more. */
+  readonly onAcceptError: (err: NodeJS.ErrnoException, ref: ListenerRef) => void;
+};
+
+const BACKLOG = 4096;
 
 export class ListenError extends Error {
   constructor(
@@ -64,10 +77,7 @@ export class ListenError extends Error {
 }
 
 /** Opens one listener; rejects with a ListenError that names the rule and the address. */
-export function openListener(
-  ref: ListenerRef,
-  onConnection: (socket: Socket, ref: ListenerRef) => void,
-): Promise<OpenListener> {
+export function openListener(ref: ListenerRef, acceptor: TcpAcceptor): Promise<OpenListener> {
   return new Promise((resolve, reject) => {
     const fail = (err: NodeJS.ErrnoException): void => {
       const code = err.code ?? 'ERROR';
@@ -88,15 +98,35 @@ export function openListener(
         ),
       );
     };
-    if (ref.protocol === 'Tcp') {
+    if (ref.protocol === 'Tcp' && acceptor.relay === 'handles' && tcpHandles !== undefined) {
+      const onConnection = acceptor.onConnection;
+      const h = listenHandle(tcpHandles, ref.address, ref.port, BACKLOG);
+      if (typeof h === 'number') {
+        const code = errorName(h);
+        fail(Object.assign(new Error(`listen ${code} ${ref.address}:${ref.port}`), { code }));
+        return;
+      }
+      h.onconnection = (err, client) => {
+        if (err === 0 && client !== undefined) onConnection(client, ref);
+        else {
+          const code = errorName(err);
+          acceptor.onAcceptError(Object.assign(new Error(`accept ${code}`), { code }), ref);
+        }
+      };
+      resolve({ ref, kind: 'tcp-handle', handle: h });
+    } else if (ref.protocol === 'Tcp' && acceptor.relay === 'sockets') {
+      const onConnection = acceptor.onConnection;
       const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) =>
         onConnection(socket, ref),
       );
       server.once('error', fail);
-      server.listen({ host: ref.address, port: ref.port, backlog: 4096, exclusive: true }, () => {
+      server.listen({ host: ref.address, port: ref.port, backlog: BACKLOG, exclusive: true }, () => {
         server.off('error', fail);
+        server.on('error', (err: NodeJS.ErrnoException) => acceptor.onAcceptError(err, ref));
         resolve({ ref, kind: 'tcp', server });
       });
+    } else if (ref.protocol === 'Tcp') {
+      reject(new Error('libuv TCP handles are not available in this Node'));
     } else {
       const socket = createSocket({ type: isIPv6(ref.address) ? 'udp6' : 'udp4' });
       socket.once('error', fail);
@@ -117,6 +147,7 @@ export function closeListener(l: OpenListener): Promise<void> {
     if (l.kind === 'tcp') {
       l.server.close();
       setImmediate(resolve);
-    } else l.socket.close(() => resolve());
+    } else if (l.kind === 'tcp-handle') l.handle.close(() => resolve());
+    else l.socket.close(() => resolve());
   });
 }

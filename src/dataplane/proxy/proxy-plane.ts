@@ -3,14 +3,29 @@
  * UDP relays, and one periodic tick that lets the flow engine expire idle flows. It reports
  * to injected sinks and never reaches into the control plane or metrics.
  */
-import type { Socket } from 'node:net';
 import type { Clock } from '../../core/clock.js';
 import type { ExpiryAction, FlowEngine } from '../../core/engine.js';
 import type { RuntimeSnapshot } from '../../core/snapshot.js';
 import { endFlowsOfRemovedRules, type DataPlane } from '../plane.js';
-import { emptyProxyStats, type ListenerRef, type ProxyEventSink, type ProxyStats } from './events.js';
-import { closeListener, listenersOf, ListenError, openListener, type OpenListener } from './listeners.js';
+import {
+  emptyProxyStats,
+  type ListenerRef,
+  type ProxyEventSink,
+  type ProxyStats,
+  type TcpRelay,
+} from './events.js';
+import {
+  closeListener,
+  listenersOf,
+  ListenError,
+  openListener,
+  type OpenListener,
+  type TcpAcceptor,
+} from './listeners.js';
 import { tcpFlowCeiling } from './fd-limit.js';
+import { HandleTcpProxy } from './handle-proxy.js';
+import type { ReadBufferStats } from './read-buffers.js';
+import { tcpHandles } from './tcp-handles.js';
 import { TcpProxy } from './tcp-proxy.js';
 import { UdpProxy } from './udp-proxy.js';
 
@@ -24,16 +39,27 @@ export interface ProxyPlaneOptions {
   readonly tickMs?: number;
   /** TCP flows at most; by default what the process's open-files limit allows. */
   readonly maxTcpFlows?: number;
-  /** TCP reads into Sluice's reused buffers (true by default; false: one new buffer per read). */
-  readonly userReads?: boolean;
+  /**
+   * How TCP is relayed: on libuv's handles with reused read buffers (`handles`, the default
+   * where Node hands them out) or through `net.Socket`s (`sockets`).
+   */
+  readonly tcpRelay?: TcpRelayKind;
 }
 
 export const DEFAULT_HOLD_MS = 15 * 60_000;
 
+export type TcpRelayKind = 'handles' | 'sockets';
+
+/** The TCP relay used when none is asked for. */
+export const DEFAULT_TCP_RELAY: TcpRelayKind = tcpHandles !== undefined ? 'handles' : 'sockets';
+
 export class ProxyPlane implements DataPlane {
   readonly stats: ProxyStats = emptyProxyStats();
   private readonly engine: FlowEngine;
-  private readonly tcp: TcpProxy;
+  private readonly tcp: TcpRelay;
+  private readonly acceptor: TcpAcceptor;
+  /** Which TCP relay carries this plane's connections. */
+  readonly tcpRelay: TcpRelayKind;
   private readonly udp: UdpProxy;
   private readonly listeners = new Map<string, OpenListener>();
   private interval: ReturnType<typeof setInterval> | undefined;
@@ -42,8 +68,6 @@ export class ProxyPlane implements DataPlane {
     if (a.protocol === 'Tcp') this.tcp.expire(a);
     else this.udp.expire(a);
   };
-  private readonly onConnection = (socket: Socket, ref: ListenerRef): void =>
-    this.tcp.accept(socket, ref.address, ref.port);
 
   /** TCP flows the plane will hold at most (undefined: no known descriptor limit). */
   readonly tcpCeiling: number | undefined;
@@ -51,15 +75,37 @@ export class ProxyPlane implements DataPlane {
   constructor(private readonly options: ProxyPlaneOptions) {
     this.engine = options.engine;
     this.tcpCeiling = options.maxTcpFlows ?? tcpFlowCeiling();
-    this.tcp = new TcpProxy({
+    const relayOptions = {
       engine: options.engine,
       clock: options.clock,
       stats: this.stats,
       holdMs: options.holdMs,
       ...(options.events ? { events: options.events } : {}),
       ...(this.tcpCeiling !== undefined ? { maxFlows: this.tcpCeiling } : {}),
-      ...(options.userReads !== undefined ? { userReads: options.userReads } : {}),
-    });
+    };
+    const onAcceptError = (err: NodeJS.ErrnoException, ref: ListenerRef): void =>
+      this.listenerFailed(ref, err);
+    this.tcpRelay = options.tcpRelay ?? DEFAULT_TCP_RELAY;
+    if (this.tcpRelay === 'handles') {
+      if (tcpHandles === undefined) {
+        throw new Error("--tcp-relay handles: this Node does not hand out libuv's TCP handles");
+      }
+      const relay = new HandleTcpProxy(relayOptions);
+      this.tcp = relay;
+      this.acceptor = {
+        relay: 'handles',
+        onConnection: (h, ref) => relay.accept(h, ref.address, ref.port),
+        onAcceptError,
+      };
+    } else {
+      const relay = new TcpProxy(relayOptions);
+      this.tcp = relay;
+      this.acceptor = {
+        relay: 'sockets',
+        onConnection: (socket, ref) => relay.accept(socket, ref.address, ref.port),
+        onAcceptError,
+      };
+    }
     this.udp = new UdpProxy(options.engine, this.stats);
   }
 
@@ -91,7 +137,7 @@ export class ProxyPlane implements DataPlane {
     const results = await Promise.allSettled(
       [...wanted]
         .filter(([key]) => !this.listeners.has(key))
-        .map(([, ref]) => openListener(ref, this.onConnection)),
+        .map(([, ref]) => openListener(ref, this.acceptor)),
     );
     let failure: ListenError | undefined;
     for (const r of results) {
@@ -120,21 +166,21 @@ export class ProxyPlane implements DataPlane {
 
   private attach(l: OpenListener): void {
     this.listeners.set(`${l.ref.protocol}|${l.ref.address}|${l.ref.port}`, l);
-    const report = (err: NodeJS.ErrnoException): void => {
-      // Accept failures (EMFILE when descriptors run out) cost one connection, never the process.
-      this.stats.listenerErrors++;
-      this.options.events?.({
-        type: 'listener-error',
-        listener: l.ref,
-        code: err.code ?? 'ERROR',
-        message: err.message,
-      });
-    };
-    if (l.kind === 'tcp') l.server.on('error', report);
-    else {
-      l.socket.on('error', report);
+    if (l.kind === 'udp') {
+      l.socket.on('error', (err: NodeJS.ErrnoException) => this.listenerFailed(l.ref, err));
       this.udp.frontend(l.socket, l.ref.address, l.ref.port);
     }
+  }
+
+  /** A listener's failure (EMFILE on accept when descriptors run out) costs one connection. */
+  private listenerFailed(ref: ListenerRef, err: NodeJS.ErrnoException): void {
+    this.stats.listenerErrors++;
+    this.options.events?.({
+      type: 'listener-error',
+      listener: ref,
+      code: err.code ?? 'ERROR',
+      message: err.message,
+    });
   }
 
   /** Ends the flows of a member now: `reset` (adminState Down, Basic SKU probe down) or a plain close. */
@@ -154,7 +200,7 @@ export class ProxyPlane implements DataPlane {
   }
 
   /** TCP read buffers: allocated since start, free, and flows holding one of their own. */
-  get readBuffers(): { allocated: number; free: number; owningFlows: number } {
+  get readBuffers(): ReadBufferStats {
     return this.tcp.readBuffers;
   }
 

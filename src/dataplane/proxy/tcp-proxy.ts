@@ -1,5 +1,6 @@
 /**
- * TCP through user-space sockets. The flow engine decides (backend, idle expiry); this file
+ * TCP through `net.Socket`s: the relay where Node does not hand out libuv's TCP handles
+ * (handle-proxy.ts is the default), and with `--tcp-relay sockets`. The flow engine decides (backend, idle expiry); this file
  * moves bytes and turns the engine's decisions into what endpoints can observe:
  * - reset: `resetAndDestroy()` on both sockets, so both endpoints get ECONNRESET (B4);
  * - drop: both sockets are paused and kept, unread and unwritten, so neither endpoint hears
@@ -12,15 +13,8 @@ import { Socket } from 'node:net';
 import type { Clock } from '../../core/clock.js';
 import type { ExpiryAction, FlowEngine } from '../../core/engine.js';
 import type { CloseReason } from '../../core/events.js';
-import type { ProxyEventSink, ProxyStats } from './events.js';
-import {
-  OWN_AT_BYTES,
-  ReadBufferPool,
-  readNextInto,
-  swapReadBuffer,
-  userReadSocketOptions,
-  useUserReads,
-} from './read-buffers.js';
+import type { ProxyEventSink, ProxyStats, TcpRelay } from './events.js';
+import { NO_READ_BUFFERS, type ReadBufferStats } from './read-buffers.js';
 
 const FLOW = Symbol('sluice.flow');
 const SIDE = Symbol('sluice.side');
@@ -40,14 +34,6 @@ class TcpFlow {
   finished = false;
   holdUntil = 0;
   closed = 0;
-  /** Sockets read into relay-provided buffers (read-buffers.ts), not Node's own. */
-  userReads = false;
-  /** Per side (CLIENT, BACKEND): the buffer its next read goes into. */
-  readBuf: [Buffer | undefined, Buffer | undefined] = [undefined, undefined];
-  /** Per side: its owned buffer is still referenced by a queued write to the other side. */
-  lent: [boolean, boolean] = [false, false];
-  /** Per side: reads into an owned buffer since the last sweep. */
-  ownedReads: [number, number] = [0, 0];
 
   constructor(
     readonly proxy: TcpProxy,
@@ -69,20 +55,8 @@ function onData(this: FlowSocket, chunk: Buffer): void {
   if (!f.peer(this).write(chunk)) this.pause();
 }
 
-function onUserRead(this: FlowSocket, nread: number): boolean {
-  const f = this[FLOW]!;
-  const side = this[SIDE]!;
-  if (f.dropped) {
-    readNextInto(f.readBuf[side]!);
-    return false;
-  }
-  return f.proxy.relayRead(f, side, this, nread);
-}
-
 function onDrain(this: FlowSocket): void {
   const f = this[FLOW]!;
-  // Everything queued on this socket is written: a buffer the other side lent is free.
-  f.proxy.returnLent(f, this[SIDE] === CLIENT ? BACKEND : CLIENT);
   if (!f.dropped) f.peer(this).resume();
 }
 
@@ -126,32 +100,18 @@ export interface TcpProxyOptions {
   readonly holdMs: number;
   /** Live and held TCP flows at most (each holds two descriptors); none when undefined. */
   readonly maxFlows?: number;
-  /** Read into relay-provided buffers where Node allows it (default true). */
-  readonly userReads?: boolean;
 }
 
-export class TcpProxy {
+export class TcpProxy implements TcpRelay {
   private readonly engine: FlowEngine;
   private readonly flows = new Map<number, TcpFlow>();
   /** Blackholed flows in order of their hold deadline (the hold is the same for all). */
   private holds: TcpFlow[] = [];
   private readonly stats: ProxyStats;
-  private readonly pool = new ReadBufferPool();
-  /** Flows with a side reading into a buffer of its own. */
-  private readonly owning = new Set<TcpFlow>();
 
   constructor(private readonly options: TcpProxyOptions) {
     this.engine = options.engine;
     this.stats = options.stats;
-  }
-
-  /** Read buffers: allocated since start, free in the pool, held by streaming flows. */
-  get readBuffers(): { allocated: number; free: number; owningFlows: number } {
-    return {
-      allocated: this.pool.allocated,
-      free: this.pool.freeCount,
-      owningFlows: this.owning.size,
-    };
   }
 
   get activeFlows(): number {
@@ -161,6 +121,13 @@ export class TcpProxy {
   get heldFlows(): number {
     return this.holds.length;
   }
+
+  /** Node allocates this relay's read buffers itself. */
+  get readBuffers(): ReadBufferStats {
+    return NO_READ_BUFFERS;
+  }
+
+  sweepReadBuffers(): void {}
 
   /**
    * An accepted client connection, paused (the server is created with pauseOnConnect). The
@@ -197,11 +164,7 @@ export class TcpProxy {
     client.off('error', noop);
     this.stats.accepted++;
     client.setNoDelay(true);
-    const shared = this.pool.shared;
-    const userReads = this.options.userReads !== false && useUserReads(client, shared, onUserRead);
-    const backend: FlowSocket = new Socket(
-      userReads ? userReadSocketOptions(shared, onUserRead) : { allowHalfOpen: true },
-    );
+    const backend: FlowSocket = new Socket({ allowHalfOpen: true });
     const flow = new TcpFlow(
       this,
       open.flowId,
@@ -209,11 +172,6 @@ export class TcpProxy {
       backend,
       `${open.backendAddress}:${open.backendPort}`,
     );
-    if (userReads) {
-      flow.userReads = true;
-      flow.readBuf[CLIENT] = shared;
-      flow.readBuf[BACKEND] = shared;
-    }
     this.flows.set(open.flowId, flow);
     for (const [s, side] of [
       [client, CLIENT],
@@ -221,7 +179,7 @@ export class TcpProxy {
     ] as const) {
       s[FLOW] = flow;
       s[SIDE] = side;
-      if (!userReads) s.on('data', onData);
+      s.on('data', onData);
       s.on('drain', onDrain);
       s.on('end', onEnd);
       s.on('error', onError);
@@ -236,104 +194,6 @@ export class TcpProxy {
     this.engine.activity(f.id, fromClient ? 'toBackend' : 'toClient', bytes);
     if (fromClient) this.stats.bytesToBackend += bytes;
     else this.stats.bytesToClient += bytes;
-  }
-
-  /**
-   * Relays `nread` bytes that `from` read into its current buffer (read-buffers.ts), and
-   * chooses the buffer of its next read. Returns false to pause `from`.
-   */
-  relayRead(f: TcpFlow, side: typeof CLIENT | typeof BACKEND, from: FlowSocket, nread: number): boolean {
-    this.relayed(f, side === CLIENT, nread);
-    const to = f.peer(from);
-    const pool = this.pool;
-    const buf = f.readBuf[side]!;
-    if (buf === pool.shared) {
-      // The shared buffer is never handed to a write: its bytes are copied out first.
-      const copy = Buffer.allocUnsafe(nread);
-      buf.copy(copy, 0, 0, nread);
-      if (nread >= OWN_AT_BYTES) {
-        const own = pool.take();
-        f.readBuf[side] = own;
-        this.owning.add(f);
-        readNextInto(own);
-      } else {
-        readNextInto(buf);
-      }
-      return to.write(copy);
-    }
-    f.ownedReads[side]++;
-    const ok = to.write(nread === buf.length ? buf : buf.subarray(0, nread));
-    if (to.writableLength > 0) {
-      // The write is queued and still points into this buffer.
-      if (!ok) {
-        // `drain` will come: read nothing more (into it) until then.
-        f.lent[side] = true;
-        readNextInto(buf);
-        return false;
-      }
-      // A small queued write gets no `drain`: leave the buffer to it (the garbage collector
-      // frees it once written) and go on reading into another.
-      const next = pool.take();
-      f.readBuf[side] = next;
-      readNextInto(next);
-      return true;
-    }
-    if (nread < OWN_AT_BYTES) {
-      pool.give(buf);
-      f.readBuf[side] = pool.shared;
-      readNextInto(pool.shared);
-      this.forgetIfShared(f);
-    } else {
-      readNextInto(buf);
-    }
-    return true;
-  }
-
-  /** A write to the other side has drained: the buffer `side` lent to it is free again. */
-  returnLent(f: TcpFlow, side: typeof CLIENT | typeof BACKEND): void {
-    f.lent[side] = false;
-  }
-
-  private forgetIfShared(f: TcpFlow): void {
-    const shared = this.pool.shared;
-    if (f.readBuf[CLIENT] === shared && f.readBuf[BACKEND] === shared) this.owning.delete(f);
-  }
-
-  /**
-   * Moves sides that read nothing since the last sweep back to the shared buffer, so that a
-   * stream that went quiet does not keep a buffer. Called about once a second.
-   */
-  sweepReadBuffers(): void {
-    for (const f of this.owning) {
-      for (const side of [CLIENT, BACKEND] as const) {
-        if (f.ownedReads[side] === 0 && !f.lent[side]) this.unown(f, side);
-        f.ownedReads[side] = 0;
-      }
-      this.forgetIfShared(f);
-    }
-  }
-
-  /** Points a side that owns a buffer back at the shared one, outside its read callback. */
-  private unown(f: TcpFlow, side: typeof CLIENT | typeof BACKEND): void {
-    const shared = this.pool.shared;
-    const buf = f.readBuf[side];
-    if (buf === undefined || buf === shared) return;
-    swapReadBuffer(side === CLIENT ? f.client : f.backend, shared);
-    f.readBuf[side] = shared;
-    this.pool.give(buf);
-  }
-
-  /** Both sockets are closed: their buffers can be read into by others. */
-  private releaseBuffers(f: TcpFlow): void {
-    if (!f.userReads) return;
-    const shared = this.pool.shared;
-    for (const side of [CLIENT, BACKEND] as const) {
-      const buf = f.readBuf[side];
-      if (buf !== undefined && buf !== shared) this.pool.give(buf);
-      f.readBuf[side] = shared;
-      f.lent[side] = false;
-    }
-    this.owning.delete(f);
   }
 
   halfClosed(f: TcpFlow, fromClient: boolean): void {
@@ -371,7 +231,6 @@ export class TcpProxy {
   }
 
   socketClosed(f: TcpFlow, s: FlowSocket): void {
-    if (f.closed === 2) this.releaseBuffers(f);
     if (f.dropped) {
       if (f.closed === 1) {
         this.options.events?.({ type: 'hold-released', flowId: f.id, reason: 'endpoint-closed' });
@@ -423,13 +282,6 @@ export class TcpProxy {
     this.stats.blackholed++;
     f.client.pause();
     f.backend.pause();
-    // A blackholed flow reads nothing more: it keeps no buffer of its own while held (one
-    // that a queued write still points into stays until the flow's sockets close).
-    if (f.userReads) {
-      if (!f.lent[CLIENT]) this.unown(f, CLIENT);
-      if (!f.lent[BACKEND]) this.unown(f, BACKEND);
-      this.forgetIfShared(f);
-    }
     f.holdUntil = this.options.clock.now() + this.options.holdMs;
     this.holds.push(f);
   }
