@@ -80,6 +80,7 @@ export class SluiceApp<P extends DataPlane = ProxyPlane> {
       health: () => this.prober.list(),
       frontends: () => this.frontendStates(),
       snat: () => this.snatStates(),
+      packetDrops: () => this.plane.packetDrops?.() ?? {},
       labelsOf: (ruleId) => this.labelsOf(ruleId),
       lbOfPool: (poolId) => memberLb(this.engine.snapshot, poolId)?.name ?? '',
     });

@@ -14,6 +14,8 @@ export interface DataPlane {
   listening(): string[];
   /** Stops serving; every flow ends and every resource is released. */
   stop(): Promise<void>;
+  /** Packets dropped by reason, for a plane that sees packets. */
+  packetDrops?(): Readonly<Record<string, number>>;
 }
 
 /**

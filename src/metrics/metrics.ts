@@ -38,6 +38,8 @@ export interface MetricsSources {
   health(): readonly MemberHealth[];
   frontends(): readonly FrontendState[];
   snat(): readonly SnatState[];
+  /** Packets the packet data plane dropped, by reason (none in the proxy data plane). */
+  packetDrops(): Readonly<Record<string, number>>;
   /** Labels of a rule id, including rules removed since (their flows may still run). */
   labelsOf(ruleId: string): RuleLabels;
   /** Load balancer name of a backend pool id. */
@@ -58,6 +60,7 @@ export const SERIES = {
   sluice_probe_up_ratio: { type: 'gauge', labels: ['lb', 'probe', 'backend'] },
   sluice_datapath_up_ratio: { type: 'gauge', labels: ['lb', 'frontend', 'address'] },
   sluice_snat_allocated_ports: { type: 'gauge', labels: ['lb', 'rule', 'frontend'] },
+  sluice_packet_dropped_total: { type: 'counter', labels: ['reason'] },
   sluice_snat_used_ports: { type: 'gauge', labels: ['lb', 'rule', 'frontend'] },
   sluice_config_applied_total: { type: 'counter', labels: ['result'] },
   sluice_config_generation_number: { type: 'gauge', labels: [] },
@@ -102,6 +105,20 @@ class FlowTotals {
 
 const SEP = '\u0000';
 
+/** A counter's series for fixed labels. */
+interface CounterChild {
+  inc(value?: number): void;
+}
+
+interface RuleSeries extends RuleLabels {
+  /** Keys of the byte and packet totals, by direction. */
+  readonly toBackend: string;
+  readonly toClient: string;
+  readonly syns: CounterChild;
+  readonly created: Map<string, CounterChild>;
+  readonly closed: Map<string, CounterChild>;
+}
+
 export class SluiceMetrics {
   private readonly created: Counter;
   private readonly expired: Counter;
@@ -113,6 +130,12 @@ export class SluiceMetrics {
   private readonly generation: Gauge;
   private readonly bytes = new FlowTotals();
   private readonly packets = new FlowTotals();
+  /**
+   * What each rule's flows count into, by rule id (and protocol or reason): looked up once,
+   * not hashed from label objects for every flow. Rule ids name their load balancer and rule,
+   * so an entry never goes stale.
+   */
+  private readonly perRule = new Map<string, RuleSeries>();
 
   constructor(
     readonly registry: Registry,
@@ -213,6 +236,14 @@ export class SluiceMetrics {
       g.reset();
       for (const s of this.sources.snat()) g.set({ lb: s.lb, rule: s.rule, frontend: s.frontend }, s.used);
     });
+    counter(
+      'sluice_packet_dropped_total',
+      'Packets the packet data plane dropped without forwarding or answering them, by reason.',
+      (c) => {
+        c.reset();
+        for (const [reason, n] of Object.entries(this.sources.packetDrops())) if (n > 0) c.inc({ reason }, n);
+      },
+    );
     this.applied = counter(
       'sluice_config_applied_total',
       'Configuration changes, by result: applied, invalid (rejected by validation) or failed.',
@@ -224,9 +255,14 @@ export class SluiceMetrics {
   flowEvent(e: FlowEvent): void {
     switch (e.type) {
       case 'created': {
-        const l = this.sources.labelsOf(e.flow.ruleId);
-        this.created.inc({ lb: l.lb, rule: l.rule, protocol: e.flow.protocol });
-        if (e.flow.protocol === 'Tcp') this.syns.inc({ lb: l.lb, rule: l.rule });
+        const r = this.ruleSeries(e.flow.ruleId);
+        let created = r.created.get(e.flow.protocol);
+        if (created === undefined) {
+          created = this.created.labels({ lb: r.lb, rule: r.rule, protocol: e.flow.protocol });
+          r.created.set(e.flow.protocol, created);
+        }
+        created.inc();
+        if (e.flow.protocol === 'Tcp') r.syns.inc();
         break;
       }
       case 'expired': {
@@ -236,8 +272,13 @@ export class SluiceMetrics {
         break;
       }
       case 'closed': {
-        const l = this.endFlow(e.flow);
-        this.closed.inc({ lb: l.lb, rule: l.rule, reason: e.reason });
+        const r = this.endFlow(e.flow);
+        let closed = r.closed.get(e.reason);
+        if (closed === undefined) {
+          closed = this.closed.labels({ lb: r.lb, rule: r.rule, reason: e.reason });
+          r.closed.set(e.reason, closed);
+        }
+        closed.inc();
         break;
       }
       case 'refused':
@@ -262,13 +303,31 @@ export class SluiceMetrics {
     if (generation !== undefined) this.generation.set(generation);
   }
 
-  private endFlow(f: FlowInfo): RuleLabels {
-    const l = this.sources.labelsOf(f.ruleId);
-    this.bytes.end([l.lb, l.rule, 'to_backend'].join(SEP), f.bytesToBackend);
-    this.bytes.end([l.lb, l.rule, 'to_client'].join(SEP), f.bytesToClient);
-    this.packets.end([l.lb, l.rule, 'to_backend'].join(SEP), f.packetsToBackend);
-    this.packets.end([l.lb, l.rule, 'to_client'].join(SEP), f.packetsToClient);
-    return l;
+  private ruleSeries(ruleId: string): RuleSeries {
+    let r = this.perRule.get(ruleId);
+    if (r === undefined) {
+      const l = this.sources.labelsOf(ruleId);
+      r = {
+        lb: l.lb,
+        rule: l.rule,
+        toBackend: [l.lb, l.rule, 'to_backend'].join(SEP),
+        toClient: [l.lb, l.rule, 'to_client'].join(SEP),
+        syns: this.syns.labels({ lb: l.lb, rule: l.rule }),
+        created: new Map(),
+        closed: new Map(),
+      };
+      this.perRule.set(ruleId, r);
+    }
+    return r;
+  }
+
+  private endFlow(f: FlowInfo): RuleSeries {
+    const r = this.ruleSeries(f.ruleId);
+    this.bytes.end(r.toBackend, f.bytesToBackend);
+    this.bytes.end(r.toClient, f.bytesToClient);
+    this.packets.end(r.toBackend, f.packetsToBackend);
+    this.packets.end(r.toClient, f.packetsToClient);
+    return r;
   }
 
   private publishTotals(c: Counter, totals: FlowTotals, pick: (f: FlowInfo, d: Direction) => number): void {

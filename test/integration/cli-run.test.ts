@@ -34,6 +34,7 @@ test('run: logs "ready", balances a connection, resets it at idle, and exits 0 o
   try {
     const ready = await run.waitFor((l) => l.msg === 'ready', 10_000);
     assert.deepEqual(ready.listeners, [`Tcp|127.0.4.10|${port}`]);
+    assert.equal(ready.tcpRelay, 'handles', 'the relay on libuv handles is the default');
     const c = tcpClient('127.0.4.10', port);
     assert.equal(await within(2000, 'greeting', c.greeting), 'only');
     const err = await within(3000, 'idle reset', c.error);
@@ -97,4 +98,40 @@ test('run: usage errors exit 2', async () => {
   const hold = await sluice('run', join(fixturesPath, 'valid/hand-written.json'), '--snat-port-hold', '-5');
   assert.equal(hold.code, 2);
   assert.match(hold.stderr, /--snat-port-hold expects a number > 0, got '-5'/);
+  const relay = await sluice('run', join(fixturesPath, 'valid/hand-written.json'), '--tcp-relay', 'splice');
+  assert.equal(relay.code, 2);
+  assert.match(relay.stderr, /--tcp-relay expects handles or sockets, got 'splice'/);
+});
+
+test('run --tcp-relay sockets: the net.Socket relay serves the same rule', async () => {
+  const backend = new EchoBackend('via-sockets', '127.0.4.3');
+  const backendPort = await freePort('127.0.4.3');
+  await backend.listen(backendPort);
+  const port = await freePort('127.0.4.12');
+  const file = writeConfig('sockets', {
+    frontend: '127.0.4.12',
+    backends: ['127.0.4.3'],
+    rules: [{ name: 'web', frontendPort: port, backendPort, enableTcpReset: true }],
+  });
+  const run = startSluice([
+    'run',
+    file,
+    '--tcp-relay',
+    'sockets',
+    '--api',
+    'off',
+    '--state-dir',
+    join(dir, 'state-sockets'),
+  ]);
+  try {
+    const ready = await run.waitFor((l) => l.msg === 'ready', 10_000);
+    assert.equal(ready.tcpRelay, 'sockets');
+    const c = tcpClient('127.0.4.12', port);
+    assert.equal(await within(2000, 'greeting', c.greeting), 'via-sockets');
+    c.socket.destroy();
+    assert.equal(await run.stop('SIGTERM'), 0);
+  } finally {
+    await run.stop('SIGKILL');
+    await backend.close();
+  }
 });

@@ -76,26 +76,35 @@ export class HostNetwork {
     this.prio = options.priority ?? DEFAULT_PRIORITY;
   }
 
-  /** Brings the (already created) TUN device up and checks or sets the sysctls. */
+  /**
+   * Brings the (already created) TUN device up and checks or sets the sysctls. All or nothing:
+   * when a step fails, what the steps before it changed is taken back before the error is
+   * thrown.
+   */
   up(): void {
     const dev = this.options.tun;
     process.on('exit', this.onExit);
-    this.sysctls();
-    // Rules of a Sluice that was killed outright would make `ip rule add` fail: clear them.
-    for (const prio of [this.prio, this.prio + 1]) {
-      for (let i = 0; i < 10_000; i++) {
-        try {
-          this.ip(['rule', 'del', 'priority', String(prio)]);
-        } catch {
-          break;
+    try {
+      this.sysctls();
+      // Rules of a Sluice that was killed outright would make `ip rule add` fail: clear them.
+      for (const prio of [this.prio, this.prio + 1]) {
+        for (let i = 0; i < 10_000; i++) {
+          try {
+            this.ip(['rule', 'del', 'priority', String(prio)]);
+          } catch {
+            break;
+          }
         }
       }
+      this.ip(['link', 'set', 'dev', dev, 'up', 'txqueuelen', String(this.options.txQueueLen ?? 10_000)]);
+      // What comes out of the TUN device is routed normally, never back in by the rules below.
+      this.ip(['rule', 'add', 'priority', String(this.prio), 'iif', dev, 'lookup', 'main']);
+      this.iifRule = true;
+      this.ip(['route', 'replace', 'default', 'dev', dev, 'table', this.table]);
+    } catch (err) {
+      this.down();
+      throw err;
     }
-    this.ip(['link', 'set', 'dev', dev, 'up', 'txqueuelen', String(this.options.txQueueLen ?? 10_000)]);
-    // What comes out of the TUN device is routed normally, never back in by the rules below.
-    this.ip(['rule', 'add', 'priority', String(this.prio), 'iif', dev, 'lookup', 'main']);
-    this.iifRule = true;
-    this.ip(['route', 'replace', 'default', 'dev', dev, 'table', this.table]);
   }
 
   private sysctls(): void {

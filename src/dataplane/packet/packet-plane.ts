@@ -103,6 +103,10 @@ export class PacketPlane implements DataPlane {
     this.host = options.host;
   }
 
+  packetDrops(): Readonly<Record<string, number>> {
+    return this.stats.drops;
+  }
+
   get tunName(): string | undefined {
     return this.device?.name;
   }
@@ -121,12 +125,14 @@ export class PacketPlane implements DataPlane {
       throw new Error(`${unsupported[0]}: not supported by the packet data plane yet`);
     if (this.device === undefined) this.device = Tun.open(this.options.tun);
     if (this.host === undefined) {
-      this.host = new HostNetwork({
+      const host = new HostNetwork({
         tun: this.device.name,
         configureHost: this.options.configureHost ?? false,
         ...this.options.hostOptions,
       });
-      this.host.up();
+      // up() takes back its own steps when one fails; the plane then holds no host state.
+      host.up();
+      this.host = host;
     }
     const addresses = new Set<string>();
     const backends = new Set<string>();

@@ -24,7 +24,6 @@ import {
   UV_EOF,
   type ConnectRequest,
   type HandleAddress,
-  type ShutdownRequest,
   type TcpHandle,
   type WriteRequest,
 } from './tcp-handles.js';
@@ -57,8 +56,6 @@ class HandleFlow {
   readonly closing: [boolean, boolean] = [false, false];
   /** Per side: it sent its FIN. */
   readonly eof: [boolean, boolean] = [false, false];
-  /** Per side: our FIN to it has been sent. */
-  readonly shutDown: [boolean, boolean] = [false, false];
   /** Per side: a write of what it sent is queued on the other side (it is not reading). */
   readonly writing: [boolean, boolean] = [false, false];
   /** Per side: the buffer its next read goes into. */
@@ -101,9 +98,8 @@ function onWritten(this: WriteRequest & FlowRequest, status: number): void {
   this.flow.proxy.written(this.flow, this.side, status);
 }
 
-function onShutDown(this: ShutdownRequest & FlowRequest): void {
-  this.flow.proxy.shutDown(this.flow, this.side);
-}
+/** The FIN is on its way; the flow closes when the other side's FIN comes. */
+function onShutDown(): void {}
 
 function onConnected(this: ConnectRequest & { flow: HandleFlow }, status: number): void {
   this.flow.proxy.connected(this.flow, status);
@@ -293,21 +289,19 @@ export class HandleTcpProxy implements TcpRelay {
     f.eof[side] = true;
     this.engine.halfClose(f.id, side === CLIENT ? 'toBackend' : 'toClient');
     const to = other(side);
-    const req = bindings!.newShutdown() as ShutdownRequest & FlowRequest;
-    req.oncomplete = onShutDown;
-    req.flow = f;
-    req.side = to;
-    // libuv sends the FIN after the writes queued before it.
-    if (f.handle(to).shutdown(req) !== 0) this.shutDown(f, to);
-  }
-
-  shutDown(f: HandleFlow, side: Side): void {
-    f.shutDown[side] = true;
-    if (f.eof[CLIENT] && f.eof[BACKEND] && f.shutDown[CLIENT] && f.shutDown[BACKEND]) {
-      if (!f.finished) this.finish(f, 'fin');
+    if (f.eof[to]) {
+      // Both sides have sent their FIN. Nothing is queued to `to` (this side read nothing
+      // while a write of its bytes was queued) and nothing is unread, so closing sends `to`
+      // its FIN; the other side's FIN went out by its shutdown, or goes out with its close.
+      this.finish(f, 'fin');
       this.closeHandle(f, CLIENT, false);
       this.closeHandle(f, BACKEND, false);
+      return;
     }
+    const req = bindings!.newShutdown();
+    req.oncomplete = onShutDown;
+    // libuv sends the FIN after the writes queued before it.
+    f.handle(to).shutdown(req);
   }
 
   /** `side` failed (usually a RST from its endpoint): the other endpoint gets a RST too. */

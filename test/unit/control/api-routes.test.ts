@@ -58,6 +58,7 @@ async function harness(token?: string): Promise<Harness> {
     health: () => [],
     frontends: () => [],
     snat: () => [],
+    packetDrops: () => ({}),
     labelsOf: (id) => ({ lb: '', rule: id }),
     lbOfPool: () => '',
   });

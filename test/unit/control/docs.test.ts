@@ -42,6 +42,7 @@ test('the registry holds exactly the declared series, named sluice_<subsystem>_<
     health: () => [],
     frontends: () => [],
     snat: () => [],
+    packetDrops: () => ({}),
     labelsOf: (id) => ({ lb: 'lb', rule: id }),
     lbOfPool: () => 'lb',
   });

@@ -210,3 +210,33 @@ test('host: a floating-IP backend moved to another device keeps its old route un
   host.down();
   assert.deepEqual(ip.dump(), { rules: [], tables: [] });
 });
+
+test('host: a set-up step that fails takes back the steps before it (no rule or route is left)', () => {
+  const ip = new FakeIp();
+  let forward = '0';
+  const writes: string[] = [];
+  const failing = (args: readonly string[]): void => {
+    if (args.join(' ').startsWith('route replace default dev sl0')) {
+      throw new HostError('ip route replace: RTNETLINK answers: Network is down');
+    }
+    ip.run(args);
+  };
+  const host = new HostNetwork({
+    tun: 'sl0',
+    configureHost: true,
+    ip: failing,
+    sysctl: {
+      read: (path) => (path === 'net/ipv4/ip_forward' ? forward : '0'),
+      write: (path, value) => {
+        writes.push(`${path}=${value}`);
+        if (path === 'net/ipv4/ip_forward') forward = value;
+      },
+    },
+  });
+  const exitListeners = process.listenerCount('exit');
+  assert.throws(() => host.up(), /Network is down/);
+  assert.ok(ip.log.includes('rule add priority 20942 iif sl0 lookup main'), 'the rule was added first');
+  assert.deepEqual(ip.dump(), { rules: [], tables: [] }, 'and taken back');
+  assert.deepEqual(writes, ['net/ipv4/ip_forward=1', 'net/ipv4/ip_forward=0'], 'ip_forward restored');
+  assert.equal(process.listenerCount('exit'), exitListeners, 'no exit hook is left behind');
+});
