@@ -126,3 +126,60 @@ systemTest(
     assert.equal(client.events('added').filter((e) => e.ev === 'error').length, 0);
   },
 );
+
+/**
+ * What the lb namespace's kernel routes IPv4 by: policy rules, every table's routes, and the
+ * links (IPv6 routes are left out: the kernel adds link-local ones as interfaces settle).
+ */
+function hostRouting(): string {
+  return ['-4 rule', '-4 route show table all', '-br link']
+    .map((what) => topo.exec('lb', 'ip', ...what.split(' ')))
+    .join('\n---\n');
+}
+
+systemTest(
+  'packet plane, live: a floating-IP backend the kernel cannot route to fails the PUT and leaves the host and the flows as they were',
+  async () => {
+    // A rule and a flow to keep (whatever the tests before left, NEW serves now).
+    assert.equal(put([NEW]), 200);
+    await connect('kept', NEW.frontendPort);
+    const before = hostRouting();
+    // 198.18.9.2 is on none of lb's links: `ip route ... via` it is refused by the kernel.
+    const body = join(dir, 'put-floating.json');
+    writeFileSync(
+      body,
+      JSON.stringify(
+        lbDocument({
+          frontend: FRONTEND,
+          backends: [...BACKENDS, '198.18.9.2'],
+          rules: [
+            NEW,
+            { name: 'floating', frontendPort: 100, backendPort: BACKEND_PORT, enableFloatingIP: true },
+          ],
+        }),
+      ),
+    );
+    const out = topo.exec(
+      'lb',
+      'curl',
+      '-s',
+      '-w',
+      '\n%{http_code}',
+      '-X',
+      'PUT',
+      '-H',
+      'content-type: application/json',
+      '--data-binary',
+      `@${body}`,
+      `http://127.0.0.1:9180${LB_PATH}?api-version=2023-09-01`,
+    );
+    const status = Number(out.slice(out.lastIndexOf('\n') + 1));
+    assert.ok(status >= 400, `the PUT failed (${status}): ${out}`);
+    assert.match(out, /SLUICE_API_APPLY_FAILED/);
+    assert.match(out, /198\.18\.9\.2/, 'the error names the backend');
+    assert.equal(hostRouting(), before, 'rules, routes and devices are as before the PUT');
+    await echo('kept', 'the kept flow still relays');
+    assert.equal(client.events('kept').filter((e) => e.ev === 'error').length, 0);
+    assert.equal(sluice.child.exitCode, null, 'Sluice is still running');
+  },
+);
