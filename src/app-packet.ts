@@ -11,6 +11,7 @@ export interface PacketSetup {
   readonly tun: string;
   readonly inboundSnat?: string;
   readonly configureHost: boolean;
+  readonly busyPollMicros?: number;
 }
 
 export function packetPlaneFactory(setup: PacketSetup): PlaneFactory<PacketPlane> {
@@ -23,6 +24,7 @@ export function packetPlaneFactory(setup: PacketSetup): PlaneFactory<PacketPlane
         tun: setup.tun,
         configureHost: setup.configureHost,
         ...(setup.inboundSnat !== undefined ? { inboundSnat: setup.inboundSnat } : {}),
+        ...(setup.busyPollMicros !== undefined ? { busyPollMicros: setup.busyPollMicros } : {}),
         events: (e) => logPacketEvent(log, e),
       }),
   };

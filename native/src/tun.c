@@ -103,31 +103,34 @@ typedef struct {
   size_t slot;
   int32_t *lens;
   uint32_t max_batch;
+  /* After a batch, go on reading without sleeping for this long (0: return to the loop). */
+  uint64_t busy_poll_ns;
   int fd;
   int stopped;
 } reader_t;
 
-static void on_readable(uv_poll_t *handle, int status, int events) {
-  (void)events;
-  reader_t *r = (reader_t *)handle->data;
-  if (r->stopped) return;
+/* Longest one wake-up may keep the event loop while packets keep coming or it busy-polls. */
+#define MAX_TURN_NS 1000000ULL
+
+/* Reads up to a batch into the slots; returns how many slots were filled (0: nothing there). */
+static uint32_t read_batch(reader_t *r) {
   uint32_t n = 0;
-  if (status == 0) {
-    while (n < r->max_batch) {
-      ssize_t got = read(r->fd, r->base + (size_t)n * r->slot, r->slot);
-      if (got < 0) {
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-        /* Reported in place of a length; the reader goes on. */
-        r->lens[n++] = -errno;
-        break;
-      }
-      r->lens[n++] = (int32_t)got;
+  while (n < r->max_batch) {
+    ssize_t got = read(r->fd, r->base + (size_t)n * r->slot, r->slot);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      /* Reported in place of a length; the reader goes on. */
+      r->lens[n++] = -errno;
+      break;
     }
-  } else {
-    r->lens[n++] = status < 0 ? status : -EIO;
+    r->lens[n++] = (int32_t)got;
   }
-  if (n == 0) return;
+  return n;
+}
+
+/* Hands a batch of n slots to JavaScript. */
+static void deliver(reader_t *r, uint32_t n) {
   napi_env env = r->env;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
@@ -142,6 +145,34 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
     }
   }
   napi_close_handle_scope(env, scope);
+}
+
+static void on_readable(uv_poll_t *handle, int status, int events) {
+  (void)events;
+  reader_t *r = (reader_t *)handle->data;
+  if (r->stopped) return;
+  if (status != 0) {
+    r->lens[0] = status < 0 ? status : -EIO;
+    deliver(r, 1);
+    return;
+  }
+  uint32_t n = read_batch(r);
+  if (n == 0) return;
+  deliver(r, n);
+  if (r->busy_poll_ns == 0) return;
+  /* Busy polling: the answer to what was just forwarded usually comes within tens of
+     microseconds; reading it without going back to sleep saves the wake-up's latency. */
+  uint64_t start = uv_hrtime();
+  uint64_t last = start;
+  for (;;) {
+    if (r->stopped) return;
+    uint64_t now = uv_hrtime();
+    if (now - last >= r->busy_poll_ns || now - start >= MAX_TURN_NS) return;
+    n = read_batch(r);
+    if (n == 0) continue;
+    deliver(r, n);
+    last = uv_hrtime();
+  }
 }
 
 static void on_closed(uv_handle_t *handle) {
@@ -159,10 +190,13 @@ static void reader_finalize(napi_env env, void *data, void *hint) {
   (void)hint;
 }
 
-/* startReader(fd, buffer, slotSize, maxBatch, lengths: Int32Array, callback(count)) -> handle */
+/* startReader(fd, buffer, slotSize, maxBatch, lengths: Int32Array, callback(count),
+   busyPollMicros) -> handle */
 static napi_value tun_start_reader(napi_env env, napi_callback_info info) {
-  napi_value argv[6];
-  if (!get_args(env, info, 6, argv)) return NULL;
+  napi_value argv[7];
+  if (!get_args(env, info, 7, argv)) return NULL;
+  uint32_t busy_poll_us;
+  CHECK(env, napi_get_value_uint32(env, argv[6], &busy_poll_us));
   int32_t fd;
   uint32_t slot, max_batch;
   CHECK(env, napi_get_value_int32(env, argv[0], &fd));
@@ -187,6 +221,7 @@ static napi_value tun_start_reader(napi_env env, napi_callback_info info) {
   r->base = base;
   r->slot = slot;
   r->max_batch = max_batch;
+  r->busy_poll_ns = (uint64_t)busy_poll_us * 1000ULL;
   r->lens = ldata;
   r->fd = fd;
   napi_value name;

@@ -101,6 +101,14 @@ test('run: usage errors exit 2', async () => {
   const relay = await sluice('run', join(fixturesPath, 'valid/hand-written.json'), '--tcp-relay', 'splice');
   assert.equal(relay.code, 2);
   assert.match(relay.stderr, /--tcp-relay expects handles or sockets, got 'splice'/);
+  for (const value of ['-3', '2000', '1.5']) {
+    const poll = await sluice('run', join(fixturesPath, 'valid/hand-written.json'), '--busy-poll', value);
+    assert.equal(poll.code, 2, `--busy-poll ${value}`);
+    assert.match(
+      poll.stderr,
+      new RegExp(`--busy-poll expects whole microseconds from 0 to 1000, got '${value}'`),
+    );
+  }
 });
 
 test('run --tcp-relay sockets: the net.Socket relay serves the same rule', async () => {

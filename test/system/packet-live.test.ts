@@ -85,6 +85,9 @@ before(async () => {
     '--tun',
     'sltun2',
     '--configure-host',
+    // The other system tests run with the default busy polling; this one without.
+    '--busy-poll',
+    '0',
     '--state-dir',
     join(dir, 'state'),
   ]);

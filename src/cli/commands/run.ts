@@ -3,7 +3,7 @@ import { SluiceApp, createLogger, type LogLevel } from '../../app.js';
 import { packetPlaneFactory } from '../../app-packet.js';
 import type { DataPlane } from '../../dataplane/plane.js';
 import { packetUnsupported } from '../../dataplane/packet/packet-plane.js';
-import { packetPlaneUnavailable } from '../../dataplane/packet/tun.js';
+import { DEFAULT_BUSY_POLL_MICROS, packetPlaneUnavailable } from '../../dataplane/packet/tun.js';
 import { ListenError, proxyUnsupported } from '../../dataplane/proxy/listeners.js';
 import {
   DEFAULT_API,
@@ -33,6 +33,7 @@ export interface RunCliOptions extends ControlCliOptions {
   inboundSnat?: string;
   configureHost?: boolean;
   tcpRelay?: string;
+  busyPoll?: string;
 }
 
 function positive(name: string, text: string | undefined, fallback: number): number | string {
@@ -46,6 +47,11 @@ export async function runRun(file: string | undefined, opts: RunCliOptions): Pro
   const udpSeconds = positive('--udp-flow-timeout', opts.udpFlowTimeout, 240);
   const holdSeconds = positive('--hold-time', opts.holdTime, 900);
   const snatHoldSeconds = positive('--snat-port-hold', opts.snatPortHold, 60);
+  const busyPoll = opts.busyPoll === undefined ? DEFAULT_BUSY_POLL_MICROS : Number(opts.busyPoll);
+  if (!Number.isInteger(busyPoll) || busyPoll < 0 || busyPoll > 1000) {
+    process.stderr.write(`--busy-poll expects whole microseconds from 0 to 1000, got '${opts.busyPoll}'\n`);
+    return EXIT_USAGE;
+  }
   const level = (opts.logLevel ?? 'info') as LogLevel;
   for (const v of [timeScale, udpSeconds, holdSeconds, snatHoldSeconds]) {
     if (typeof v === 'string') {
@@ -119,6 +125,7 @@ export async function runRun(file: string | undefined, opts: RunCliOptions): Pro
             packetPlaneFactory({
               tun: opts.tun ?? 'sluice0',
               configureHost: opts.configureHost === true,
+              busyPollMicros: busyPoll,
               ...(opts.inboundSnat !== undefined ? { inboundSnat: opts.inboundSnat } : {}),
             }),
           )
@@ -194,6 +201,11 @@ export function registerRun(program: Command): void {
       `proxy plane: handles (libuv TCP handles, reused read buffers) or sockets (net.Socket); default ${DEFAULT_TCP_RELAY}`,
     )
     .option('--tun <NAME>', 'TUN device of the packet data plane', 'sluice0')
+    .option(
+      '--busy-poll <MICROSECONDS>',
+      'packet plane: after each batch, go on reading the TUN device this long before sleeping (0: off)',
+      String(DEFAULT_BUSY_POLL_MICROS),
+    )
     .option('--inbound-snat <ADDR>', 'packet plane: full NAT, backends see clients from ADDR')
     .option(
       '--configure-host',

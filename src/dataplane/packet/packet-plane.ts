@@ -35,6 +35,8 @@ export interface PacketPlaneOptions {
   readonly clock: Clock;
   /** TUN device name (`--tun`). */
   readonly tun: string;
+  /** Microseconds the TUN reader busy-polls after each batch (`--busy-poll`; 0: off). */
+  readonly busyPollMicros?: number;
   /** Full NAT: backends see flows from this address (`--inbound-snat`). */
   readonly inboundSnat?: string;
   /** Set ip_forward and rp_filter instead of refusing to start (`--configure-host`). */
@@ -123,7 +125,11 @@ export class PacketPlane implements DataPlane {
     const unsupported = packetUnsupported(snapshot);
     if (unsupported.length > 0)
       throw new Error(`${unsupported[0]}: not supported by the packet data plane yet`);
-    if (this.device === undefined) this.device = Tun.open(this.options.tun);
+    if (this.device === undefined) {
+      this.device = Tun.open(this.options.tun, {
+        ...(this.options.busyPollMicros !== undefined ? { busyPollMicros: this.options.busyPollMicros } : {}),
+      });
+    }
     if (this.host === undefined) {
       const host = new HostNetwork({
         tun: this.device.name,
