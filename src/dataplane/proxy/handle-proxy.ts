@@ -202,6 +202,10 @@ export class HandleTcpProxy implements TcpRelay {
     req.flow = f;
     const err = connectHandle(backend, req, open.backendAddress, open.backendPort);
     if (err !== 0) this.backendFailed(f, err);
+    // Reading the backend from the start registers it with epoll once, for both the connect and
+    // its data, instead of once for each (libuv re-adds a stopped watcher, which fails and is
+    // retried as a change).
+    else backend.readStart();
   }
 
   connected(f: HandleFlow, status: number): void {
@@ -212,7 +216,6 @@ export class HandleTcpProxy implements TcpRelay {
     }
     f.connected = true;
     f.client.readStart();
-    f.backend.readStart();
   }
 
   /**
