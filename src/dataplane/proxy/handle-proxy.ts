@@ -12,11 +12,8 @@
  * Backpressure is one queued write per direction: when a write cannot complete at once, the
  * side it came from stops reading until libuv reports it written.
  */
-import type { Clock } from '../../core/clock.js';
-import type { ExpiryAction, FlowEngine } from '../../core/engine.js';
-import type { CloseReason } from '../../core/events.js';
-import type { ProxyEventSink, ProxyStats, TcpRelay } from './events.js';
 import { OWN_AT_BYTES, ReadBufferPool, type ReadBufferStats } from './read-buffers.js';
+import { BACKEND, CLIENT, RelayBase, type RelayFlow, type RelayOptions, type Side } from './relay.js';
 import {
   connectHandle,
   errorName,
@@ -27,10 +24,6 @@ import {
   type TcpHandle,
   type WriteRequest,
 } from './tcp-handles.js';
-
-const CLIENT = 0;
-const BACKEND = 1;
-type Side = typeof CLIENT | typeof BACKEND;
 
 const bindings = tcpHandles;
 
@@ -44,11 +37,9 @@ interface FlowRequest {
   side: Side;
 }
 
-class HandleFlow {
+class HandleFlow implements RelayFlow {
   connected = false;
-  /** Blackholed by a silent drop: nothing is read or relayed any more. */
   dropped = false;
-  /** The engine has been told the flow ended (or ended it itself). */
   finished = false;
   holdUntil = 0;
   /** Handles whose close has completed. */
@@ -107,39 +98,14 @@ function onConnected(this: ConnectRequest & { flow: HandleFlow }, status: number
 
 function noop(): void {}
 
-export interface HandleTcpProxyOptions {
-  readonly engine: FlowEngine;
-  readonly clock: Clock;
-  readonly stats: ProxyStats;
-  readonly events?: ProxyEventSink;
-  /** How long blackholed handles are kept after a silent drop, in load-balancer time. */
-  readonly holdMs: number;
-  /** Live and held TCP flows at most (each holds two descriptors); none when undefined. */
-  readonly maxFlows?: number;
-}
-
-export class HandleTcpProxy implements TcpRelay {
-  private readonly engine: FlowEngine;
-  private readonly flows = new Map<number, HandleFlow>();
-  /** Blackholed flows in order of their hold deadline (the hold is the same for all). */
-  private holds: HandleFlow[] = [];
-  private readonly stats: ProxyStats;
+export class HandleTcpProxy extends RelayBase<HandleFlow> {
   private readonly pool = new ReadBufferPool();
   /** Flows with a side reading into a buffer of its own. */
   private readonly owning = new Set<HandleFlow>();
 
-  constructor(private readonly options: HandleTcpProxyOptions) {
+  constructor(options: RelayOptions) {
     if (bindings === undefined) throw new Error('libuv TCP handles are not available in this Node');
-    this.engine = options.engine;
-    this.stats = options.stats;
-  }
-
-  get activeFlows(): number {
-    return this.flows.size;
-  }
-
-  get heldFlows(): number {
-    return this.holds.length;
+    super(options);
   }
 
   get readBuffers(): ReadBufferStats {
@@ -154,28 +120,11 @@ export class HandleTcpProxy implements TcpRelay {
       client.close();
       return;
     }
-    const clientPort = peer.port ?? 0;
-    const ceiling = this.options.maxFlows;
-    if (ceiling !== undefined && this.flows.size + this.holds.length >= ceiling) {
-      this.stats.refused++;
-      this.stats.refusedDescriptors++;
-      this.stats.rstToClient++;
-      this.options.events?.({
-        type: 'descriptors-exhausted',
-        client: `${peer.address}:${clientPort}`,
-        ceiling,
-      });
+    const open = this.admit(peer.address, peer.port ?? 0, frontendAddress, frontendPort);
+    if (open === undefined) {
       if (client.reset(noop) !== 0) client.close();
       return;
     }
-    const open = this.engine.open('Tcp', peer.address, clientPort, frontendAddress, frontendPort);
-    if (!open.ok) {
-      this.stats.refused++;
-      this.stats.rstToClient++;
-      if (client.reset(noop) !== 0) client.close();
-      return;
-    }
-    this.stats.accepted++;
     const backend: FlowHandle = bindings!.newSocket();
     const shared = this.pool.shared;
     const f = new HandleFlow(
@@ -297,8 +246,8 @@ export class HandleTcpProxy implements TcpRelay {
       // while a write of its bytes was queued) and nothing is unread, so closing sends `to`
       // its FIN; the other side's FIN went out by its shutdown, or goes out with its close.
       this.finish(f, 'fin');
-      this.closeHandle(f, CLIENT, false);
-      this.closeHandle(f, BACKEND, false);
+      this.endSide(f, CLIENT, false);
+      this.endSide(f, BACKEND, false);
       return;
     }
     const req = bindings!.newShutdown();
@@ -314,41 +263,22 @@ export class HandleTcpProxy implements TcpRelay {
       if (!f.closing[side]) {
         this.options.events?.({ type: 'hold-released', flowId: f.id, reason: 'endpoint-closed' });
       }
-      this.closeHandle(f, side, false);
+      this.endSide(f, side, false);
       return;
     }
     if (f.finished) {
-      this.closeHandle(f, side, false);
+      this.endSide(f, side, false);
       return;
     }
-    if (side === BACKEND && !f.connected) {
-      this.backendFailed(f, err);
-      return;
-    }
-    this.finish(f, 'rst');
-    const peer = other(side);
-    if (peer === CLIENT) this.stats.rstToClient++;
-    else this.stats.rstToBackend++;
-    this.closeHandle(f, peer, true);
-    this.closeHandle(f, side, false);
+    if (side === BACKEND && !f.connected) this.backendFailed(f, err);
+    else this.mirrorReset(f, side);
   }
 
   private backendFailed(f: HandleFlow, err: number): void {
-    if (f.finished) return;
-    this.stats.backendUnreachable++;
-    this.options.events?.({
-      type: 'backend-unreachable',
-      flowId: f.id,
-      backend: f.backendLabel,
-      code: errorName(err),
-    });
-    this.finish(f, 'backend-unreachable');
-    this.stats.rstToClient++;
-    this.closeHandle(f, CLIENT, true);
-    this.closeHandle(f, BACKEND, false);
+    this.backendUnreachable(f, errorName(err));
   }
 
-  private closeHandle(f: HandleFlow, side: Side, reset: boolean): void {
+  protected endSide(f: HandleFlow, side: Side, reset: boolean): void {
     if (f.closing[side]) return;
     f.closing[side] = true;
     const h = f.handle(side);
@@ -370,77 +300,13 @@ export class HandleTcpProxy implements TcpRelay {
     if (f.dropped) this.holds = this.holds.filter((x) => x !== f);
   }
 
-  private finish(f: HandleFlow, reason: CloseReason): void {
-    f.finished = true;
-    this.flows.delete(f.id);
-    this.engine.close(f.id, reason);
-  }
-
-  /** Carries out the engine's idle expiry for a TCP flow of this proxy. */
-  expire(a: ExpiryAction): void {
-    const f = this.flows.get(a.flowId);
-    if (f === undefined) return;
-    f.finished = true;
-    this.flows.delete(f.id);
-    const client = `${a.key.srcIp}:${a.key.srcPort}`;
-    if (a.action === 'reset') {
-      this.stats.idleResets++;
-      this.resetBoth(f);
-      this.options.events?.({ type: 'idle-reset', flowId: f.id, client, backend: f.backendLabel });
-    } else {
-      this.stats.idleDrops++;
-      this.blackhole(f);
-      this.options.events?.({ type: 'idle-drop', flowId: f.id, client, backend: f.backendLabel });
-    }
-  }
-
-  private resetBoth(f: HandleFlow): void {
-    this.stats.rstToClient++;
-    this.closeHandle(f, CLIENT, true);
-    if (f.connected) {
-      this.stats.rstToBackend++;
-      this.closeHandle(f, BACKEND, true);
-    } else {
-      this.closeHandle(f, BACKEND, false);
-    }
-  }
-
-  private blackhole(f: HandleFlow): void {
-    f.dropped = true;
-    this.stats.blackholed++;
+  protected stopReading(f: HandleFlow): void {
     f.client.readStop();
     f.backend.readStop();
     // A blackholed flow reads nothing more: it keeps no buffer of its own while held (one a
     // queued write still points into stays until the flow's handles close).
     for (const side of [CLIENT, BACKEND] as const) if (!f.writing[side]) this.unown(f, side);
     this.forgetIfShared(f);
-    f.holdUntil = this.options.clock.now() + this.options.holdMs;
-    this.holds.push(f);
-  }
-
-  /** Lets go of blackholed handles whose hold has ended. */
-  releaseHolds(now: number): void {
-    let i = 0;
-    while (i < this.holds.length && this.holds[i]!.holdUntil <= now) {
-      const f = this.holds[i]!;
-      this.options.events?.({ type: 'hold-released', flowId: f.id, reason: 'hold-ended' });
-      this.closeHandle(f, CLIENT, false);
-      this.closeHandle(f, BACKEND, false);
-      i++;
-    }
-    if (i > 0) this.holds = this.holds.slice(i);
-  }
-
-  /** Ends a live flow now (adminState Down, member removed, shutdown). */
-  terminate(flowId: number, action: 'reset' | 'close', reason: CloseReason): void {
-    const f = this.flows.get(flowId);
-    if (f === undefined) return;
-    this.finish(f, reason);
-    if (action === 'reset') this.resetBoth(f);
-    else {
-      this.closeHandle(f, CLIENT, false);
-      this.closeHandle(f, BACKEND, false);
-    }
   }
 
   /**
@@ -470,23 +336,5 @@ export class HandleTcpProxy implements TcpRelay {
   private forgetIfShared(f: HandleFlow): void {
     const shared = this.pool.shared;
     if (f.readBuf[CLIENT] === shared && f.readBuf[BACKEND] === shared) this.owning.delete(f);
-  }
-
-  flowIds(): number[] {
-    return [...this.flows.keys()];
-  }
-
-  owns(flowId: number): boolean {
-    return this.flows.has(flowId);
-  }
-
-  /** Closes every handle: live flows with a FIN, held ones too. */
-  closeAll(): void {
-    for (const id of this.flowIds()) this.terminate(id, 'close', 'shutdown');
-    for (const f of this.holds) {
-      this.closeHandle(f, CLIENT, false);
-      this.closeHandle(f, BACKEND, false);
-    }
-    this.holds = [];
   }
 }

@@ -10,27 +10,20 @@
  * no closures per connection, which is where Node's connection set-up time goes.
  */
 import { Socket } from 'node:net';
-import type { Clock } from '../../core/clock.js';
-import type { ExpiryAction, FlowEngine } from '../../core/engine.js';
-import type { CloseReason } from '../../core/events.js';
-import type { ProxyEventSink, ProxyStats, TcpRelay } from './events.js';
 import { NO_READ_BUFFERS, type ReadBufferStats } from './read-buffers.js';
+import { BACKEND, CLIENT, RelayBase, type RelayFlow, type Side } from './relay.js';
 
 const FLOW = Symbol('sluice.flow');
 const SIDE = Symbol('sluice.side');
-const CLIENT = 0;
-const BACKEND = 1;
 
 interface FlowSocket extends Socket {
   [FLOW]?: TcpFlow;
-  [SIDE]?: typeof CLIENT | typeof BACKEND;
+  [SIDE]?: Side;
 }
 
-class TcpFlow {
+class TcpFlow implements RelayFlow {
   connected = false;
-  /** Blackholed by a silent drop: nothing is relayed any more. */
   dropped = false;
-  /** The engine has been told the flow ended (or ended it itself). */
   finished = false;
   holdUntil = 0;
   closed = 0;
@@ -91,37 +84,7 @@ function onBackendConnect(this: FlowSocket): void {
   if (!f.dropped && !f.finished) f.client.resume();
 }
 
-export interface TcpProxyOptions {
-  readonly engine: FlowEngine;
-  readonly clock: Clock;
-  readonly stats: ProxyStats;
-  readonly events?: ProxyEventSink;
-  /** How long blackholed sockets are kept after a silent drop, in load-balancer time. */
-  readonly holdMs: number;
-  /** Live and held TCP flows at most (each holds two descriptors); none when undefined. */
-  readonly maxFlows?: number;
-}
-
-export class TcpProxy implements TcpRelay {
-  private readonly engine: FlowEngine;
-  private readonly flows = new Map<number, TcpFlow>();
-  /** Blackholed flows in order of their hold deadline (the hold is the same for all). */
-  private holds: TcpFlow[] = [];
-  private readonly stats: ProxyStats;
-
-  constructor(private readonly options: TcpProxyOptions) {
-    this.engine = options.engine;
-    this.stats = options.stats;
-  }
-
-  get activeFlows(): number {
-    return this.flows.size;
-  }
-
-  get heldFlows(): number {
-    return this.holds.length;
-  }
-
+export class TcpProxy extends RelayBase<TcpFlow> {
   /** Node allocates this relay's read buffers itself. */
   get readBuffers(): ReadBufferStats {
     return NO_READ_BUFFERS;
@@ -141,28 +104,12 @@ export class TcpProxy implements TcpRelay {
       client.destroy();
       return;
     }
-    const ceiling = this.options.maxFlows;
-    if (ceiling !== undefined && this.flows.size + this.holds.length >= ceiling) {
-      this.stats.refused++;
-      this.stats.refusedDescriptors++;
-      this.stats.rstToClient++;
-      this.options.events?.({
-        type: 'descriptors-exhausted',
-        client: `${remoteAddress}:${remotePort ?? 0}`,
-        ceiling,
-      });
-      client.resetAndDestroy();
-      return;
-    }
-    const open = this.engine.open('Tcp', remoteAddress, remotePort ?? 0, frontendAddress, frontendPort);
-    if (!open.ok) {
-      this.stats.refused++;
-      this.stats.rstToClient++;
+    const open = this.admit(remoteAddress, remotePort ?? 0, frontendAddress, frontendPort);
+    if (open === undefined) {
       client.resetAndDestroy();
       return;
     }
     client.off('error', noop);
-    this.stats.accepted++;
     client.setNoDelay(true);
     const backend: FlowSocket = new Socket({ allowHalfOpen: true });
     const flow = new TcpFlow(
@@ -201,17 +148,7 @@ export class TcpProxy implements TcpRelay {
   }
 
   backendFailed(f: TcpFlow, err: NodeJS.ErrnoException): void {
-    if (f.finished) return;
-    this.stats.backendUnreachable++;
-    this.options.events?.({
-      type: 'backend-unreachable',
-      flowId: f.id,
-      backend: f.backendLabel,
-      code: err.code ?? err.message,
-    });
-    this.finish(f, 'backend-unreachable');
-    this.stats.rstToClient++;
-    f.client.resetAndDestroy();
+    this.backendUnreachable(f, err.code ?? err.message);
   }
 
   /** A socket failed (usually a RST from its endpoint): the other endpoint gets a RST too. */
@@ -221,13 +158,7 @@ export class TcpProxy implements TcpRelay {
       s.destroy();
       return;
     }
-    if (f.finished) return;
-    this.finish(f, 'rst');
-    const peer = f.peer(s);
-    if (peer === f.client) this.stats.rstToClient++;
-    else this.stats.rstToBackend++;
-    peer.resetAndDestroy();
-    s.destroy();
+    if (!f.finished) this.mirrorReset(f, s[SIDE]!);
   }
 
   socketClosed(f: TcpFlow, s: FlowSocket): void {
@@ -242,91 +173,15 @@ export class TcpProxy implements TcpRelay {
     else if (!f.finished && s === f.backend && !f.connected) this.finish(f, 'backend-unreachable');
   }
 
-  private finish(f: TcpFlow, reason: CloseReason): void {
-    f.finished = true;
-    this.flows.delete(f.id);
-    this.engine.close(f.id, reason);
+  protected endSide(f: TcpFlow, side: Side, reset: boolean): void {
+    const s = side === CLIENT ? f.client : f.backend;
+    if (reset) s.resetAndDestroy();
+    else s.destroy();
   }
 
-  /** Carries out the engine's idle expiry for a TCP flow of this proxy. */
-  expire(a: ExpiryAction): void {
-    const f = this.flows.get(a.flowId);
-    if (f === undefined) return;
-    f.finished = true;
-    this.flows.delete(f.id);
-    const client = `${a.key.srcIp}:${a.key.srcPort}`;
-    if (a.action === 'reset') {
-      this.stats.idleResets++;
-      this.resetBoth(f);
-      this.options.events?.({ type: 'idle-reset', flowId: f.id, client, backend: f.backendLabel });
-    } else {
-      this.stats.idleDrops++;
-      this.blackhole(f);
-      this.options.events?.({ type: 'idle-drop', flowId: f.id, client, backend: f.backendLabel });
-    }
-  }
-
-  private resetBoth(f: TcpFlow): void {
-    this.stats.rstToClient++;
-    f.client.resetAndDestroy();
-    if (f.connected) {
-      this.stats.rstToBackend++;
-      f.backend.resetAndDestroy();
-    } else {
-      f.backend.destroy();
-    }
-  }
-
-  private blackhole(f: TcpFlow): void {
-    f.dropped = true;
-    this.stats.blackholed++;
+  protected stopReading(f: TcpFlow): void {
     f.client.pause();
     f.backend.pause();
-    f.holdUntil = this.options.clock.now() + this.options.holdMs;
-    this.holds.push(f);
-  }
-
-  /** Lets go of blackholed sockets whose hold has ended. */
-  releaseHolds(now: number): void {
-    let i = 0;
-    while (i < this.holds.length && this.holds[i]!.holdUntil <= now) {
-      const f = this.holds[i]!;
-      this.options.events?.({ type: 'hold-released', flowId: f.id, reason: 'hold-ended' });
-      f.client.destroy();
-      f.backend.destroy();
-      i++;
-    }
-    if (i > 0) this.holds = this.holds.slice(i);
-  }
-
-  /** Ends a live flow now (adminState Down, member removed, shutdown). */
-  terminate(flowId: number, action: 'reset' | 'close', reason: CloseReason): void {
-    const f = this.flows.get(flowId);
-    if (f === undefined) return;
-    this.finish(f, reason);
-    if (action === 'reset') this.resetBoth(f);
-    else {
-      f.client.destroy();
-      f.backend.destroy();
-    }
-  }
-
-  flowIds(): number[] {
-    return [...this.flows.keys()];
-  }
-
-  owns(flowId: number): boolean {
-    return this.flows.has(flowId);
-  }
-
-  /** Closes every socket: live flows with a FIN, held ones too. */
-  closeAll(): void {
-    for (const id of this.flowIds()) this.terminate(id, 'close', 'shutdown');
-    for (const f of this.holds) {
-      f.client.destroy();
-      f.backend.destroy();
-    }
-    this.holds = [];
   }
 }
 

@@ -1,0 +1,196 @@
+/**
+ * What both TCP relays (handle-proxy.ts on libuv handles, tcp-proxy.ts on `net.Socket`s) do the
+ * same way: admitting a connection (descriptor ceiling, the engine's choice), the live and held
+ * flows, idle expiry (reset both ends, or blackhole and hold), holds ending, termination and
+ * shutdown. A relay supplies only the I/O: how one end is closed (with a RST or not) and how a
+ * blackholed flow stops reading.
+ */
+import type { Clock } from '../../core/clock.js';
+import type { ExpiryAction, FlowEngine, OpenResult } from '../../core/engine.js';
+import type { CloseReason } from '../../core/events.js';
+import type { ProxyEventSink, ProxyStats, TcpRelay } from './events.js';
+import type { ReadBufferStats } from './read-buffers.js';
+
+export const CLIENT = 0;
+export const BACKEND = 1;
+export type Side = typeof CLIENT | typeof BACKEND;
+
+export interface RelayOptions {
+  readonly engine: FlowEngine;
+  readonly clock: Clock;
+  readonly stats: ProxyStats;
+  readonly events?: ProxyEventSink;
+  /** How long the ends of a silently dropped flow are kept, in load-balancer time. */
+  readonly holdMs: number;
+  /** Live and held TCP flows at most (each holds two descriptors); none when undefined. */
+  readonly maxFlows?: number;
+}
+
+/** The state of a relayed flow that the shared bookkeeping reads and sets. */
+export interface RelayFlow {
+  readonly id: number;
+  readonly backendLabel: string;
+  connected: boolean;
+  /** Blackholed by a silent drop: nothing is relayed any more. */
+  dropped: boolean;
+  /** The engine has been told the flow ended (or ended it itself). */
+  finished: boolean;
+  holdUntil: number;
+}
+
+export abstract class RelayBase<F extends RelayFlow> implements TcpRelay {
+  protected readonly engine: FlowEngine;
+  protected readonly stats: ProxyStats;
+  protected readonly flows = new Map<number, F>();
+  /** Blackholed flows in order of their hold deadline (the hold is the same for all). */
+  protected holds: F[] = [];
+
+  constructor(protected readonly options: RelayOptions) {
+    this.engine = options.engine;
+    this.stats = options.stats;
+  }
+
+  abstract get readBuffers(): ReadBufferStats;
+  abstract sweepReadBuffers(): void;
+  /** Ends one end of a flow: with a RST (`reset`) or a plain close. */
+  protected abstract endSide(f: F, side: Side, reset: boolean): void;
+  /** A blackholed flow reads nothing more from either end. */
+  protected abstract stopReading(f: F): void;
+
+  get activeFlows(): number {
+    return this.flows.size;
+  }
+
+  get heldFlows(): number {
+    return this.holds.length;
+  }
+
+  /**
+   * The engine's flow for a new client connection, or undefined when it is refused (no room
+   * for its descriptors, or the engine has no backend for it): the caller then resets it.
+   */
+  protected admit(
+    clientAddress: string,
+    clientPort: number,
+    frontendAddress: string,
+    frontendPort: number,
+  ): Extract<OpenResult, { ok: true }> | undefined {
+    const ceiling = this.options.maxFlows;
+    if (ceiling !== undefined && this.flows.size + this.holds.length >= ceiling) {
+      this.stats.refused++;
+      this.stats.refusedDescriptors++;
+      this.stats.rstToClient++;
+      this.options.events?.({
+        type: 'descriptors-exhausted',
+        client: `${clientAddress}:${clientPort}`,
+        ceiling,
+      });
+      return undefined;
+    }
+    const open = this.engine.open('Tcp', clientAddress, clientPort, frontendAddress, frontendPort);
+    if (!open.ok) {
+      this.stats.refused++;
+      this.stats.rstToClient++;
+      return undefined;
+    }
+    this.stats.accepted++;
+    return open;
+  }
+
+  protected finish(f: F, reason: CloseReason): void {
+    f.finished = true;
+    this.flows.delete(f.id);
+    this.engine.close(f.id, reason);
+  }
+
+  /** The backend could not be reached: the client gets a RST. */
+  protected backendUnreachable(f: F, code: string): void {
+    if (f.finished) return;
+    this.stats.backendUnreachable++;
+    this.options.events?.({ type: 'backend-unreachable', flowId: f.id, backend: f.backendLabel, code });
+    this.finish(f, 'backend-unreachable');
+    this.stats.rstToClient++;
+    this.endSide(f, CLIENT, true);
+    this.endSide(f, BACKEND, false);
+  }
+
+  /** One end failed (usually a RST from its endpoint): the other end gets a RST. */
+  protected mirrorReset(f: F, failed: Side): void {
+    this.finish(f, 'rst');
+    const peer = failed === CLIENT ? BACKEND : CLIENT;
+    if (peer === CLIENT) this.stats.rstToClient++;
+    else this.stats.rstToBackend++;
+    this.endSide(f, peer, true);
+    this.endSide(f, failed, false);
+  }
+
+  /** Carries out the engine's idle expiry for a TCP flow of this relay. */
+  expire(a: ExpiryAction): void {
+    const f = this.flows.get(a.flowId);
+    if (f === undefined) return;
+    f.finished = true;
+    this.flows.delete(f.id);
+    const client = `${a.key.srcIp}:${a.key.srcPort}`;
+    if (a.action === 'reset') {
+      this.stats.idleResets++;
+      this.resetBoth(f);
+      this.options.events?.({ type: 'idle-reset', flowId: f.id, client, backend: f.backendLabel });
+    } else {
+      this.stats.idleDrops++;
+      f.dropped = true;
+      this.stats.blackholed++;
+      this.stopReading(f);
+      f.holdUntil = this.options.clock.now() + this.options.holdMs;
+      this.holds.push(f);
+      this.options.events?.({ type: 'idle-drop', flowId: f.id, client, backend: f.backendLabel });
+    }
+  }
+
+  private resetBoth(f: F): void {
+    this.stats.rstToClient++;
+    this.endSide(f, CLIENT, true);
+    if (f.connected) this.stats.rstToBackend++;
+    this.endSide(f, BACKEND, f.connected);
+  }
+
+  private closeBoth(f: F): void {
+    this.endSide(f, CLIENT, false);
+    this.endSide(f, BACKEND, false);
+  }
+
+  /** Lets go of blackholed flows whose hold has ended. */
+  releaseHolds(now: number): void {
+    let i = 0;
+    while (i < this.holds.length && this.holds[i]!.holdUntil <= now) {
+      const f = this.holds[i]!;
+      this.options.events?.({ type: 'hold-released', flowId: f.id, reason: 'hold-ended' });
+      this.closeBoth(f);
+      i++;
+    }
+    if (i > 0) this.holds = this.holds.slice(i);
+  }
+
+  /** Ends a live flow now (adminState Down, member removed, shutdown). */
+  terminate(flowId: number, action: 'reset' | 'close', reason: CloseReason): void {
+    const f = this.flows.get(flowId);
+    if (f === undefined) return;
+    this.finish(f, reason);
+    if (action === 'reset') this.resetBoth(f);
+    else this.closeBoth(f);
+  }
+
+  flowIds(): number[] {
+    return [...this.flows.keys()];
+  }
+
+  owns(flowId: number): boolean {
+    return this.flows.has(flowId);
+  }
+
+  /** Closes both ends of every flow: live flows with a FIN, held ones too. */
+  closeAll(): void {
+    for (const id of this.flowIds()) this.terminate(id, 'close', 'shutdown');
+    for (const f of this.holds) this.closeBoth(f);
+    this.holds = [];
+  }
+}
