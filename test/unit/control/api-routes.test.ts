@@ -9,8 +9,8 @@ import { buildApi } from '../../../src/control/server.js';
 import { ResourceStore } from '../../../src/control/store.js';
 import type { StateContents } from '../../../src/control/state.js';
 import type { RuntimeSnapshot } from '../../../src/core/snapshot.js';
-import { SluiceMetrics } from '../../../src/metrics/metrics.js';
 import { lbDocument } from '../../helpers/arm.js';
+import { idleMetrics } from '../../helpers/metrics.js';
 
 /** Every route, error and auth case of the API, through fastify's inject (no sockets). */
 
@@ -53,15 +53,7 @@ async function harness(token?: string): Promise<Harness> {
     },
   });
   const registry = new Registry();
-  new SluiceMetrics(registry, {
-    flows: () => [],
-    health: () => [],
-    frontends: () => [],
-    snat: () => [],
-    packetDrops: () => ({}),
-    labelsOf: (id) => ({ lb: '', rule: id }),
-    lbOfPool: () => '',
-  });
+  idleMetrics(registry);
   const api = await buildApi({
     store,
     registry,

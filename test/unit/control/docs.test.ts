@@ -5,7 +5,8 @@ import { fileURLToPath } from 'node:url';
 import { Registry } from 'prom-client';
 import { ROUTES } from '../../../src/control/server.js';
 import { ERRORS } from '../../../src/core/errors.js';
-import { SERIES, SluiceMetrics } from '../../../src/metrics/metrics.js';
+import { SERIES } from '../../../src/metrics/metrics.js';
+import { idleMetrics } from '../../helpers/metrics.js';
 
 /** docs/api.md and docs/metrics.md stay true to what the code declares. */
 
@@ -37,15 +38,7 @@ test('docs/metrics.md lists every series with its type and labels, and no other'
 
 test('the registry holds exactly the declared series, named sluice_<subsystem>_<name>_<unit|total>', async () => {
   const registry = new Registry();
-  new SluiceMetrics(registry, {
-    flows: () => [],
-    health: () => [],
-    frontends: () => [],
-    snat: () => [],
-    packetDrops: () => ({}),
-    labelsOf: (id) => ({ lb: 'lb', rule: id }),
-    lbOfPool: () => 'lb',
-  });
+  idleMetrics(registry);
   const registered = (await registry.getMetricsAsJSON()).map((m) => m.name);
   assert.deepEqual(registered.sort(), Object.keys(SERIES).sort());
   for (const name of registered)
