@@ -199,6 +199,16 @@ export class Topology {
     return new Agent(this.spawn(role, 'python3', ['-u', '-c', AGENT]));
   }
 
+  /** Agents in backend1 and backend2, each serving a TCP echo on `port` once this resolves. */
+  async tcpBackends(port: number): Promise<Agent[]> {
+    const backends = [this.agent('backend1'), this.agent('backend2')];
+    for (const b of backends) {
+      b.send({ cmd: 'serve', port });
+      await b.waitFor('backend listening', (l) => l.ev === 'listening', 5000);
+    }
+    return backends;
+  }
+
   async destroy(): Promise<void> {
     if (this.destroyed) return;
     this.destroyed = true;

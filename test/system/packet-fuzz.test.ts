@@ -29,7 +29,6 @@ const PACKETS = 1_000_000;
 let topo: Topology;
 let sluice: SluiceProcess;
 let client: Agent;
-let backends: Agent[] = [];
 let dir = '';
 
 before(async () => {
@@ -47,11 +46,7 @@ before(async () => {
       }),
     ),
   );
-  backends = [topo.agent('backend1'), topo.agent('backend2')];
-  for (const b of backends) {
-    b.send({ cmd: 'serve', port: BACKEND_PORT });
-    await b.waitFor('backend listening', (l) => l.ev === 'listening', 5000);
-  }
+  await topo.tcpBackends(BACKEND_PORT);
   client = topo.agent('client');
   sluice = topo.sluice(config, ['--dataplane', 'packet', '--tun', TUN, '--configure-host']);
   await sluice.ready();

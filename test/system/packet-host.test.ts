@@ -99,11 +99,7 @@ systemTest(
   async (ctx) => {
     if (!ethtoolAvailable(ctx)) return;
     const t = topology();
-    const backends = [t.agent('backend1'), t.agent('backend2')];
-    for (const b of backends) {
-      b.send({ cmd: 'serve', port: BACKEND_PORT });
-      await b.waitFor('listening', (l) => l.ev === 'listening', 5000);
-    }
+    const backends = await t.tcpBackends(BACKEND_PORT);
     const client = t.agent('client');
     // A veth trusts partial checksums and marks the rest verified; turn both off so the
     // receiving stacks check every byte, and make lb's egress finish partial sums in software.

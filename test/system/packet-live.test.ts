@@ -35,7 +35,6 @@ const NEW: TestRule = {
 let topo: Topology;
 let sluice: SluiceProcess;
 let client: Agent;
-let backends: Agent[] = [];
 let dir = '';
 
 function doc(rules: TestRule[]): string {
@@ -71,11 +70,7 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'sluice-live-'));
   const config = join(dir, 'lb.json');
   writeFileSync(config, doc([OLD]));
-  backends = [topo.agent('backend1'), topo.agent('backend2')];
-  for (const b of backends) {
-    b.send({ cmd: 'serve', port: BACKEND_PORT });
-    await b.waitFor('backend listening', (l) => l.ev === 'listening', 5000);
-  }
+  await topo.tcpBackends(BACKEND_PORT);
   client = topo.agent('client');
   sluice = topo.sluice(config, [
     '--dataplane',
