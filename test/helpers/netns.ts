@@ -10,15 +10,29 @@
  *   frontend 198.18.100.10, routed by Sluice into its TUN device in lb
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { test, type TestContext } from 'node:test';
+import { lbDocument, type TestRule } from './arm.js';
 import { cliPath, repoRoot } from './cli.js';
 
 export const FRONTEND = '198.18.100.10';
 export const CLIENT = '198.18.1.2';
 export const BACKENDS = ['198.18.2.2', '198.18.3.2'] as const;
 export const INTERNET = '198.18.4.2';
+
+/** Writes `dir/NAME` (lb.json by default): a load balancer on FRONTEND with `rules` over `backends`. */
+export function writeLbConfig(
+  dir: string,
+  rules: TestRule[],
+  backends: readonly string[] = BACKENDS,
+  name = 'lb.json',
+): string {
+  const path = join(dir, name);
+  writeFileSync(path, JSON.stringify(lbDocument({ frontend: FRONTEND, backends, rules })));
+  return path;
+}
 
 const PREFIX = 'sltest';
 const ROLES = ['client', 'lb', 'backend1', 'backend2', 'internet'] as const;

@@ -1,10 +1,17 @@
 import { after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { lbDocument } from '../helpers/arm.js';
-import { BACKENDS, CLIENT, FRONTEND, Topology, systemTest, systemUnavailable } from '../helpers/netns.js';
+import {
+  BACKENDS,
+  CLIENT,
+  FRONTEND,
+  Topology,
+  systemTest,
+  systemUnavailable,
+  writeLbConfig,
+} from '../helpers/netns.js';
 
 /**
  * Floating IP in the packet data plane against kernel TCP stacks: the backend owns the frontend
@@ -36,24 +43,19 @@ systemTest(
     const backend = t.agent('backend1');
     backend.send({ cmd: 'serve', port: 8080 });
     await backend.waitFor('listening', (l) => l.ev === 'listening', 5000);
-    const config = join(dir, 'floating.json');
-    writeFileSync(
-      config,
-      JSON.stringify(
-        lbDocument({
-          frontend: FRONTEND,
-          backends: [BACKENDS[0]],
-          rules: [
-            {
-              name: 'floating',
-              frontendPort: 80,
-              backendPort: 8080,
-              enableTcpReset: true,
-              enableFloatingIP: true,
-            },
-          ],
-        }),
-      ),
+    const config = writeLbConfig(
+      dir,
+      [
+        {
+          name: 'floating',
+          frontendPort: 80,
+          backendPort: 8080,
+          enableTcpReset: true,
+          enableFloatingIP: true,
+        },
+      ],
+      [BACKENDS[0]],
+      'floating.json',
     );
     const s = t.sluice(config, [
       '--dataplane',

@@ -1,11 +1,17 @@
 import { after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { lbDocument } from '../helpers/arm.js';
 import type { Agent, SluiceProcess } from '../helpers/netns.js';
-import { BACKENDS, CLIENT, FRONTEND, Topology, systemTest, systemUnavailable } from '../helpers/netns.js';
+import {
+  CLIENT,
+  FRONTEND,
+  Topology,
+  systemTest,
+  systemUnavailable,
+  writeLbConfig,
+} from '../helpers/netns.js';
 import { waitUntil } from '../helpers/net.js';
 
 /**
@@ -35,17 +41,9 @@ before(async () => {
   if (systemUnavailable() !== undefined) return;
   topo = Topology.create();
   dir = mkdtempSync(join(tmpdir(), 'sluice-fuzz-'));
-  const config = join(dir, 'lb.json');
-  writeFileSync(
-    config,
-    JSON.stringify(
-      lbDocument({
-        frontend: FRONTEND,
-        backends: BACKENDS,
-        rules: [{ name: 'web', frontendPort: PORT, backendPort: BACKEND_PORT, enableTcpReset: true }],
-      }),
-    ),
-  );
+  const config = writeLbConfig(dir, [
+    { name: 'web', frontendPort: PORT, backendPort: BACKEND_PORT, enableTcpReset: true },
+  ]);
   await topo.tcpBackends(BACKEND_PORT);
   client = topo.agent('client');
   sluice = topo.sluice(config, ['--dataplane', 'packet', '--tun', TUN, '--configure-host']);

@@ -1,9 +1,8 @@
 import { after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { lbDocument } from '../helpers/arm.js';
 import type { Agent } from '../helpers/netns.js';
 import {
   BACKENDS,
@@ -13,6 +12,7 @@ import {
   ethtoolAvailable,
   systemTest,
   systemUnavailable,
+  writeLbConfig,
 } from '../helpers/netns.js';
 
 /**
@@ -29,17 +29,9 @@ const topologies: Topology[] = [];
 before(() => {
   if (systemUnavailable() !== undefined) return;
   dir = mkdtempSync(join(tmpdir(), 'sluice-system-'));
-  config = join(dir, 'lb.json');
-  writeFileSync(
-    config,
-    JSON.stringify(
-      lbDocument({
-        frontend: FRONTEND,
-        backends: BACKENDS,
-        rules: [{ name: 'web', frontendPort: PORT, backendPort: BACKEND_PORT, idleTimeoutInMinutes: 30 }],
-      }),
-    ),
-  );
+  config = writeLbConfig(dir, [
+    { name: 'web', frontendPort: PORT, backendPort: BACKEND_PORT, idleTimeoutInMinutes: 30 },
+  ]);
 });
 
 after(async () => {

@@ -1,11 +1,17 @@
 import { after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { lbDocument } from '../helpers/arm.js';
 import type { Agent, SluiceProcess } from '../helpers/netns.js';
-import { BACKENDS, CLIENT, FRONTEND, Topology, systemTest, systemUnavailable } from '../helpers/netns.js';
+import {
+  CLIENT,
+  FRONTEND,
+  Topology,
+  systemTest,
+  systemUnavailable,
+  writeLbConfig,
+} from '../helpers/netns.js';
 import { sleep } from '../helpers/net.js';
 
 /**
@@ -32,21 +38,11 @@ before(async () => {
   if (systemUnavailable() !== undefined) return;
   topo = Topology.create();
   dir = mkdtempSync(join(tmpdir(), 'sluice-system-'));
-  const config = join(dir, 'lb.json');
-  writeFileSync(
-    config,
-    JSON.stringify(
-      lbDocument({
-        frontend: FRONTEND,
-        backends: BACKENDS,
-        rules: [
-          { name: 'with-reset', frontendPort: PORT_RESET, backendPort: BACKEND_PORT, enableTcpReset: true },
-          { name: 'silent-drop', frontendPort: PORT_DROP, backendPort: BACKEND_PORT, enableTcpReset: false },
-          { name: 'udp', protocol: 'Udp', frontendPort: PORT_UDP, backendPort: PORT_UDP },
-        ],
-      }),
-    ),
-  );
+  const config = writeLbConfig(dir, [
+    { name: 'with-reset', frontendPort: PORT_RESET, backendPort: BACKEND_PORT, enableTcpReset: true },
+    { name: 'silent-drop', frontendPort: PORT_DROP, backendPort: BACKEND_PORT, enableTcpReset: false },
+    { name: 'udp', protocol: 'Udp', frontendPort: PORT_UDP, backendPort: PORT_UDP },
+  ]);
   backends = [topo.agent('backend1'), topo.agent('backend2')];
   for (const b of backends) {
     b.send({ cmd: 'serve', port: BACKEND_PORT });

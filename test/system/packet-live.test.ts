@@ -1,11 +1,18 @@
 import { after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { lbDocument, type TestRule } from '../helpers/arm.js';
+import type { TestRule } from '../helpers/arm.js';
 import type { Agent, SluiceProcess } from '../helpers/netns.js';
-import { BACKENDS, FRONTEND, Topology, systemTest, systemUnavailable } from '../helpers/netns.js';
+import {
+  BACKENDS,
+  FRONTEND,
+  Topology,
+  systemTest,
+  systemUnavailable,
+  writeLbConfig,
+} from '../helpers/netns.js';
 
 /**
  * Live reconfiguration through the API with the packet data plane: a PUT adds a rule without
@@ -37,39 +44,35 @@ let sluice: SluiceProcess;
 let client: Agent;
 let dir = '';
 
-function doc(rules: TestRule[]): string {
-  return JSON.stringify(lbDocument({ frontend: FRONTEND, backends: BACKENDS, rules }));
-}
-
-/** PUTs the load balancer through the API, which listens on the lb namespace's loopback. */
-function put(rules: TestRule[]): number {
-  const body = join(dir, `put-${rules.map((r) => r.name).join('-')}.json`);
-  writeFileSync(body, doc(rules));
-  const status = topo.exec(
+/**
+ * PUTs the load balancer through the API, which listens on the lb namespace's loopback;
+ * returns the HTTP status and the response body.
+ */
+function put(rules: TestRule[], backends: readonly string[] = BACKENDS): { status: number; body: string } {
+  const file = writeLbConfig(dir, rules, backends, `put-${rules.map((r) => r.name).join('-')}.json`);
+  const out = topo.exec(
     'lb',
     'curl',
     '-s',
-    '-o',
-    '/dev/null',
     '-w',
-    '%{http_code}',
+    '\n%{http_code}',
     '-X',
     'PUT',
     '-H',
     'content-type: application/json',
     '--data-binary',
-    `@${body}`,
+    `@${file}`,
     `http://127.0.0.1:9180${LB_PATH}?api-version=2023-09-01`,
   );
-  return Number(status);
+  const cut = out.lastIndexOf('\n');
+  return { status: Number(out.slice(cut + 1)), body: out.slice(0, cut) };
 }
 
 before(async () => {
   if (systemUnavailable() !== undefined) return;
   topo = Topology.create();
   dir = mkdtempSync(join(tmpdir(), 'sluice-live-'));
-  const config = join(dir, 'lb.json');
-  writeFileSync(config, doc([OLD]));
+  const config = writeLbConfig(dir, [OLD]);
   await topo.tcpBackends(BACKEND_PORT);
   client = topo.agent('client');
   sluice = topo.sluice(config, [
@@ -110,13 +113,13 @@ systemTest(
   async () => {
     await connect('before', OLD.frontendPort);
 
-    assert.equal(put([OLD, NEW]), 200, sluice.stderr.join('\n'));
+    assert.equal(put([OLD, NEW]).status, 200, sluice.stderr.join('\n'));
     await connect('added', NEW.frontendPort);
     await echo('before', 'still here after the first PUT');
     assert.equal(client.events('before').filter((e) => e.ev === 'error').length, 0);
 
     const removedAt = Date.now();
-    assert.equal(put([NEW]), 200);
+    assert.equal(put([NEW]).status, 200);
     const err = await client.event('before', 'error', 3000);
     assert.equal(err.code, 'ECONNRESET', 'the flow of the removed rule was reset');
     assert.ok(Date.now() - removedAt < 3000, 'at once, long before its 15 s idle timeout');
@@ -139,42 +142,17 @@ systemTest(
   'packet plane, live: a floating-IP backend the kernel cannot route to fails the PUT and leaves the host and the flows as they were',
   async () => {
     // A rule and a flow to keep (whatever the tests before left, NEW serves now).
-    assert.equal(put([NEW]), 200);
+    assert.equal(put([NEW]).status, 200);
     await connect('kept', NEW.frontendPort);
     const before = hostRouting();
     // 198.18.9.2 is on none of lb's links: `ip route ... via` it is refused by the kernel.
-    const body = join(dir, 'put-floating.json');
-    writeFileSync(
-      body,
-      JSON.stringify(
-        lbDocument({
-          frontend: FRONTEND,
-          backends: [...BACKENDS, '198.18.9.2'],
-          rules: [
-            NEW,
-            { name: 'floating', frontendPort: 100, backendPort: BACKEND_PORT, enableFloatingIP: true },
-          ],
-        }),
-      ),
+    const { status, body } = put(
+      [NEW, { name: 'floating', frontendPort: 100, backendPort: BACKEND_PORT, enableFloatingIP: true }],
+      [...BACKENDS, '198.18.9.2'],
     );
-    const out = topo.exec(
-      'lb',
-      'curl',
-      '-s',
-      '-w',
-      '\n%{http_code}',
-      '-X',
-      'PUT',
-      '-H',
-      'content-type: application/json',
-      '--data-binary',
-      `@${body}`,
-      `http://127.0.0.1:9180${LB_PATH}?api-version=2023-09-01`,
-    );
-    const status = Number(out.slice(out.lastIndexOf('\n') + 1));
-    assert.ok(status >= 400, `the PUT failed (${status}): ${out}`);
-    assert.match(out, /SLUICE_API_APPLY_FAILED/);
-    assert.match(out, /198\.18\.9\.2/, 'the error names the backend');
+    assert.ok(status >= 400, `the PUT failed (${status}): ${body}`);
+    assert.match(body, /SLUICE_API_APPLY_FAILED/);
+    assert.match(body, /198\.18\.9\.2/, 'the error names the backend');
     assert.equal(hostRouting(), before, 'rules, routes and devices are as before the PUT');
     await echo('kept', 'the kept flow still relays');
     assert.equal(client.events('kept').filter((e) => e.ev === 'error').length, 0);
