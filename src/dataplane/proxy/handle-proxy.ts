@@ -13,7 +13,7 @@
  * side it came from stops reading until libuv reports it written.
  */
 import { OWN_AT_BYTES, ReadBufferPool, type ReadBufferStats } from './read-buffers.js';
-import { BACKEND, CLIENT, RelayBase, type RelayFlow, type RelayOptions, type Side } from './relay.js';
+import { BACKEND, CLIENT, other, RelayBase, type RelayFlow, type RelayOptions, type Side } from './relay.js';
 import {
   connectHandle,
   errorName,
@@ -68,10 +68,6 @@ class HandleFlow implements RelayFlow {
   handle(side: Side): FlowHandle {
     return side === CLIENT ? this.client : this.backend;
   }
-}
-
-function other(side: Side): Side {
-  return side === CLIENT ? BACKEND : CLIENT;
 }
 
 function onRead(this: FlowHandle): Uint8Array | undefined {

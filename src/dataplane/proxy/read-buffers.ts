@@ -17,7 +17,7 @@
  */
 
 /** Size of a read buffer: libuv's suggested read size, Node's default. */
-export const READ_BUFFER_BYTES = 64 * 1024;
+const READ_BUFFER_BYTES = 64 * 1024;
 /** A read at least this large moves a socket to a buffer of its own. */
 export const OWN_AT_BYTES = 16 * 1024;
 /** Free buffers the pool keeps; more go to the garbage collector. */

@@ -15,6 +15,10 @@ export const CLIENT = 0;
 export const BACKEND = 1;
 export type Side = typeof CLIENT | typeof BACKEND;
 
+export function other(side: Side): Side {
+  return side === CLIENT ? BACKEND : CLIENT;
+}
+
 export interface RelayOptions {
   readonly engine: FlowEngine;
   readonly clock: Clock;
@@ -117,7 +121,7 @@ export abstract class RelayBase<F extends RelayFlow> implements TcpRelay {
   /** One end failed (usually a RST from its endpoint): the other end gets a RST. */
   protected mirrorReset(f: F, failed: Side): void {
     this.finish(f, 'rst');
-    const peer = failed === CLIENT ? BACKEND : CLIENT;
+    const peer = other(failed);
     if (peer === CLIENT) this.stats.rstToClient++;
     else this.stats.rstToBackend++;
     this.endSide(f, peer, true);
