@@ -173,9 +173,7 @@ export class HandleTcpProxy extends RelayBase<HandleFlow> {
       from.readStop();
       return undefined;
     }
-    this.engine.activity(f.id, side === CLIENT ? 'toBackend' : 'toClient', n);
-    if (side === CLIENT) this.stats.bytesToBackend += n;
-    else this.stats.bytesToClient += n;
+    this.relayed(f, side === CLIENT, n);
     const pool = this.pool;
     const buf = f.readBuf[side];
     let data: Buffer;
@@ -235,15 +233,14 @@ export class HandleTcpProxy extends RelayBase<HandleFlow> {
   endOfStream(f: HandleFlow, side: Side): void {
     if (f.dropped || f.finished) return;
     f.eof[side] = true;
-    this.engine.halfClose(f.id, side === CLIENT ? 'toBackend' : 'toClient');
+    this.halfClosed(f, side === CLIENT);
     const to = other(side);
     if (f.eof[to]) {
       // Both sides have sent their FIN. Nothing is queued to `to` (this side read nothing
       // while a write of its bytes was queued) and nothing is unread, so closing sends `to`
       // its FIN; the other side's FIN went out by its shutdown, or goes out with its close.
       this.finish(f, 'fin');
-      this.endSide(f, CLIENT, false);
-      this.endSide(f, BACKEND, false);
+      this.closeBoth(f);
       return;
     }
     const req = bindings!.newShutdown();

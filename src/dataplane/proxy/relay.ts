@@ -101,6 +101,18 @@ export abstract class RelayBase<F extends RelayFlow> implements TcpRelay {
     return open;
   }
 
+  /** `bytes` relayed one way: the flow is active, and the plane counts them. */
+  relayed(f: F, fromClient: boolean, bytes: number): void {
+    this.engine.activity(f.id, fromClient ? 'toBackend' : 'toClient', bytes);
+    if (fromClient) this.stats.bytesToBackend += bytes;
+    else this.stats.bytesToClient += bytes;
+  }
+
+  /** One end sent its FIN, which the relay passes on. */
+  halfClosed(f: F, fromClient: boolean): void {
+    if (!f.finished) this.engine.halfClose(f.id, fromClient ? 'toBackend' : 'toClient');
+  }
+
   protected finish(f: F, reason: CloseReason): void {
     f.finished = true;
     this.flows.delete(f.id);
@@ -157,7 +169,7 @@ export abstract class RelayBase<F extends RelayFlow> implements TcpRelay {
     this.endSide(f, BACKEND, f.connected);
   }
 
-  private closeBoth(f: F): void {
+  protected closeBoth(f: F): void {
     this.endSide(f, CLIENT, false);
     this.endSide(f, BACKEND, false);
   }

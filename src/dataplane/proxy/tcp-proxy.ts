@@ -137,16 +137,6 @@ export class TcpProxy extends RelayBase<TcpFlow> {
     backend.connect(open.backendPort, open.backendAddress);
   }
 
-  relayed(f: TcpFlow, fromClient: boolean, bytes: number): void {
-    this.engine.activity(f.id, fromClient ? 'toBackend' : 'toClient', bytes);
-    if (fromClient) this.stats.bytesToBackend += bytes;
-    else this.stats.bytesToClient += bytes;
-  }
-
-  halfClosed(f: TcpFlow, fromClient: boolean): void {
-    if (!f.finished) this.engine.halfClose(f.id, fromClient ? 'toBackend' : 'toClient');
-  }
-
   backendFailed(f: TcpFlow, err: NodeJS.ErrnoException): void {
     this.backendUnreachable(f, err.code ?? err.message);
   }
