@@ -356,10 +356,20 @@ export class SluiceApp<P extends DataPlane = ProxyPlane> {
 
   /** Stops probing and serving; every flow ends and every socket is released. */
   async stop(): Promise<void> {
+    this.quiesce();
+    await this.plane.stop();
+  }
+
+  /** Stops at once: host changes taken back before this returns, flows cut short. */
+  abort(): void {
+    this.quiesce();
+    this.plane.abort();
+  }
+
+  private quiesce(): void {
     this.running = false;
     for (const timer of this.drains.values()) this.clock.clearTimer(timer);
     this.drains.clear();
     this.prober.stop();
-    await this.plane.stop();
   }
 }

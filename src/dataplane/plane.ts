@@ -14,6 +14,12 @@ export interface DataPlane {
   listening(): string[];
   /** Stops serving; every flow ends and every resource is released. */
   stop(): Promise<void>;
+  /**
+   * Stops at once and synchronously (a second signal during shutdown): what the plane changed on
+   * the host is taken back before this returns; flows are cut without their graceful end.
+   * Safe to call after, or while, `stop` runs.
+   */
+  abort(): void;
   /** Packets dropped by reason, for a plane that sees packets. */
   packetDrops?(): Readonly<Record<string, number>>;
 }

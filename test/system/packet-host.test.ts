@@ -119,3 +119,47 @@ systemTest(
     await s.stop();
   },
 );
+
+systemTest(
+  'two SIGINTs 20 ms apart, the second during shutdown, still take back every route, rule and device',
+  async () => {
+    const t = topology();
+    const s = t.sluice(config, ['--dataplane', 'packet', '--tun', 'sltun4', '--configure-host']);
+    await s.ready();
+    assert.match(t.exec('lb', 'ip', 'rule'), /20942/);
+    // A request that never finishes keeps the API's graceful close waiting (up to its 10 s
+    // request timeout), so the second signal surely lands while Sluice is stopping.
+    const slow = t.spawn('lb', 'python3', [
+      '-u',
+      '-c',
+      String.raw`
+import socket, sys, time
+s = socket.create_connection(('127.0.0.1', 9180))
+s.sendall(b'PUT /subscriptions/s/resourceGroups/g/providers/Microsoft.Network/loadBalancers/x?api-version=2023-09-01 HTTP/1.1\r\nHost: 127.0.0.1:9180\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{')
+print('sent', flush=True)
+time.sleep(30)
+`,
+    ]);
+    await new Promise<void>((resolve) => slow.stdout!.once('data', () => resolve()));
+    const exited = new Promise<number | null>((resolve) => s.child.once('exit', (code) => resolve(code)));
+    s.child.kill('SIGINT');
+    await new Promise((r) => setTimeout(r, 20));
+    s.child.kill('SIGINT');
+    assert.equal(await exited, 0);
+    slow.kill('SIGKILL');
+    assert.ok(
+      s.find((l) => l.msg === 'stopping'),
+      'the first signal started a graceful stop',
+    );
+    assert.ok(
+      s.find((l) => typeof l.msg === 'string' && l.msg.startsWith('second signal while stopping')),
+      `the cut-short stop is logged: ${JSON.stringify(s.lines.slice(-4))}`,
+    );
+    assert.ok(s.find((l) => l.msg === 'stopped' && l.forced === true));
+    assert.doesNotMatch(t.exec('lb', 'ip', 'rule'), /20942/);
+    assert.doesNotMatch(t.exec('lb', 'ip', 'link'), /sltun4/);
+    assert.doesNotMatch(t.exec('lb', 'ip', 'route'), /sltun4/);
+    assert.equal(t.exec('lb', 'ip', 'route', 'show', 'table', '20942').trim(), '');
+    assert.equal(t.exec('lb', 'sysctl', '-n', 'net.ipv4.ip_forward').trim(), '0', 'ip_forward restored');
+  },
+);

@@ -7,6 +7,7 @@ import { DemoBackend } from '../../demo/backends.js';
 import { ListenError } from '../../dataplane/proxy/listeners.js';
 import { EXIT_INVALID, EXIT_OK, EXIT_USAGE, loadConfig, reportDiagnostics } from '../options.js';
 import { prettyDestination } from '../pretty-log.js';
+import { stopOnSignal } from '../shutdown.js';
 
 /** `sluice demo`: the quickstart load balancer with demo backends, ready to poke at. */
 
@@ -167,18 +168,16 @@ export async function runDemo(opts: DemoCliOptions): Promise<number> {
     }
     throw err;
   }
-  await new Promise<void>((resolve) => {
-    const stop = (): void => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      resolve();
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
+  const running = app;
+  const how = await stopOnSignal(logger, {
+    stop: async () => {
+      await running.stop();
+      for (const b of backends) await b.stop();
+    },
+    abort: () => running.abort(),
   });
-  await app.stop();
-  for (const b of backends) await b.stop();
-  logger.info('stopped');
+  logger.info({ forced: how === 'forced' }, 'stopped');
+  if (how === 'forced') process.exit(EXIT_OK);
   return EXIT_OK;
 }
 

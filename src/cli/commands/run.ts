@@ -14,6 +14,7 @@ import {
   type ControlCliOptions,
 } from '../control.js';
 import { EXIT_INVALID, EXIT_OK, EXIT_USAGE, collect } from '../options.js';
+import { stopOnSignal } from '../shutdown.js';
 import { DEFAULT_TCP_RELAY, ProxyPlane, type TcpRelayKind } from '../../dataplane/proxy/proxy-plane.js';
 import { tcpHandles } from '../../dataplane/proxy/tcp-handles.js';
 
@@ -159,17 +160,16 @@ export async function runRun(file: string | undefined, opts: RunCliOptions): Pro
     },
     'ready',
   );
-  await new Promise<void>((resolve) => {
-    const stop = (signal: NodeJS.Signals): void => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      logger.info({ signal }, 'stopping');
-      void (api?.close() ?? Promise.resolve()).then(() => app.stop()).then(resolve);
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
+  const how = await stopOnSignal(logger, {
+    stop: async () => {
+      await api?.close();
+      await app.stop();
+    },
+    abort: () => app.abort(),
   });
-  logger.info('stopped');
+  logger.info({ forced: how === 'forced' }, 'stopped');
+  // A forced stop leaves API connections and sockets to the exit rather than waiting for them.
+  if (how === 'forced') process.exit(EXIT_OK);
   return EXIT_OK;
 }
 

@@ -257,6 +257,11 @@ export class PacketPlane implements DataPlane {
   }
 
   async stop(): Promise<void> {
+    this.abort();
+  }
+
+  /** Everything the packet plane holds is released synchronously, so stop and abort are one. */
+  abort(): void {
     if (this.interval !== undefined) clearInterval(this.interval);
     this.interval = undefined;
     this.host?.down();

@@ -222,6 +222,16 @@ export class ProxyPlane implements DataPlane {
 
   /** Stops accepting, ends every flow, releases every socket. */
   async stop(): Promise<void> {
+    await Promise.all(this.release());
+  }
+
+  /** The proxy plane changes nothing on the host: aborting is stopping without the wait. */
+  abort(): void {
+    for (const closing of this.release()) closing.catch(() => undefined);
+  }
+
+  /** Stops ticking, closes every listener and ends every flow; the listeners' closes are returned. */
+  private release(): Promise<void>[] {
     if (this.interval !== undefined) clearInterval(this.interval);
     this.interval = undefined;
     const all = [...this.listeners.values()];
@@ -229,6 +239,6 @@ export class ProxyPlane implements DataPlane {
     const closing = all.map(closeListener);
     this.tcp.closeAll();
     this.udp.closeAll();
-    await Promise.all(closing);
+    return closing;
   }
 }
