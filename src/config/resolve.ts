@@ -14,13 +14,13 @@ import { resourceKind } from './schema.js';
  */
 
 /**
- * Idle timeout ranges in minutes (B2). Outbound rules: Azure's TCP reset and idle timeout page
- * gives 4-100 for load-balancing, inbound NAT and outbound rules alike, while its outbound rules
- * page gives 4-120; Sluice follows the former, the narrower, until that is settled.
+ * Idle timeout ranges in minutes (B2). Outbound rules: 4-120, as Azure's outbound rules page and
+ * its API accept; its TCP reset and idle timeout page says 4-100 for all three kinds of rule, an
+ * inconsistency between Azure's own pages (docs/behaviour.md, B2).
  */
 export const IDLE_RANGES = {
   standardInbound: { min: 4, max: 100, label: 'Standard SKU allows 4-100' },
-  standardOutbound: { min: 4, max: 100, label: 'outbound rules allow 4-100' },
+  standardOutbound: { min: 4, max: 120, label: 'outbound rules allow 4-120' },
   basic: { min: 4, max: 30, label: 'Basic SKU allows 4-30' },
   publicIp: { min: 4, max: 30, label: 'public IP addresses allow 4-30' },
   natGateway: { min: 4, max: 120, label: 'NAT gateways allow 4-120' },

@@ -164,8 +164,8 @@ const RANGE_CASES: readonly RangeCase[] = [
     what: 'Standard outbound rule',
     file: 'boundaries.json',
     edit: (d, v) => (at(lbProps(d, 2), 'outboundRules', 0, 'properties')['idleTimeoutInMinutes'] = v),
-    ok: [4, 100],
-    bad: [3, 101],
+    ok: [4, 101, 120],
+    bad: [3, 121],
   },
   {
     what: 'public IP address',
