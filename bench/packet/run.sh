@@ -117,8 +117,15 @@ measure() {
 }
 
 declare -A RESULTS
+declare -A FAILED
+# Paths alternate their order from one repetition to the next (as the proxy harness does), so
+# no path always runs first on a cold machine or last on a warm one.
+read -r -a FORWARD_ORDER <<<"$PATHS"
+REVERSE_ORDER=()
+for ((i = ${#FORWARD_ORDER[@]} - 1; i >= 0; i--)); do REVERSE_ORDER+=("${FORWARD_ORDER[i]}"); done
 for rep in $(seq 1 "$REPS"); do
-  for path in $PATHS; do
+  if ((rep % 2 == 1)); then order=("${FORWARD_ORDER[@]}"); else order=("${REVERSE_ORDER[@]}"); fi
+  for path in "${order[@]}"; do
     topology
     case $path in
       forward) target=$BACKEND ;;
@@ -135,10 +142,24 @@ NFT
         ip netns exec "${P}lb" node "$REPO/dist/src/cli/main.js" run "$WORK/lb.json" --dataplane packet \
           --log-level warn --api off >"$WORK/sluice.log" 2>&1 &
         PIDS+=($!)
-        for _ in $(seq 1 100); do ip -n "${P}lb" route | grep -q "$FRONTEND dev sluice0" && break; sleep 0.1; done
+        started=0
+        for _ in $(seq 1 100); do
+          if ip -n "${P}lb" route | grep -q "$FRONTEND dev sluice0"; then started=1; break; fi
+          sleep 0.1
+        done
+        if ((started == 0)); then
+          echo "rep $rep sluice: did not start within 10 s; its log:" >&2
+          sed 's/^/  /' "$WORK/sluice.log" >&2
+          RESULTS[$path,$rep]="- - - -"
+          FAILED[$path]=$((${FAILED[$path]:-0} + 1))
+          teardown
+          continue
+        fi
         ;;
     esac
     RESULTS[$path,$rep]=$(measure "$target")
+    # A measurement that produced nothing (a client failed) is reported, not silently left out.
+    if [[ "${RESULTS[$path,$rep]}" == *-* ]]; then FAILED[$path]=$((${FAILED[$path]:-0} + 1)); fi
     echo "rep $rep $path: ${RESULTS[$path,$rep]} (Gbit/s, p50 us, p99 us, conn/s)" >&2
     teardown
   done
@@ -160,4 +181,10 @@ col() { for rep in $(seq 1 "$REPS"); do awk -v c="$2" '{print $c}' <<<"${RESULTS
       "p99 $(awk -v a="$s99" -v b="$n99" 'BEGIN{printf "%.2f", a/b}')x," \
       "connections/s $(awk -v a="$sc" -v b="$nc" 'BEGIN{printf "%.2f", a/b}')x ($REPS repetition(s), medians, ${SECONDS_RUN} s runs)"
   fi
+  for path in $PATHS; do
+    if [ -n "${FAILED[$path]:-}" ]; then
+      echo
+      echo "$path: ${FAILED[$path]} of $REPS repetition(s) failed or lacked a value; medians are of the rest"
+    fi
+  done
 } | tee "${OUT:-/dev/null}"

@@ -134,6 +134,41 @@ for (const tcpRelay of ['handles', 'sockets'] as TcpRelayKind[]) {
       assert.ok(!b.errors.some((e) => e.socket === backendSocket), 'the backend got no reset');
     });
 
+    test('--hold-time: the sockets of a silently dropped flow are held unread until the hold ends, then closed', async () => {
+      const frontend = '127.0.1.12';
+      const port = await freePort(frontend);
+      // 2 minutes of load-balancer time: half a real second at this scale.
+      const holdMs = 2 * 60_000;
+      const held = await SluiceApp.start(
+        compileLb({
+          frontend,
+          backends: [BACKENDS[0]!],
+          rules: [{ name: 'drop', frontendPort: port, backendPort, enableTcpReset: false }],
+        }),
+        { timeScale: SCALE, logLevel: 'silent', tcpRelay, holdMs },
+      );
+      try {
+        const c = tcpClient(frontend, port);
+        await within(2000, 'greeting', c.greeting);
+        await waitUntil(IDLE_REAL_MS * 3, 'the silent drop', () => held.plane.stats.idleDrops > 0);
+        const droppedAt = Date.now();
+        assert.equal(held.plane.heldTcpFlows, 1, 'held after the drop');
+        await sleep((holdMs / SCALE) * 0.6);
+        assert.equal(held.plane.heldTcpFlows, 1, 'still held before the hold ends');
+        assert.deepEqual(c.events, [], 'the client heard nothing while held');
+        await within((holdMs / SCALE) * 3, 'FIN at the end of the hold', c.ended);
+        const releasedAfter = Date.now() - droppedAt;
+        assert.ok(
+          releasedAfter >= (holdMs / SCALE) * 0.9,
+          `released ${releasedAfter} ms after the drop, not before the hold ends`,
+        );
+        await waitUntil(1000, 'the hold released', () => held.plane.heldTcpFlows === 0);
+        c.socket.destroy();
+      } finally {
+        await held.stop();
+      }
+    });
+
     test('a backend that refuses the connection: the client gets a RST', async () => {
       const port = await freePort(FRONTEND);
       const snapshot = compileLb({

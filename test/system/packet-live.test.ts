@@ -150,7 +150,7 @@ systemTest(
       [NEW, { name: 'floating', frontendPort: 100, backendPort: BACKEND_PORT, enableFloatingIP: true }],
       [...BACKENDS, '198.18.9.2'],
     );
-    assert.ok(status >= 400, `the PUT failed (${status}): ${body}`);
+    assert.equal(status, 409, `the PUT failed with 409: ${body}`);
     assert.match(body, /SLUICE_API_APPLY_FAILED/);
     assert.match(body, /198\.18\.9\.2/, 'the error names the backend');
     assert.equal(hostRouting(), before, 'rules, routes and devices are as before the PUT');
