@@ -1,0 +1,173 @@
+/**
+ * The packet-level entry of the flow engine (the packet plane's): every parsed TCP segment or
+ * UDP datagram, as seen on the wire in either direction, gets a verdict. A packet of a known
+ * flow is tracked and forwarded; a client SYN for a rule (or a member's first packet on an
+ * outbound path) creates the flow; a packet of an expired flow is answered per B6; anything
+ * else is dropped with its reason.
+ */
+import type { EngineState } from './engine-state.js';
+import { PacketVerdict, type Views } from './engine-views.js';
+import type { Records } from './engine-records.js';
+import { refused } from './engine-records.js';
+import type { FlowKey } from './flow-key.js';
+import { PROTO_TCP, PROTO_UDP } from './flow-key.js';
+import { DIR_ORIG, type Dir } from './flow-table.js';
+import {
+  META_RESET,
+  ST_CLOSED,
+  ST_TIME_WAIT,
+  ST_TOMBSTONE,
+  ST_UDP,
+  TCP_ACK,
+  TCP_RST,
+  TCP_SYN,
+  TRACK_OK,
+  resetForSegment,
+  trackSegment,
+  trackSyn,
+  type TcpSegment,
+} from './tcp-state.js';
+
+export class Classifier {
+  private readonly verdict = new PacketVerdict();
+  private readonly rstScratch = { seq: 0, ack: 0, flags: 0 };
+
+  constructor(
+    private readonly s: EngineState,
+    private readonly records: Records,
+    private readonly views: Views,
+  ) {}
+
+  /**
+   * One TCP segment, with `key` as on the wire: client to frontend, or backend to client
+   * (the reply tuple). The returned verdict is reused by the next call.
+   */
+  tcp(key: FlowKey, seg: TcpSegment): PacketVerdict {
+    const s = this.s;
+    const now = s.clock.now();
+    const v = this.verdict.clear();
+    const t = s.table;
+    const e = t.find(key.words, 0);
+    const isSyn = (seg.flags & (TCP_SYN | TCP_ACK | TCP_RST)) === TCP_SYN;
+    if (e !== -1) {
+      const slot = e >> 1;
+      const dir = (e & 1) as Dir;
+      const state = t.state(slot);
+      const reuse =
+        isSyn &&
+        dir === DIR_ORIG &&
+        (state === ST_TOMBSTONE || state === ST_TIME_WAIT || state === ST_CLOSED);
+      if (!reuse) {
+        if (state === ST_TOMBSTONE) return this.tombstoneVerdict(slot, dir, seg);
+        this.views.verdict(v, slot, dir);
+        v.action = 'forward';
+        s.count(slot, dir, seg.len);
+        if (trackSegment(t, slot, dir, seg) === TRACK_OK) {
+          this.records.touch(slot, now);
+          const after = t.state(slot);
+          // Deadlines only move later on activity, except into a linger state.
+          if (after !== state && (after === ST_TIME_WAIT || after === ST_CLOSED)) {
+            s.wheel.schedule(slot, s.deadlineOf(slot));
+          }
+        } else {
+          v.trusted = false;
+          s.stats.untrustedSegments++;
+        }
+        return v;
+      }
+      // A new connection on the 5-tuple of a finished one: the old record gives way.
+      if (state === ST_TOMBSTONE) this.records.removeSlot(slot);
+      else this.records.endFlow(slot, state === ST_CLOSED ? 'rst' : 'fin', now);
+    }
+    const match = s.paths.rules.lookup(PROTO_TCP, key.words, 4, key.family, key.dstPort);
+    const outbound =
+      match === undefined ? s.paths.outboundTable.lookup(PROTO_TCP, key.words, 0, key.family) : undefined;
+    if (match === undefined && outbound === undefined) {
+      v.reason = 'no-rule';
+      return v;
+    }
+    if (!isSyn) {
+      s.stats.noFlowDrops++;
+      v.reason = 'no-flow';
+      return v;
+    }
+    s.stats.syns++;
+    const slot =
+      match !== undefined
+        ? this.records.createInbound(match, key.words, now)
+        : this.records.createOutbound(outbound!, key.words, now);
+    if (refused(slot)) {
+      v.reason = slot;
+      return v;
+    }
+    trackSyn(t, slot, seg);
+    s.count(slot, DIR_ORIG, seg.len);
+    return this.created(v, slot, now);
+  }
+
+  /** One UDP datagram, `key` as on the wire. A datagram to a rule with no flow starts one. */
+  udp(key: FlowKey, payloadLength: number): PacketVerdict {
+    const s = this.s;
+    const now = s.clock.now();
+    const v = this.verdict.clear();
+    const t = s.table;
+    const e = t.find(key.words, 0);
+    if (e !== -1) {
+      const slot = e >> 1;
+      const dir = (e & 1) as Dir;
+      this.records.touch(slot, now);
+      s.count(slot, dir, payloadLength);
+      this.views.verdict(v, slot, dir);
+      v.action = 'forward';
+      return v;
+    }
+    const match = s.paths.rules.lookup(PROTO_UDP, key.words, 4, key.family, key.dstPort);
+    const outbound =
+      match === undefined ? s.paths.outboundTable.lookup(PROTO_UDP, key.words, 0, key.family) : undefined;
+    if (match === undefined && outbound === undefined) {
+      v.reason = 'no-rule';
+      return v;
+    }
+    const slot =
+      match !== undefined
+        ? this.records.createInbound(match, key.words, now)
+        : this.records.createOutbound(outbound!, key.words, now);
+    if (refused(slot)) {
+      v.reason = slot;
+      return v;
+    }
+    t.setState(slot, ST_UDP);
+    s.count(slot, DIR_ORIG, payloadLength);
+    return this.created(v, slot, now);
+  }
+
+  private created(v: PacketVerdict, slot: number, now: number): PacketVerdict {
+    this.views.verdict(v, slot, DIR_ORIG);
+    v.action = 'forward';
+    v.created = true;
+    this.records.emitCreated(slot, now);
+    return v;
+  }
+
+  /** A packet of an expired flow: a RST when its rule had reset on (B6), else dropped (B3). */
+  private tombstoneVerdict(slot: number, dir: Dir, seg: TcpSegment): PacketVerdict {
+    const v = this.verdict;
+    const s = this.s;
+    this.views.verdict(v, slot, dir);
+    v.reason = 'expired';
+    // Never answer a RST with a RST (RFC 9293).
+    if (s.table.meta(slot) & META_RESET && !(seg.flags & TCP_RST)) {
+      v.action = 'reset';
+      const r = this.rstScratch;
+      resetForSegment(seg, r);
+      v.rstSeq = r.seq;
+      v.rstAck = r.ack;
+      v.rstFlags = r.flags;
+      s.stats.tombstoneResets++;
+    } else {
+      v.action = 'drop';
+      s.stats.tombstoneDrops++;
+    }
+    return v;
+  }
+}
