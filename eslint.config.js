@@ -17,6 +17,32 @@ export default tseslint.config(
   {
     files: ['src/core/**/*.ts'],
     rules: {
+      // Time reaches the core only through the injected Clock: no timers, no wall clock.
+      'no-restricted-globals': [
+        'error',
+        ...['setTimeout', 'setInterval', 'setImmediate', 'clearTimeout', 'clearInterval', 'clearImmediate']
+          .concat(['queueMicrotask', 'Date', 'performance', 'process'])
+          .map((name) => ({
+            name,
+            message: 'src/core is pure: time comes from the injected Clock, I/O from outside.',
+          })),
+      ],
+      'no-restricted-properties': [
+        'error',
+        ...[
+          'setTimeout',
+          'setInterval',
+          'setImmediate',
+          'queueMicrotask',
+          'Date',
+          'performance',
+          'process',
+        ].map((property) => ({
+          object: 'globalThis',
+          property,
+          message: 'src/core is pure: no timers, clocks or process.',
+        })),
+      ],
       'no-restricted-imports': [
         'error',
         {

@@ -5,7 +5,8 @@
 import { pino, type Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { EventHub, flowSummary } from './control/events.js';
-import { SystemClock, type Clock, type TimerHandle } from './core/clock.js';
+import type { Clock, TimerHandle } from './core/clock.js';
+import { SystemClock } from './time/system-clock.js';
 import { FlowEngine } from './core/engine.js';
 import type { FlowEvent } from './core/events.js';
 import type { LoadBalancerSnapshot, RuntimeSnapshot } from './core/snapshot.js';

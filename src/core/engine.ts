@@ -157,6 +157,15 @@ export class FlowEngine {
     return this.s.wheel.nextWakeMs();
   }
 
+  /**
+   * A caller that will `advance` at `ms` is told through `sooner` when a flow is scheduled to
+   * be due before then (a new flow, a close that starts a linger, a shorter timeout), so it can
+   * wake sooner. The engine still owns no timer.
+   */
+  watchDeadline(ms: number, sooner: (ms: number) => void): void {
+    this.s.wheel.watch(ms, sooner);
+  }
+
   // ---- inspection -------------------------------------------------------------------------
 
   get flowCount(): number {

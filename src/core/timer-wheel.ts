@@ -24,6 +24,8 @@ export class TimerWheel {
   private readonly counts = [0, 0, 0, 0];
   private cur: number;
   private total = 0;
+  private watchMs = Infinity;
+  private onEarlier: ((ms: number) => void) | undefined;
 
   constructor(
     readonly tickMs: number,
@@ -74,6 +76,20 @@ export class TimerWheel {
     let t = Math.ceil(deadlineMs / this.tickMs);
     if (!(t > this.cur)) t = this.cur + 1;
     this.place(id, t);
+    if (this.onEarlier !== undefined && t * this.tickMs < this.watchMs) {
+      this.watchMs = t * this.tickMs;
+      this.onEarlier(this.watchMs);
+    }
+  }
+
+  /**
+   * Whoever will call `advance` at `ms` (a wake-up armed for then) is told, through
+   * `onEarlier`, when an entry is filed to fire sooner, with that entry's time; from then on it
+   * is told only of entries sooner still. One watcher at a time; a new call replaces it.
+   */
+  watch(ms: number, onEarlier: (ms: number) => void): void {
+    this.watchMs = ms;
+    this.onEarlier = onEarlier;
   }
 
   cancel(id: number): void {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SystemClock } from '../../src/core/clock.js';
+import { SystemClock } from '../../src/time/system-clock.js';
 import { Prober } from '../../src/health/prober.js';
 import type { HealthTransition } from '../../src/health/types.js';
 import { member, pool, probe, rule, snapshot } from '../unit/health/fixtures.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { MAX_TIMEOUT_MS, SystemClock, type HostTimers } from '../../../src/core/clock.js';
+import { MAX_TIMEOUT_MS, SystemClock, type HostTimers } from '../../../src/time/system-clock.js';
 
 /**
  * Host timers on a virtual time line: what SystemClock arms is recorded, and time moves only
