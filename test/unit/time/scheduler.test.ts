@@ -100,7 +100,7 @@ test('activity moves a deadline later without re-arming; the wake-up then finds 
   clock.advance(3 * MIN);
   assert.ok(engine.activity(id, 'toBackend', 1));
   clock.advance(2 * MIN);
-  assert.deepEqual(ended, [], 'kept alive by its activity at 3 minutes');
+  assert.equal(ended.length, 0, 'kept alive by its activity at 3 minutes');
   clock.advance(2 * MIN);
   assert.deepEqual(
     ended.map((e) => [e.flowId, e.at]),
