@@ -181,6 +181,13 @@ test('1,000 GET /sluice/v1/events: 8 streams open, the others get 503 or are dro
       'the refused connections to close',
       Promise.all(conns.filter((_, i) => statuses[i] !== 200).map((c) => c.closed)),
     );
+    // A connection kept alive after its answer is closed 5 s later (Node's checks add up to 0.5 s).
+    const keptAlive = rawConnection(
+      lb.api.host,
+      lb.api.port,
+      'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n',
+      10_000,
+    );
     const [echoed, healthz] = await Promise.all([
       tcpEchoes(lb.frontend, lb.port, 100),
       fetch(`http://${lb.api.text}/healthz`).then((r) => r.status),
@@ -204,6 +211,12 @@ test('1,000 GET /sluice/v1/events: 8 streams open, the others get 503 or are dro
       return undefined;
     });
     again.destroy();
+    const kept = await within(10_000, 'the kept-alive connection to close', keptAlive.closed);
+    assert.equal(kept.status, 200);
+    assert.ok(
+      kept.closedAfterMs >= 4500 && kept.closedAfterMs <= 6500,
+      `closed after ${kept.closedAfterMs} ms`,
+    );
   } finally {
     for (const c of conns) c.destroy();
     await lb.stop();
