@@ -5,7 +5,9 @@
 import { pino, type Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { EventHub, flowSummary } from './control/events.js';
+import { planBudget, type ApiShareRefusal, type BudgetPlan, type FlowShareRefusal } from './core/budget.js';
 import type { Clock, TimerHandle } from './core/clock.js';
+import { SluiceError } from './core/errors.js';
 import { SystemClock } from './time/system-clock.js';
 import { FlowEngine } from './core/engine.js';
 import type { FlowEvent } from './core/events.js';
@@ -17,6 +19,7 @@ import { Prober } from './health/prober.js';
 import type { HealthTransition } from './health/types.js';
 import { memberChanges, memberKey, ruleNames, type MemberPlace } from './core/snapshot-diff.js';
 import { SluiceMetrics, type FrontendState, type SnatState } from './metrics/metrics.js';
+import { openFilesLimit } from './host-limits.js';
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 
@@ -27,6 +30,11 @@ export interface AppOptions {
   /** How long sockets of a silently dropped flow are kept (proxy plane). */
   readonly holdMs?: number;
   readonly maxFlows?: number;
+  /**
+   * The shares of the process's descriptors (core/budget.ts). By default planned from the
+   * open-files limit, with the API served.
+   */
+  readonly budget?: BudgetPlan;
   /** Proxy plane: how TCP is relayed (libuv handles by default, or `net.Socket`s). */
   readonly tcpRelay?: TcpRelayKind;
   /** How long a freed SNAT port rests before reuse (packet plane's outbound rules). */
@@ -53,6 +61,13 @@ export interface PlaneFactory<P extends DataPlane> {
   create(context: { readonly engine: FlowEngine; readonly clock: Clock; readonly log: Logger }): P;
 }
 
+/** The shares when the caller planned none: from the open-files limit, with the API served. */
+function defaultBudget(proxyPlane: boolean): BudgetPlan {
+  const r = planBudget({ openFiles: openFilesLimit(), api: true, flowsHoldDescriptors: proxyPlane });
+  if (!r.ok) throw new SluiceError('SLUICE_HOST_BUDGET', r.problem);
+  return r.plan;
+}
+
 export class SluiceApp<P extends DataPlane = ProxyPlane> {
   readonly clock: Clock;
   readonly engine: FlowEngine;
@@ -63,6 +78,8 @@ export class SluiceApp<P extends DataPlane = ProxyPlane> {
   readonly events = new EventHub();
   readonly metrics: SluiceMetrics;
   readonly timeScale: number;
+  /** The shares of the process's descriptors this load balancer keeps to. */
+  readonly budget: BudgetPlan;
   /** How many configurations were applied (the first is 0). */
   generation = 0;
   private running = true;
@@ -75,6 +92,7 @@ export class SluiceApp<P extends DataPlane = ProxyPlane> {
     this.log = options.logger ?? createLogger(options.logLevel);
     this.timeScale = options.timeScale ?? 1;
     this.clock = options.clock ?? new SystemClock(this.timeScale);
+    this.budget = options.budget ?? defaultBudget(factory === undefined);
     for (const [id, n] of ruleNames(snapshot)) this.names.set(id, n);
     this.metrics = new SluiceMetrics(options.registry ?? new Registry(), {
       flows: () => this.engine.flows(),
@@ -103,6 +121,7 @@ export class SluiceApp<P extends DataPlane = ProxyPlane> {
         engine: this.engine,
         clock: this.clock,
         holdMs: options.holdMs ?? DEFAULT_HOLD_MS,
+        budget: this.budget,
         ...(options.tcpRelay !== undefined ? { tcpRelay: options.tcpRelay } : {}),
         events: (e) => this.onProxyEvent(e),
       }) as unknown as P);
@@ -190,10 +209,12 @@ export class SluiceApp<P extends DataPlane = ProxyPlane> {
         break;
       }
       case 'refused':
-        this.log.warn(
-          { reason: e.reason, protocol: e.protocol, client: `${e.client.address}:${e.client.port}` },
-          'new flow refused',
-        );
+        // One per connection or datagram: a flood of them must not become a flood of log lines.
+        this.logRefusal(`engine:${e.reason}`, 'warn', 'new flow refused', {
+          reason: e.reason,
+          protocol: e.protocol,
+          client: `${e.client.address}:${e.client.port}`,
+        });
         break;
       case 'created':
       case 'closed':
@@ -203,20 +224,87 @@ export class SluiceApp<P extends DataPlane = ProxyPlane> {
     }
   }
 
-  private descriptorShortages = 0;
-  private descriptorLogAt = -Infinity;
+  /** Refusals not yet logged, and when each cause was last logged (real time). */
+  private readonly refusalLogs = new Map<string, { count: number; at: number }>();
 
-  /** Out of descriptors, new flows are refused: said at most once a second, with the count since. */
-  private logDescriptorShortage(why: string): void {
-    this.descriptorShortages++;
+  /**
+   * Refusals come one per connection or datagram: each cause is logged at most once a second,
+   * with how many there were since its last line (`refused`).
+   */
+  private logRefusal(
+    cause: string,
+    level: 'warn' | 'error',
+    msg: string,
+    fields: Record<string, unknown> = {},
+  ): void {
+    let r = this.refusalLogs.get(cause);
+    if (r === undefined) this.refusalLogs.set(cause, (r = { count: 0, at: -Infinity }));
+    r.count++;
     const now = Date.now();
-    if (now - this.descriptorLogAt < 1000) return;
-    this.log.error(
-      { refused: this.descriptorShortages, code: 'EMFILE' },
+    if (now - r.at < 1000) return;
+    this.log[level]({ ...fields, refused: r.count }, msg);
+    r.count = 0;
+    r.at = now;
+  }
+
+  /** Out of descriptors, new flows are refused. */
+  private logDescriptorShortage(why: string): void {
+    this.logRefusal(
+      'emfile',
+      'error',
       `out of file descriptors: new flows refused (${why}); raise the open-files limit (ulimit -n)`,
+      { code: 'EMFILE' },
     );
-    this.descriptorShortages = 0;
-    this.descriptorLogAt = now;
+  }
+
+  /** A new flow refused because its share of the descriptors is full: counted and logged. */
+  private shareFull(reason: FlowShareRefusal, client: string, capacity: number): void {
+    this.metrics.flowShareRefused(reason);
+    switch (reason) {
+      case 'tcp-descriptors':
+        this.logRefusal(
+          reason,
+          'error',
+          `out of file descriptors: new flows refused (${capacity} TCP flows is the TCP share of the open-files limit, --max-tcp-flows); raise the open-files limit (ulimit -n)`,
+          { reason, client },
+        );
+        break;
+      case 'udp-flows':
+        this.logRefusal(
+          reason,
+          'warn',
+          `UDP share full: datagrams of new UDP flows dropped (${capacity} UDP flows, --max-udp-flows)`,
+          { reason, client },
+        );
+        break;
+      case 'udp-per-client':
+        this.logRefusal(
+          reason,
+          'warn',
+          `a client address holds its whole part of the UDP share: datagrams of its new UDP flows dropped (${capacity} flows per client address, --max-udp-flows-per-client)`,
+          { reason, client },
+        );
+        break;
+    }
+  }
+
+  /** An API connection dropped, or an event stream refused, because its share is full. */
+  apiRefused(reason: ApiShareRefusal): void {
+    this.metrics.apiRefused(reason);
+    if (reason === 'connections')
+      this.logRefusal(
+        'api-connections',
+        'warn',
+        `API connection share full: new API connections dropped (${this.budget.apiConnections} connections, --max-api-connections)`,
+        { reason },
+      );
+    else
+      this.logRefusal(
+        'event-streams',
+        'warn',
+        `event stream share full: new event streams refused with 503 (${this.budget.eventStreams} streams, --max-event-streams)`,
+        { reason },
+      );
   }
 
   private onProxyEvent(e: ProxyEvent): void {
@@ -234,8 +322,8 @@ export class SluiceApp<P extends DataPlane = ProxyPlane> {
           );
         }
         break;
-      case 'descriptors-exhausted':
-        this.logDescriptorShortage(`${e.ceiling} TCP flows is all the open-files limit allows`);
+      case 'share-full':
+        this.shareFull(e.reason, e.client, e.capacity);
         break;
       case 'hold-released':
         this.log.debug({ flow: e.flowId, reason: e.reason }, 'blackholed flow released');

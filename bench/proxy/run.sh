@@ -473,7 +473,8 @@ start_proxy() {
       ;;
     sluice)
       write_sluice_config "$fe"
-      (cd "$REPO" && exec node dist/src/cli/main.js run "$WORK/sluice.json" "${SLUICE_ARGS[@]}") >>"$WORK/$path.log" 2>&1 &
+      # TCP only, no API: every descriptor but the reserve goes to TCP flows (9,968 at 20,000).
+      (cd "$REPO" && exec node dist/src/cli/main.js run "$WORK/sluice.json" --api off --max-udp-flows 0 "${SLUICE_ARGS[@]}") >>"$WORK/$path.log" 2>&1 &
       ;;
   esac
   PROXY_PID=$!

@@ -10,6 +10,7 @@ import { isLoopback, buildApi, parseApiAddress, DEFAULT_API_PORT } from '../cont
 import type { EventHub } from '../control/events.js';
 import { STATE_FILE, readState, removeStaleTemps, writeState } from '../control/state.js';
 import { ResourceStore, resourcesOfDocument } from '../control/store.js';
+import type { ApiShareRefusal, BudgetPlan } from '../core/budget.js';
 import { SluiceError, type Diagnostic } from '../core/errors.js';
 import type { FlowInfo } from '../core/events.js';
 import type { RuntimeSnapshot } from '../core/snapshot.js';
@@ -70,8 +71,12 @@ export interface ControlledApp {
   readonly events: EventHub;
   readonly metrics: SluiceMetrics;
   readonly timeScale: number;
+  /** The API's shares of descriptors: connections, and event streams among them. */
+  readonly budget: Pick<BudgetPlan, 'apiConnections' | 'eventStreams'>;
   apply(snapshot: RuntimeSnapshot, generation: number): Promise<void>;
   labelsOf(ruleId: string): { lb: string; rule: string };
+  /** Counts (and logs) an API connection or event stream refused for want of room. */
+  apiRefused(reason: ApiShareRefusal): void;
 }
 
 export interface InitialState {
@@ -180,6 +185,9 @@ export async function startApi(
       registry: app.metrics.registry,
       token: plan.token,
       logger,
+      maxConnections: app.budget.apiConnections,
+      maxEventStreams: app.budget.eventStreams,
+      refused: (reason) => app.apiRefused(reason),
       runtime: {
         flows: () => app.engine.flows(),
         labelsOf: (id) => app.labelsOf(id),

@@ -10,6 +10,7 @@ import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import { Share, type ApiShareRefusal } from '../core/budget.js';
 import type { FlowInfo } from '../core/events.js';
 import { ApiError, armView, resourceSegment, type ResourceRef } from './arm.js';
 import { EVENT_TYPES, type SluiceEvent, type SluiceEventType } from './events.js';
@@ -42,6 +43,18 @@ export interface ApiOptions {
   readonly logger?: Logger;
   /** Real milliseconds a client has to send a whole request. Default 10 s. */
   readonly requestTimeoutMs?: number;
+  /**
+   * Real milliseconds a client has to send its request headers, from when it connected or
+   * began its request: an idle connection is closed after this. Default 5 s (at most
+   * requestTimeoutMs).
+   */
+  readonly headersTimeoutMs?: number;
+  /** Open connections at most (the API's share of descriptors); beyond, new ones are dropped. */
+  readonly maxConnections?: number;
+  /** Open event streams at most; beyond, GET /sluice/v1/events is a 503. */
+  readonly maxEventStreams?: number;
+  /** A connection dropped, or an event stream refused, because its share is full. */
+  readonly refused?: (reason: ApiShareRefusal) => void;
   /** Real milliseconds between SSE keep-alive comments. Default 15 s. */
   readonly heartbeatMs?: number;
 }
@@ -158,17 +171,25 @@ function sameToken(given: string, expected: string): boolean {
   return timingSafeEqual(digest(given), digest(expected));
 }
 
+interface Timeouts {
+  readonly headersMs: number;
+  readonly requestMs: number;
+}
+
 /**
  * The answer to a request the HTTP parser gave up on before any route saw it: too slow
- * (requestTimeout), headers too large, or not HTTP at all. Node and fastify would answer
- * with their own bodies; an ARM client expects ARM's.
+ * (headersTimeout, requestTimeout), headers too large, or not HTTP at all. Node and fastify
+ * would answer with their own bodies; an ARM client expects ARM's.
  */
-function clientErrorOf(err: NodeJS.ErrnoException, requestTimeoutMs: number): ApiError {
+function clientErrorOf(err: NodeJS.ErrnoException, timeouts: Timeouts): ApiError {
   switch (err.code) {
     case 'ERR_HTTP_REQUEST_TIMEOUT':
+      // Node reports both timeouts alike.
       return new ApiError(
         'SLUICE_API_TIMEOUT',
-        `The request (headers and body) did not arrive within ${requestTimeoutMs} ms; the connection is closed.`,
+        timeouts.headersMs === timeouts.requestMs
+          ? `The request (headers and body) did not arrive within ${timeouts.requestMs} ms; the connection is closed.`
+          : `The request headers did not arrive within ${timeouts.headersMs} ms, or the whole request within ${timeouts.requestMs} ms; the connection is closed.`,
       );
     case 'HPE_HEADER_OVERFLOW':
       return new ApiError('SLUICE_API_HEADERS_TOO_LARGE', 'The request headers are too large.');
@@ -180,12 +201,12 @@ function clientErrorOf(err: NodeJS.ErrnoException, requestTimeoutMs: number): Ap
   }
 }
 
-function onClientError(err: NodeJS.ErrnoException, socket: Duplex, requestTimeoutMs: number): void {
+function onClientError(err: NodeJS.ErrnoException, socket: Duplex, timeouts: Timeouts): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
   // A response already under way on this connection must not get a second status line.
   const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
   if (socket.writable && inFlight?.headersSent !== true) {
-    const api = clientErrorOf(err, requestTimeoutMs);
+    const api = clientErrorOf(err, timeouts);
     const body = JSON.stringify(api.body());
     socket.write(
       `HTTP/1.1 ${api.httpStatus} ${STATUS_CODES[api.httpStatus] ?? ''}\r\n` +
@@ -247,23 +268,35 @@ function queryString(req: FastifyRequest, key: string): string | undefined {
 export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   const { store, runtime, registry, token, logger } = options;
   const requestTimeout = options.requestTimeoutMs ?? 10_000;
+  // Node refuses a headers timeout longer than the request timeout.
+  const headersTimeout = Math.min(options.headersTimeoutMs ?? 5_000, requestTimeout);
+  const timeouts: Timeouts = { headersMs: headersTimeout, requestMs: requestTimeout };
   const heartbeatMs = options.heartbeatMs ?? 15_000;
   const streams = new Set<ServerResponse>();
+  const streamShare = new Share(options.maxEventStreams);
   const app = Fastify({
     logger: false,
     bodyLimit: BODY_LIMIT,
     routerOptions: { caseSensitive: false, ignoreTrailingSlash: true },
-    clientErrorHandler: (err, socket) => onClientError(err, socket, requestTimeout),
-    // Node enforces requestTimeout only as often as it checks connections: check often enough.
-    serverFactory: (handler) =>
-      createServer(
+    clientErrorHandler: (err, socket) => onClientError(err, socket, timeouts),
+    serverFactory: (handler) => {
+      const server = createServer(
         {
           requestTimeout,
-          headersTimeout: Math.min(requestTimeout, 60_000),
-          connectionsCheckingInterval: Math.max(50, Math.min(1000, requestTimeout / 4)),
+          headersTimeout,
+          // Between requests of a kept-alive connection (Node's default, stated).
+          keepAliveTimeout: 5_000,
+          // Node enforces both timeouts only as often as it checks connections: a tenth of the
+          // shorter one, so that they fire at most 10% late.
+          connectionsCheckingInterval: Math.max(50, Math.min(500, headersTimeout / 10)),
         },
         handler as (req: IncomingMessage, res: ServerResponse) => void,
-      ),
+      );
+      // Beyond its share Node closes a new connection as soon as it is accepted ('drop').
+      if (options.maxConnections !== undefined) server.maxConnections = options.maxConnections;
+      server.on('drop', () => options.refused?.('connections'));
+      return server;
+    },
   });
 
   app.addHook('onRequest', async (req, reply) => {
@@ -359,6 +392,20 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
           `unknown event type ${unknown.join(', ')}; known: ${EVENT_TYPES.join(', ')}`,
         );
     }
+    if (!streamShare.take()) {
+      options.refused?.('event-streams');
+      const api = new ApiError(
+        'SLUICE_API_TOO_MANY_EVENT_STREAMS',
+        `All ${streamShare.capacity} event streams of the API's share are open (--max-event-streams); try again later.`,
+      );
+      // Closing the connection gives its descriptor back at once, rather than after keep-alive.
+      return reply
+        .code(api.httpStatus)
+        .header('connection', 'close')
+        .header('retry-after', '5')
+        .type('application/json')
+        .send(api.body());
+    }
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, {
@@ -385,6 +432,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       unsubscribe();
       clearInterval(heartbeat);
       streams.delete(res);
+      streamShare.give();
     });
   });
 

@@ -93,6 +93,10 @@ export const ERRORS = {
     408,
   ),
   SLUICE_API_HEADERS_TOO_LARGE: def('The request headers are larger than the HTTP server accepts.', 431),
+  SLUICE_API_TOO_MANY_EVENT_STREAMS: def(
+    "Every event stream of the API's share (--max-event-streams) is open; try again later.",
+    503,
+  ),
   SLUICE_API_APPLY_FAILED: def(
     'The configuration is valid but could not be served (a frontend port is in use); nothing changed.',
     409,
@@ -113,6 +117,10 @@ export const ERRORS = {
     500,
   ),
   SLUICE_STATE_WRITE: def('The state could not be written; the change was rolled back.', 500),
+  // The host Sluice runs on
+  SLUICE_HOST_BUDGET: def(
+    'The resource shares (--max-tcp-flows, --max-udp-flows, --max-api-connections...) have a bad value or do not fit in the open-files limit.',
+  ),
   // Health probes
   SLUICE_HEALTH_PROBE_TYPE: def('A probe uses a protocol for which no probe type is registered.'),
 } as const satisfies Record<string, ErrorDef>;

@@ -6,6 +6,7 @@
  * flow table and the hot path pays nothing.
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
+import type { ApiShareRefusal, FlowShareRefusal } from '../core/budget.js';
 import type { FlowEvent, FlowInfo } from '../core/events.js';
 import type { MemberHealth } from '../health/types.js';
 
@@ -64,6 +65,7 @@ export const SERIES = {
   sluice_snat_used_ports: { type: 'gauge', labels: ['lb', 'rule', 'frontend'] },
   sluice_config_applied_total: { type: 'counter', labels: ['result'] },
   sluice_config_generation_number: { type: 'gauge', labels: [] },
+  sluice_api_connections_refused_total: { type: 'counter', labels: ['reason'] },
 } as const;
 
 export type SeriesName = keyof typeof SERIES;
@@ -124,6 +126,9 @@ export class SluiceMetrics {
   private readonly expired: Counter;
   private readonly closed: Counter;
   private readonly refused: Counter;
+  private readonly apiRefusedTotal: Counter;
+  /** Refusals for a full share come one per connection or datagram of a flood: children kept. */
+  private readonly shareRefusals = new Map<string, CounterChild>();
   private readonly syns: Counter;
   private readonly rsts: Counter;
   private readonly applied: Counter;
@@ -249,6 +254,31 @@ export class SluiceMetrics {
       'Configuration changes, by result: applied, invalid (rejected by validation) or failed.',
     );
     this.generation = gauge('sluice_config_generation_number', 'How many configurations were applied.');
+    this.apiRefusedTotal = counter(
+      'sluice_api_connections_refused_total',
+      'API connections dropped (connections share full) and event streams refused (event-streams share full).',
+    );
+    for (const reason of ['connections', 'event-streams'] as const) this.apiRefusedTotal.inc({ reason }, 0);
+  }
+
+  /** A new flow refused because its share of the descriptors is full. */
+  flowShareRefused(reason: FlowShareRefusal): void {
+    this.shareChild(this.refused, reason).inc();
+  }
+
+  /** An API connection dropped, or an event stream refused, because its share is full. */
+  apiRefused(reason: ApiShareRefusal): void {
+    this.shareChild(this.apiRefusedTotal, reason).inc();
+  }
+
+  private shareChild(counter: Counter, reason: string): CounterChild {
+    const key = `${counter === this.refused ? 'flow' : 'api'}${SEP}${reason}`;
+    let child = this.shareRefusals.get(key);
+    if (child === undefined) {
+      child = counter.labels({ reason });
+      this.shareRefusals.set(key, child);
+    }
+    return child;
   }
 
   /** One engine event; `labels` of its rule come from the sources. */

@@ -17,8 +17,8 @@ import { startSluice } from '../helpers/process.js';
 
 /**
  * Out of file descriptors: Sluice refuses (with a reset) what its open-files limit cannot hold,
- * says so, and serves again once flows end. With a limit of 80 and 64 descriptors kept in
- * reserve, 8 flows of two descriptors each fit.
+ * says so, and serves again once flows end. With a limit of 80, 64 descriptors kept in
+ * reserve, no API and no UDP share, 8 flows of two descriptors each fit.
  */
 
 test('out of descriptors: connections beyond the limit fail, Sluice keeps running and recovers', async () => {
@@ -37,7 +37,9 @@ test('out of descriptors: connections beyond the limit fail, Sluice keeps runnin
       }),
     ),
   );
-  const run = startSluice(['run', file, '--api', 'off'], { openFilesLimit: 80 });
+  const run = startSluice(['run', file, '--api', 'off', '--max-udp-flows', '0'], {
+    openFilesLimit: 80,
+  });
   const clients: TestClient[] = [];
   try {
     await run.waitFor((l) => l.msg === 'ready', 10_000);

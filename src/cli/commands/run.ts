@@ -17,6 +17,8 @@ import { EXIT_INVALID, EXIT_OK, EXIT_USAGE, collect } from '../options.js';
 import { stopOnSignal } from '../shutdown.js';
 import { DEFAULT_TCP_RELAY, ProxyPlane, type TcpRelayKind } from '../../dataplane/proxy/proxy-plane.js';
 import { tcpHandles } from '../../dataplane/proxy/tcp-handles.js';
+import { planBudget, type BudgetPlan, type ShareLabels, type ShareRequest } from '../../core/budget.js';
+import { openFilesLimit } from '../../host-limits.js';
 
 /** `sluice run CONFIG`: serve a load balancer document until SIGINT or SIGTERM. */
 
@@ -35,6 +37,46 @@ export interface RunCliOptions extends ControlCliOptions {
   configureHost?: boolean;
   tcpRelay?: string;
   busyPoll?: string;
+  maxTcpFlows?: string;
+  maxUdpFlows?: string;
+  maxUdpFlowsPerClient?: string;
+  maxApiConnections?: string;
+  maxEventStreams?: string;
+}
+
+/** The flag of each share, as messages about the shares name them. */
+const SHARE_FLAGS: ShareLabels = {
+  tcpFlows: '--max-tcp-flows',
+  udpFlows: '--max-udp-flows',
+  udpFlowsPerClient: '--max-udp-flows-per-client',
+  apiConnections: '--max-api-connections',
+  eventStreams: '--max-event-streams',
+};
+
+/** The shares of the open-files limit from the flags; a string is a usage error to print. */
+function budgetOf(opts: RunCliOptions, api: boolean, dataplane: 'proxy' | 'packet'): BudgetPlan | string {
+  const texts: Record<keyof ShareLabels, string | undefined> = {
+    tcpFlows: opts.maxTcpFlows,
+    udpFlows: opts.maxUdpFlows,
+    udpFlowsPerClient: opts.maxUdpFlowsPerClient,
+    apiConnections: opts.maxApiConnections,
+    eventStreams: opts.maxEventStreams,
+  };
+  const request: { -readonly [K in keyof ShareRequest]: number } = {};
+  for (const [name, text] of Object.entries(texts) as [keyof ShareLabels, string | undefined][]) {
+    if (text === undefined) continue;
+    // The API's shares mean nothing without an API; `--api off` keeps them at 0.
+    if (!api && (name === 'apiConnections' || name === 'eventStreams')) continue;
+    if (!/^\d+$/.test(text) || !Number.isSafeInteger(Number(text)))
+      return `${SHARE_FLAGS[name]} expects a whole number >= 0, got '${text}'`;
+    request[name] = Number(text);
+  }
+  const r = planBudget(
+    { openFiles: openFilesLimit(), api, flowsHoldDescriptors: dataplane === 'proxy' },
+    request,
+    SHARE_FLAGS,
+  );
+  return r.ok ? r.plan : `${r.problem} [SLUICE_HOST_BUDGET]`;
 }
 
 function positive(name: string, text: string | undefined, fallback: number): number | string {
@@ -83,6 +125,11 @@ export async function runRun(file: string | undefined, opts: RunCliOptions): Pro
     process.stderr.write(`sluice: ${control}\n`);
     return EXIT_USAGE;
   }
+  const budget = budgetOf(opts, control.api !== 'off', dataplane);
+  if (typeof budget === 'string') {
+    process.stderr.write(`sluice: ${budget}\n`);
+    return EXIT_USAGE;
+  }
   const initial = await loadInitialState(file, control, (s) =>
     dataplane === 'packet' ? packetUnsupported(s) : proxyUnsupported(s),
   );
@@ -115,6 +162,7 @@ export async function runRun(file: string | undefined, opts: RunCliOptions): Pro
     holdMs: (holdSeconds as number) * 1000,
     snatHoldMs: (snatHoldSeconds as number) * 1000,
     tcpRelay: tcpRelay as TcpRelayKind,
+    budget,
   };
   let app: SluiceApp<DataPlane>;
   try {
@@ -153,9 +201,8 @@ export async function runRun(file: string | undefined, opts: RunCliOptions): Pro
       timeScale,
       dataplane,
       ...(app.plane instanceof ProxyPlane ? { tcpRelay: app.plane.tcpRelay } : {}),
-      ...(app.plane instanceof ProxyPlane && app.plane.tcpCeiling !== undefined
-        ? { maxTcpFlows: app.plane.tcpCeiling }
-        : {}),
+      // The shares of the open-files limit (a share left out is not bounded).
+      budget: app.budget,
       loadBalancers: result.snapshot.loadBalancers.map((lb) => lb.name),
     },
     'ready',
@@ -217,6 +264,26 @@ export function registerRun(program: Command): void {
     )
     .option('--api-token <TOKEN>', 'bearer token the API requires (or SLUICE_API_TOKEN); needed off loopback')
     .option('--state-dir <DIR>', 'where the desired state is kept across restarts', DEFAULT_STATE_DIR)
+    .option(
+      '--max-tcp-flows <N>',
+      'proxy plane: TCP flows at most, held blackholed ones included (2 descriptors each); default: what the open-files limit leaves',
+    )
+    .option(
+      '--max-udp-flows <N>',
+      'proxy plane: UDP flows at most (1 descriptor each); default: an eighth of the descriptors left for flows',
+    )
+    .option(
+      '--max-udp-flows-per-client <N>',
+      'proxy plane: UDP flows one client address may hold; default: an eighth of --max-udp-flows',
+    )
+    .option(
+      '--max-api-connections <N>',
+      'open API connections at most; default: the open-files limit / 32, from 4 to 256',
+    )
+    .option(
+      '--max-event-streams <N>',
+      'open GET /sluice/v1/events streams at most (they are API connections too); default: a quarter of --max-api-connections',
+    )
     .exitOverride((err) => {
       process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE);
     })

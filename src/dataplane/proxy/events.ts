@@ -1,5 +1,6 @@
 /** What the proxy data plane reports, beyond the flow engine's own events. */
 import type { ExpiryAction } from '../../core/engine.js';
+import type { FlowShareRefusal } from '../../core/budget.js';
 import type { CloseReason } from '../../core/events.js';
 import type { Protocol } from '../../core/snapshot.js';
 import type { ReadBufferStats } from './read-buffers.js';
@@ -14,8 +15,16 @@ export interface ListenerRef {
 }
 
 export type ProxyEvent =
-  /** A connection refused because the flows held would exceed what the open-files limit allows. */
-  | { readonly type: 'descriptors-exhausted'; readonly client: string; readonly ceiling: number }
+  /**
+   * A new flow refused because its share of the open-files limit is full: a TCP connection is
+   * reset, a UDP datagram dropped. `client` is `address:port`; `capacity` the share's size.
+   */
+  | {
+      readonly type: 'share-full';
+      readonly reason: FlowShareRefusal;
+      readonly client: string;
+      readonly capacity: number;
+    }
   | {
       readonly type: 'listener-error';
       readonly listener: ListenerRef;
@@ -47,8 +56,10 @@ export type ProxyEventSink = (event: ProxyEvent) => void;
 export interface ProxyStats {
   accepted: number;
   refused: number;
-  /** Refused because the open-files limit leaves no room for another flow (part of `refused`). */
+  /** TCP connections refused because the TCP share is full (part of `refused`). */
   refusedDescriptors: number;
+  /** UDP datagrams of new flows dropped because the UDP share, or the client's part of it, is full. */
+  udpRefusedShare: number;
   backendUnreachable: number;
   rstToClient: number;
   rstToBackend: number;
@@ -68,6 +79,7 @@ export function emptyProxyStats(): ProxyStats {
     accepted: 0,
     refused: 0,
     refusedDescriptors: 0,
+    udpRefusedShare: 0,
     backendUnreachable: 0,
     rstToClient: 0,
     rstToBackend: 0,

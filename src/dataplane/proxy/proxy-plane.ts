@@ -3,6 +3,7 @@
  * UDP relays, and one periodic tick that lets the flow engine expire idle flows. It reports
  * to injected sinks and never reaches into the control plane or metrics.
  */
+import { UdpFlowBudget, type BudgetPlan } from '../../core/budget.js';
 import type { Clock } from '../../core/clock.js';
 import type { ExpiryAction, FlowEngine } from '../../core/engine.js';
 import type { RuntimeSnapshot } from '../../core/snapshot.js';
@@ -22,7 +23,6 @@ import {
   type OpenListener,
   type TcpAcceptor,
 } from './listeners.js';
-import { tcpFlowCeiling } from './fd-limit.js';
 import { HandleTcpProxy } from './handle-proxy.js';
 import type { ReadBufferStats } from './read-buffers.js';
 import { tcpHandles } from './tcp-handles.js';
@@ -37,8 +37,11 @@ export interface ProxyPlaneOptions {
   readonly events?: ProxyEventSink;
   /** Real milliseconds between expiry passes: how late an idle action may land. */
   readonly tickMs?: number;
-  /** TCP flows at most; by default what the process's open-files limit allows. */
-  readonly maxTcpFlows?: number;
+  /**
+   * The flow shares of the process's descriptors (core/budget.ts): TCP flows, UDP flows, UDP
+   * flows per client address. Unbounded when not given.
+   */
+  readonly budget?: Pick<BudgetPlan, 'tcpFlows' | 'udpFlows' | 'udpFlowsPerClient'>;
   /**
    * How TCP is relayed: on libuv's handles with reused read buffers (`handles`, the default
    * where Node hands them out) or through `net.Socket`s (`sockets`).
@@ -69,12 +72,12 @@ export class ProxyPlane implements DataPlane {
     else this.udp.expire(a);
   };
 
-  /** TCP flows the plane will hold at most (undefined: no known descriptor limit). */
+  /** TCP flows the plane will hold at most (undefined: not bounded). */
   readonly tcpCeiling: number | undefined;
 
   constructor(private readonly options: ProxyPlaneOptions) {
     this.engine = options.engine;
-    this.tcpCeiling = options.maxTcpFlows ?? tcpFlowCeiling();
+    this.tcpCeiling = options.budget?.tcpFlows;
     const relayOptions = {
       engine: options.engine,
       clock: options.clock,
@@ -106,7 +109,15 @@ export class ProxyPlane implements DataPlane {
         onAcceptError,
       };
     }
-    this.udp = new UdpProxy(options.engine, this.stats);
+    this.udp = new UdpProxy(
+      options.engine,
+      this.stats,
+      new UdpFlowBudget({
+        udpFlows: options.budget?.udpFlows,
+        udpFlowsPerClient: options.budget?.udpFlowsPerClient,
+      }),
+      options.events,
+    );
   }
 
   get activeTcpFlows(): number {

@@ -26,7 +26,11 @@ export interface RelayOptions {
   readonly events?: ProxyEventSink;
   /** How long the ends of a silently dropped flow are kept, in load-balancer time. */
   readonly holdMs: number;
-  /** Live and held TCP flows at most (each holds two descriptors); none when undefined. */
+  /**
+   * Live and held TCP flows at most (each holds two descriptors): the TCP share of the budget
+   * (core/budget.ts); none when undefined. Counted from the relay's own flows and holds, which
+   * are what holds the descriptors.
+   */
   readonly maxFlows?: number;
 }
 
@@ -85,9 +89,10 @@ export abstract class RelayBase<F extends RelayFlow> implements TcpRelay {
       this.stats.refusedDescriptors++;
       this.stats.rstToClient++;
       this.options.events?.({
-        type: 'descriptors-exhausted',
+        type: 'share-full',
+        reason: 'tcp-descriptors',
         client: `${clientAddress}:${clientPort}`,
-        ceiling,
+        capacity: ceiling,
       });
       return undefined;
     }

@@ -2,11 +2,16 @@
  * UDP through user-space sockets: per client address and port, one upstream socket to the
  * backend the engine chose; replies leave from the frontend's own address and port. UDP
  * flows live by the engine's fixed UDP flow timeout, never the rule's TCP idle timeout (B8).
+ *
+ * Each flow's upstream socket is a descriptor, so flows come out of the UDP share of the
+ * budget, and each client address out of its own part of it: a datagram that would start a
+ * flow beyond them is dropped and counted, as a load balancer out of room drops it.
  */
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
+import { UdpFlowBudget } from '../../core/budget.js';
 import type { ExpiryAction, FlowEngine } from '../../core/engine.js';
-import type { ProxyStats } from './events.js';
+import type { ProxyEventSink, ProxyStats } from './events.js';
 
 const FLOW = Symbol('sluice.udp-flow');
 
@@ -58,6 +63,12 @@ export class UdpProxy {
   constructor(
     private readonly engine: FlowEngine,
     readonly stats: ProxyStats,
+    /** The UDP share and each client's part of it; unbounded when not given. */
+    private readonly budget: UdpFlowBudget = new UdpFlowBudget({
+      udpFlows: undefined,
+      udpFlowsPerClient: undefined,
+    }),
+    private readonly events?: ProxyEventSink,
   ) {}
 
   get activeFlows(): number {
@@ -92,8 +103,21 @@ export class UdpProxy {
   }
 
   private open(fe: UdpFrontend, key: string, rinfo: RemoteInfo, bytes: number): UdpFlow | undefined {
+    const full = this.budget.take(rinfo.address);
+    if (full !== undefined) {
+      this.stats.refused++;
+      this.stats.udpRefusedShare++;
+      this.events?.({
+        type: 'share-full',
+        reason: full,
+        client: `${rinfo.address}:${rinfo.port}`,
+        capacity: (full === 'udp-flows' ? this.budget.flows.capacity : this.budget.perClient.perKey) ?? 0,
+      });
+      return undefined;
+    }
     const open = this.engine.open('Udp', rinfo.address, rinfo.port, fe.address, fe.port);
     if (!open.ok) {
+      this.budget.give(rinfo.address);
       this.stats.refused++;
       return undefined;
     }
@@ -121,6 +145,7 @@ export class UdpProxy {
     f.frontend.flows.delete(f.key);
     this.flows.delete(f.id);
     f.upstream.close();
+    this.budget.give(f.clientAddress);
   }
 
   /** The engine's UDP flow timeout passed: forget the flow, silently. */
