@@ -8,6 +8,7 @@ import { EventHub, flowSummary } from './control/events.js';
 import { planBudget, type ApiShareRefusal, type BudgetPlan, type FlowShareRefusal } from './core/budget.js';
 import type { Clock, TimerHandle } from './core/clock.js';
 import { SluiceError } from './core/errors.js';
+import { DeadlineScheduler } from './time/scheduler.js';
 import { SystemClock } from './time/system-clock.js';
 import { FlowEngine } from './core/engine.js';
 import type { FlowEvent } from './core/events.js';
@@ -58,7 +59,13 @@ function memberLb(snapshot: RuntimeSnapshot, poolId: string): LoadBalancerSnapsh
 export interface PlaneFactory<P extends DataPlane> {
   /** Whether the engine must find flows from the backend's side too (packet plane). */
   readonly indexReplies: boolean;
-  create(context: { readonly engine: FlowEngine; readonly clock: Clock; readonly log: Logger }): P;
+  create(context: {
+    readonly engine: FlowEngine;
+    readonly clock: Clock;
+    readonly log: Logger;
+    /** To call when the plane adds timed work that may be due before the armed wake-up. */
+    readonly wake: () => void;
+  }): P;
 }
 
 /** The shares when the caller planned none: from the open-files limit, with the API served. */
@@ -72,6 +79,8 @@ export class SluiceApp<P extends DataPlane = ProxyPlane> {
   readonly clock: Clock;
   readonly engine: FlowEngine;
   readonly prober: Prober;
+  /** Arms one timer for the plane's next deadline (idle expiry, holds, buffer sweeps). */
+  readonly scheduler: DeadlineScheduler;
   readonly plane: P;
   readonly log: Logger;
   /** Flow, probe and configuration events for the API's event stream. */
@@ -114,18 +123,28 @@ export class SluiceApp<P extends DataPlane = ProxyPlane> {
       ...(options.snatHoldMs !== undefined ? { snatHoldMs: options.snatHoldMs } : {}),
       events: (e) => this.onFlowEvent(e),
     });
+    // One timer for the plane's timed work, armed for its next deadline: no fixed tick.
+    const wake = (): void => this.scheduler.poke();
     // Without a factory P is the default, ProxyPlane (see `start`).
     this.plane =
-      factory?.create({ engine: this.engine, clock: this.clock, log: this.log }) ??
+      factory?.create({ engine: this.engine, clock: this.clock, log: this.log, wake }) ??
       (new ProxyPlane({
         engine: this.engine,
         clock: this.clock,
         holdMs: options.holdMs ?? DEFAULT_HOLD_MS,
+        // Read buffers are taken back from quiet streams about once a second of real time.
+        sweepEveryMs: 1000 * this.timeScale,
+        wake,
         budget: this.budget,
         ...(options.tcpRelay !== undefined ? { tcpRelay: options.tcpRelay } : {}),
         events: (e) => this.onProxyEvent(e),
       }) as unknown as P);
     this.prober = new Prober({ clock: this.clock, sink: (t) => this.onHealth(t) });
+    this.scheduler = new DeadlineScheduler(this.clock, {
+      nextDeadline: () => this.plane.nextDeadline(),
+      runDue: (now) => this.plane.runDue(now),
+      watch: (ms, sooner) => this.engine.watchDeadline(ms, sooner),
+    });
   }
 
   /** Starts serving `snapshot`; rejects (with nothing left open) when a listener cannot open. */
@@ -149,6 +168,7 @@ export class SluiceApp<P extends DataPlane = ProxyPlane> {
     try {
       await app.plane.apply(snapshot);
       app.prober.update(snapshot);
+      app.scheduler.start();
     } catch (err) {
       await app.stop();
       throw err;
@@ -457,6 +477,7 @@ export class SluiceApp<P extends DataPlane = ProxyPlane> {
 
   private quiesce(): void {
     this.running = false;
+    this.scheduler.stop();
     for (const timer of this.drains.values()) this.clock.clearTimer(timer);
     this.drains.clear();
     this.prober.stop();

@@ -20,6 +20,13 @@ export interface DataPlane {
    * Safe to call after, or while, `stop` runs.
    */
   abort(): void;
+  /**
+   * When the plane next has timed work (its flows' idle expiries, its own deadlines), in
+   * load-balancer time; Infinity when it has none. The app's one scheduler arms for it.
+   */
+  nextDeadline(): number;
+  /** Does the timed work due at `now`. */
+  runDue(now: number): void;
   /** Packets dropped by reason, for a plane that sees packets. */
   packetDrops?(): Readonly<Record<string, number>>;
 }

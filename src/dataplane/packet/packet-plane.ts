@@ -42,8 +42,6 @@ export interface PacketPlaneOptions {
   /** Set ip_forward and rp_filter instead of refusing to start (`--configure-host`). */
   readonly configureHost?: boolean;
   readonly events?: PacketEventSink;
-  /** Real milliseconds between expiry passes: how late an idle action may land. */
-  readonly tickMs?: number;
   /** For tests: a device in place of a real TUN, and host changes left out. */
   readonly device?: TunDevice;
   readonly host?: HostNetwork | null;
@@ -75,7 +73,7 @@ export class PacketPlane implements DataPlane {
   private readonly engine: FlowEngine;
   private device: TunDevice | undefined;
   private host: HostNetwork | null | undefined;
-  private interval: ReturnType<typeof setInterval> | undefined;
+  private started = false;
   private served: string[] = [];
   private readonly snatAddr: number;
   private readonly snat: SnatPorts | undefined;
@@ -202,7 +200,8 @@ export class PacketPlane implements DataPlane {
     endFlowsOfRemovedRules(this.engine, this.onExpiry);
     // Only now: the flows just ended may have needed their backend's device for a RST.
     for (const a of [...this.floating.keys()]) if (!floatingMembers.has(a)) this.closeFloating(a);
-    if (this.interval === undefined) {
+    if (!this.started) {
+      this.started = true;
       this.device.start(
         (n) => this.onBatch(n),
         (errno) => {
@@ -210,8 +209,6 @@ export class PacketPlane implements DataPlane {
           this.ioError('write', errno);
         },
       );
-      this.interval = setInterval(() => this.tick(), this.options.tickMs ?? 10);
-      this.interval.unref();
       this.options.events?.({ type: 'ready', tun: this.device.name, routes: [...addresses] });
     }
   }
@@ -251,9 +248,14 @@ export class PacketPlane implements DataPlane {
     return ids.length;
   }
 
-  /** One expiry pass. */
-  tick(): void {
-    this.engine.advance(this.onExpiry);
+  /** When the plane next has timed work: its flows' idle expiries. */
+  nextDeadline(): number {
+    return this.engine.nextDeadline();
+  }
+
+  /** Idle flows due at `now` get their action. */
+  runDue(now: number): void {
+    this.engine.advance(this.onExpiry, now);
   }
 
   async stop(): Promise<void> {
@@ -262,8 +264,6 @@ export class PacketPlane implements DataPlane {
 
   /** Everything the packet plane holds is released synchronously, so stop and abort are one. */
   abort(): void {
-    if (this.interval !== undefined) clearInterval(this.interval);
-    this.interval = undefined;
     this.host?.down();
     for (const a of [...this.floating.keys()]) this.closeFloating(a);
     this.device?.close();

@@ -104,6 +104,8 @@ export interface TcpRelay {
   expire(a: ExpiryAction): void;
   /** Lets go of blackholed flows whose hold has ended. */
   releaseHolds(now: number): void;
+  /** When the first hold ends (Infinity: none). */
+  readonly nextHoldEnd: number;
   /** Streams that read nothing since the last sweep give back their read buffers. */
   sweepReadBuffers(): void;
   terminate(flowId: number, action: 'reset' | 'close', reason: CloseReason): void;

@@ -185,6 +185,7 @@ export class HandleTcpProxy extends RelayBase<HandleFlow> {
       if (n >= OWN_AT_BYTES) {
         next = pool.take();
         f.readBuf[side] = next;
+        if (this.owning.size === 0) this.options.wake?.();
         this.owning.add(f);
       }
     } else {

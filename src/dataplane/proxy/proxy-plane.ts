@@ -1,6 +1,7 @@
 /**
  * The proxy data plane: listeners on every frontend address and port of the snapshot, TCP and
- * UDP relays, and one periodic tick that lets the flow engine expire idle flows. It reports
+ * UDP relays, and the timed work the app's scheduler runs when it is due (idle expiry, held
+ * sockets let go, read buffers taken back from quiet streams). It reports
  * to injected sinks and never reaches into the control plane or metrics.
  */
 import { UdpFlowBudget, type BudgetPlan } from '../../core/budget.js';
@@ -35,8 +36,13 @@ export interface ProxyPlaneOptions {
   /** How long blackholed sockets are kept after a silent drop, in load-balancer time. */
   readonly holdMs: number;
   readonly events?: ProxyEventSink;
-  /** Real milliseconds between expiry passes: how late an idle action may land. */
-  readonly tickMs?: number;
+  /**
+   * Load-balancer milliseconds between sweeps that take read buffers back from streams that
+   * went quiet (a second of real time: 1000 x the time scale). Default 1000.
+   */
+  readonly sweepEveryMs?: number;
+  /** Called when the plane adds timed work that may be due before the armed wake-up. */
+  readonly wake?: () => void;
   /**
    * The flow shares of the process's descriptors (core/budget.ts): TCP flows, UDP flows, UDP
    * flows per client address. Unbounded when not given.
@@ -65,8 +71,8 @@ export class ProxyPlane implements DataPlane {
   readonly tcpRelay: TcpRelayKind;
   private readonly udp: UdpProxy;
   private readonly listeners = new Map<string, OpenListener>();
-  private interval: ReturnType<typeof setInterval> | undefined;
-  private ticks = 0;
+  /** When the read buffers were last swept, in load-balancer time. */
+  private sweptAt = -Infinity;
   private readonly onExpiry = (a: ExpiryAction): void => {
     if (a.protocol === 'Tcp') this.tcp.expire(a);
     else this.udp.expire(a);
@@ -84,6 +90,7 @@ export class ProxyPlane implements DataPlane {
       stats: this.stats,
       holdMs: options.holdMs,
       ...(options.events ? { events: options.events } : {}),
+      ...(options.wake ? { wake: options.wake } : {}),
       ...(this.tcpCeiling !== undefined ? { maxFlows: this.tcpCeiling } : {}),
     };
     const onAcceptError = (err: NodeJS.ErrnoException, ref: ListenerRef): void =>
@@ -172,7 +179,6 @@ export class ProxyPlane implements DataPlane {
     for (const [key] of removed) this.listeners.delete(key);
     await Promise.all(removed.map(([, l]) => closeListener(l)));
     endFlowsOfRemovedRules(this.engine, this.onExpiry);
-    this.startTicking();
   }
 
   private attach(l: OpenListener): void {
@@ -204,24 +210,24 @@ export class ProxyPlane implements DataPlane {
     return ids.length;
   }
 
-  private startTicking(): void {
-    if (this.interval !== undefined) return;
-    this.interval = setInterval(() => this.tick(), this.options.tickMs ?? 20);
-    this.interval.unref();
-  }
-
   /** TCP read buffers: allocated since start, free, and flows holding one of their own. */
   get readBuffers(): ReadBufferStats {
     return this.tcp.readBuffers;
   }
 
-  /** One expiry pass: idle flows get their action, ended holds are let go. */
-  tick(): void {
-    this.engine.advance(this.onExpiry);
-    this.tcp.releaseHolds(this.options.clock.now());
-    // About once a second of real time, streams that went quiet give back their buffers.
-    if (++this.ticks >= 1000 / (this.options.tickMs ?? 20)) {
-      this.ticks = 0;
+  /** When the plane next has timed work: an idle expiry, a hold's end, a read-buffer sweep. */
+  nextDeadline(): number {
+    const sweep =
+      this.tcp.readBuffers.owningFlows > 0 ? this.sweptAt + (this.options.sweepEveryMs ?? 1000) : Infinity;
+    return Math.min(this.engine.nextDeadline(), this.tcp.nextHoldEnd, sweep);
+  }
+
+  /** What is due at `now`: idle flows get their action, ended holds are let go, quiet streams give back their buffers. */
+  runDue(now: number): void {
+    this.engine.advance(this.onExpiry, now);
+    this.tcp.releaseHolds(now);
+    if (now >= this.sweptAt + (this.options.sweepEveryMs ?? 1000)) {
+      this.sweptAt = now;
       this.sweepReadBuffers();
     }
   }
@@ -241,10 +247,8 @@ export class ProxyPlane implements DataPlane {
     for (const closing of this.release()) closing.catch(() => undefined);
   }
 
-  /** Stops ticking, closes every listener and ends every flow; the listeners' closes are returned. */
+  /** Closes every listener and ends every flow; the listeners' closes are returned. */
   private release(): Promise<void>[] {
-    if (this.interval !== undefined) clearInterval(this.interval);
-    this.interval = undefined;
     const all = [...this.listeners.values()];
     this.listeners.clear();
     const closing = all.map(closeListener);

@@ -32,6 +32,9 @@ export interface RelayOptions {
    * are what holds the descriptors.
    */
   readonly maxFlows?: number;
+  /** Called when the relay adds timed work (a hold, a first owned read buffer) that may be due
+   * before the plane's armed wake-up. */
+  readonly wake?: () => void;
 }
 
 /** The state of a relayed flow that the shared bookkeeping reads and sets. */
@@ -163,6 +166,7 @@ export abstract class RelayBase<F extends RelayFlow> implements TcpRelay {
       this.stopReading(f);
       f.holdUntil = this.options.clock.now() + this.options.holdMs;
       this.holds.push(f);
+      if (this.holds.length === 1) this.options.wake?.();
       this.options.events?.({ type: 'idle-drop', flowId: f.id, client, backend: f.backendLabel });
     }
   }
@@ -177,6 +181,11 @@ export abstract class RelayBase<F extends RelayFlow> implements TcpRelay {
   protected closeBoth(f: F): void {
     this.endSide(f, CLIENT, false);
     this.endSide(f, BACKEND, false);
+  }
+
+  /** When the first hold ends (Infinity: none). */
+  get nextHoldEnd(): number {
+    return this.holds.length === 0 ? Infinity : this.holds[0]!.holdUntil;
   }
 
   /** Lets go of blackholed flows whose hold has ended. */

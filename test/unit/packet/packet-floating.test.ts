@@ -126,7 +126,7 @@ test('floating IP: at idle the backend is reset at the frontend IP through its d
   tun.take();
   dev.take();
   clock.advance(4 * MIN + 20);
-  plane.tick();
+  plane.runDue(clock.now());
   const [toClient] = tun.take();
   const [toBackend] = dev.take();
   assert.ok(toClient && toBackend);

@@ -113,10 +113,10 @@ test('idle reset: one RST to each side, as each sees the flow, with the sequence
   );
   tun.take();
   clock.advance(4 * MIN - 1);
-  plane.tick();
+  plane.runDue(clock.now());
   assert.equal(tun.written.length, 0, 'not before the timeout');
   clock.advance(20);
-  plane.tick();
+  plane.runDue(clock.now());
   const [toClient, toBackend] = tun.take();
   assert.ok(toClient && toBackend);
   assert.deepEqual([toClient.src, toClient.sport, toClient.dst, toClient.dport], [FE, 80, CLIENT, 40000]);
@@ -159,7 +159,7 @@ test('silent drop: nothing is sent at idle and later segments are discarded (B3)
   const { tun, plane, clock } = await setup({ reset: false });
   handshake(tun);
   clock.advance(4 * MIN + 20);
-  plane.tick();
+  plane.runDue(clock.now());
   assert.equal(tun.written.length, 0);
   tun.inject(
     tcpPacket({ src: CLIENT, dst: FE, sport: 40000, dport: 80, seq: 101, ack: 5001, flags: TCP_ACK }),
@@ -183,7 +183,7 @@ test('silent drop: nothing is sent at idle and later segments are discarded (B3)
   );
   r.tun.take();
   r.clock.advance(4 * MIN + 20);
-  r.plane.tick();
+  r.plane.runDue(r.clock.now());
   assert.equal(r.tun.written.length, 0, 'no RST for a closing flow');
   await r.plane.stop();
 });
@@ -231,7 +231,7 @@ test('--inbound-snat: the backend sees the SNAT address and a port of its own; r
   );
   tun.take();
   clock.advance(4 * MIN + 20);
-  plane.tick();
+  plane.runDue(clock.now());
   const [, toBackend] = tun.take();
   assert.ok(toBackend);
   assert.deepEqual(
