@@ -62,12 +62,12 @@ function wrapperLevels(json: unknown): number {
   return isRecord(json) && Array.isArray(json['resources']) ? 2 : 0;
 }
 
+/** The path says where: the message does not repeat it, it may be long. */
 function tooDeep(path: string): Diagnostic {
-  const shown = path.length > 120 ? `${path.slice(0, 117)}...` : path;
   return diagnostic(
     'SLUICE_CONFIG_TOO_DEEP',
     path,
-    `objects and arrays nest more than ${MAX_DEPTH} levels below the resource at ${shown}; ` +
+    `objects and arrays nest more than ${MAX_DEPTH} levels below the resource here; ` +
       'Sluice reads no document nested this deep (an ARM resource needs about a dozen levels)',
   );
 }

@@ -222,11 +222,16 @@ export class ResourceStore {
       const deep = checkResourceDepth(body);
       if (deep !== undefined) {
         this.options.rejected?.([deep]);
-        throw new ApiError('SLUICE_API_VALIDATION', `this PUT is not a valid resource: ${deep.message}`, {
-          target: id,
-          details: [{ code: deep.code, message: deep.message, target: deep.path }],
-          diagnostics: [deep],
-        });
+        const at = deep.path.length > 120 ? `${deep.path.slice(0, 117)}...` : deep.path;
+        throw new ApiError(
+          'SLUICE_API_VALIDATION',
+          `this PUT is not a valid resource: at ${at}, ${deep.message}`,
+          {
+            target: id,
+            details: [{ code: deep.code, message: deep.message, target: deep.path }],
+            diagnostics: [deep],
+          },
+        );
       }
       const key = idKey(id);
       const existing = this.resources.get(key);
