@@ -3,8 +3,9 @@ import type { ErrorCode } from '../core/errors.js';
 /**
  * The ranges of the durations and counts a document states, other than idle timeouts and ports
  * (resolve.ts has those). Where Azure states a bound it is Azure's; where it states none, the
- * bound is what Sluice can honour: Node's timers wait at most 2^31-1 ms (a longer delay fires
- * after 1 ms instead), and ARM declares these properties 32-bit integers.
+ * bound is what Sluice can honour: Node's timers take at most 2^31-1 ms (the same limit as
+ * MAX_TIMEOUT_MS of src/time/system-clock.ts, which config does not import), and ARM declares
+ * these properties 32-bit integers.
  * docs/errors.md says where each bound comes from.
  */
 
