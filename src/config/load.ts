@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { diagnostic, type Diagnostic } from '../core/errors.js';
+import { checkDocumentDepth } from './limits.js';
 import { join, parent } from './pointer.js';
 
 /**
@@ -29,13 +30,17 @@ export interface NormalizedDocument {
 export type ParseResult =
   { readonly ok: true; readonly json: unknown } | { readonly ok: false; readonly diagnostic: Diagnostic };
 
+/** JSON.parse does not recurse; everything after it does, so the depth is checked here first. */
 export function parseConfigText(text: string): ParseResult {
+  let json: unknown;
   try {
-    return { ok: true, json: JSON.parse(text) as unknown };
+    json = JSON.parse(text) as unknown;
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
     return { ok: false, diagnostic: diagnostic('SLUICE_CONFIG_NOT_JSON', '', `not valid JSON: ${reason}`) };
   }
+  const deep = checkDocumentDepth(json);
+  return deep === undefined ? { ok: true, json } : { ok: false, diagnostic: deep };
 }
 
 export async function readConfigFile(file: string): Promise<ParseResult> {
@@ -230,23 +235,29 @@ function normalizeResource(raw: unknown, index: number, sourcePath: string, path
   });
 }
 
+function formOf(json: unknown): InputForm {
+  if (Array.isArray(json)) return 'array';
+  return isRecord(json) && Array.isArray(json['resources']) ? 'resources' : 'resource';
+}
+
 /** One LB resource, an array of resources, or `{ "resources": [...] }`, to one nested form. */
 export function normalizeDocument(json: unknown): NormalizedDocument {
+  // Every walk below recurses: a document nested too deep is refused before any of them.
+  const deep = checkDocumentDepth(json);
+  if (deep !== undefined)
+    return { form: formOf(json), document: { resources: [] }, toSourcePath: (p) => p, diagnostics: [deep] };
   const diagnostics: Diagnostic[] = [];
   findTemplateExpressions(json, '', diagnostics);
   const paths = new PathMap();
-  let form: InputForm;
+  const form = formOf(json);
   let items: { value: unknown; source: string }[];
-  if (Array.isArray(json)) {
-    form = 'array';
-    items = json.map((value, i) => ({ value, source: join('', i) }));
-  } else if (isRecord(json) && Array.isArray(json['resources'])) {
-    form = 'resources';
-    items = (json['resources'] as unknown[]).map((value, i) => ({ value, source: join('', 'resources', i) }));
-  } else {
-    form = 'resource';
-    items = [{ value: json, source: '' }];
-  }
+  if (form === 'array') items = (json as unknown[]).map((value, i) => ({ value, source: join('', i) }));
+  else if (form === 'resources')
+    items = ((json as Record<string, unknown>)['resources'] as unknown[]).map((value, i) => ({
+      value,
+      source: join('', 'resources', i),
+    }));
+  else items = [{ value: json, source: '' }];
   // An ARM template keeps child resources and unrelated types beside the load balancer.
   const resources = items.map((item, i) => normalizeResource(item.value, i, item.source, paths));
   const hasLb = items.some((item) => {

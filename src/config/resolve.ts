@@ -1,6 +1,8 @@
 import { isIP } from 'node:net';
 import { diagnostic, type Diagnostic, type ErrorCode } from '../core/errors.js';
 import type { AdminState, ArmProtocol, DistributionMode, ProbeProtocol, Sku } from '../core/snapshot.js';
+import { BOUNDS, outOfBound, type BoundedProperty } from './bounds.js';
+import { frontendConflicts, portConflicts, type PortClaim } from './conflicts.js';
 import { LB_CHILD_KINDS } from './load.js';
 import { join } from './pointer.js';
 import { resourceKind } from './schema.js';
@@ -8,9 +10,9 @@ import { resourceKind } from './schema.js';
 /**
  * The semantic pass. It reads the normalized document defensively (the structural pass may
  * have found errors, and every error is reported in one go), resolves ARM id references,
- * and checks what JSON Schema cannot: ranges that depend on the SKU, ports, conflicts
- * between rules, probe settings. Its output keeps ARM's names and units; compile.ts turns
- * it into the runtime snapshot.
+ * and checks what JSON Schema cannot: ranges that depend on the SKU, ports, probe settings
+ * (bounds.ts), and who claims which frontend (conflicts.ts). Its output keeps ARM's names and
+ * units; compile.ts turns it into the runtime snapshot.
  */
 
 /**
@@ -28,7 +30,6 @@ export const IDLE_RANGES = {
 type IdleRange = (typeof IDLE_RANGES)[keyof typeof IDLE_RANGES];
 
 export const MAX_SNAT_PORTS_PER_FRONTEND = 64_000;
-export const MIN_PROBE_INTERVAL_S = 5;
 
 export interface PublicIpModel {
   readonly key: string;
@@ -48,6 +49,8 @@ export interface FrontendModel {
   /** The configured address: the private one, or the public IP resource's. */
   readonly ipAddress?: string;
   readonly publicIp?: PublicIpModel;
+  /** Internal frontends: the subnet their private address is in, when stated. */
+  readonly subnetKey?: string;
 }
 
 export interface MemberModel {
@@ -222,15 +225,6 @@ const CHILD_LABEL: Record<(typeof CHILD_KINDS)[number], string> = {
   outboundRules: 'outboundRules',
 };
 
-interface PortClaim {
-  readonly address: string;
-  readonly protocol: 'Tcp' | 'Udp';
-  readonly lo: number;
-  readonly hi: number;
-  readonly owner: string;
-  readonly path: string;
-}
-
 interface NicIpConfig {
   readonly member: MemberModel;
   readonly path: string;
@@ -282,6 +276,11 @@ class Resolver {
         `${owner} idleTimeoutInMinutes ${value} is out of range: ${range.label}`,
       );
     }
+  }
+
+  private checkBound(prop: BoundedProperty, value: number | undefined, pp: string, owner: string): void {
+    const problem = outOfBound(prop, value, owner);
+    if (problem !== undefined) this.report(BOUNDS[prop].code, join(pp, prop), problem);
   }
 
   private checkPort(
@@ -386,7 +385,16 @@ class Resolver {
     resources.forEach((r, i) => {
       if (kinds[i] === 'natGateway') natGateways.push(this.natGateway(rec(r), at(i)));
     });
-    this.checkConflicts();
+    const shared = frontendConflicts(
+      lbs.flatMap(({ model }) =>
+        model.frontends.map((fe) => ({
+          ...fe,
+          lb: model,
+          publicIp: fe.publicIp === undefined ? undefined : { key: fe.publicIp.key, name: fe.publicIp.name },
+        })),
+      ),
+    );
+    this.diagnostics.push(...shared.diagnostics, ...portConflicts(this.claims, shared.pairs));
     return { loadBalancers: lbs.map((l) => l.model), publicIps, natGateways };
   }
 
@@ -613,7 +621,13 @@ class Resolver {
       return { ...base, internal: true };
     }
     const ipAddress = this.checkIp(privateRaw, join(pp, 'privateIPAddress'), `${owner} privateIPAddress`);
-    return { ...base, internal: true, ipAddress };
+    const subnet = refId(props, 'subnet');
+    return {
+      ...base,
+      internal: true,
+      ipAddress,
+      subnetKey: subnet === undefined ? undefined : normId(subnet),
+    };
   }
 
   private pool(c: Rec, path: string, childKey: (k: string, n: string) => string): PoolModel | undefined {
@@ -623,13 +637,7 @@ class Resolver {
     const props = rec(c['properties']);
     const pp = join(path, 'properties');
     const drain = int(props, 'drainPeriodInSeconds');
-    if (drain !== undefined && drain < 0) {
-      this.report(
-        'SLUICE_CONFIG_INVALID_VALUE',
-        join(pp, 'drainPeriodInSeconds'),
-        `${owner} drainPeriodInSeconds ${drain} must not be negative`,
-      );
-    }
+    this.checkBound('drainPeriodInSeconds', drain, pp, owner);
     if (arr(props, 'tunnelInterfaces').length > 0) {
       this.report(
         'SLUICE_CONFIG_UNSUPPORTED',
@@ -719,13 +727,9 @@ class Resolver {
         `${owner} requestPath ${JSON.stringify(requestPath)} must start with "/"`,
       );
     }
-    if (interval !== undefined && interval < MIN_PROBE_INTERVAL_S) {
-      this.report(
-        'SLUICE_CONFIG_PROBE_INTERVAL',
-        join(pp, 'intervalInSeconds'),
-        `${owner} intervalInSeconds ${interval} is too short: the minimum is ${MIN_PROBE_INTERVAL_S}`,
-      );
-    }
+    this.checkBound('intervalInSeconds', interval, pp, owner);
+    this.checkBound('probeThreshold', int(props, 'probeThreshold'), pp, owner);
+    this.checkBound('numberOfProbes', int(props, 'numberOfProbes'), pp, owner);
     const portOk = this.checkPort(port, join(pp, 'port'), owner, 'port', 1, 65535);
     if (protocol === undefined || port === undefined || !portOk) return undefined;
     return {
@@ -760,6 +764,7 @@ class Resolver {
   }
 
   private claim(
+    lb: LoadBalancerModel,
     frontend: FrontendModel,
     protocol: ArmProtocol,
     lo: number,
@@ -770,7 +775,8 @@ class Resolver {
     const address =
       frontend.ipAddress === undefined ? `frontend:${frontend.key}` : this.addressOf(frontend.ipAddress);
     const protocols: ('Tcp' | 'Udp')[] = protocol === 'All' ? ['Tcp', 'Udp'] : [protocol];
-    for (const p of protocols) this.claims.push({ address, protocol: p, lo, hi, owner, path });
+    for (const p of protocols)
+      this.claims.push({ address, protocol: p, lo, hi, lb, frontend: frontend.key, owner, path });
   }
 
   private loadBalancerRules(lb: LoadBalancerModel, res: Rec, path: string): void {
@@ -900,8 +906,8 @@ class Resolver {
       !bpOk
     )
       return undefined;
-    if (haPorts) this.claim(frontend, protocol, 0, 65535, owner, join(pp, 'frontendPort'));
-    else this.claim(frontend, protocol, frontendPort, frontendPort, owner, join(pp, 'frontendPort'));
+    if (haPorts) this.claim(lb, frontend, protocol, 0, 65535, owner, join(pp, 'frontendPort'));
+    else this.claim(lb, frontend, protocol, frontendPort, frontendPort, owner, join(pp, 'frontendPort'));
     return {
       key: childKey('loadBalancingRules', name),
       id: str(c, 'id') ?? '',
@@ -1055,6 +1061,7 @@ class Resolver {
     )
       return undefined;
     this.claim(
+      lb,
       frontend,
       protocol,
       lo,
@@ -1144,10 +1151,16 @@ class Resolver {
           join(pp, 'allocatedOutboundPorts'),
           `${owner} allocatedOutboundPorts ${ports} is not a multiple of 8`,
         );
+      } else if (ports > MAX_SNAT_PORTS_PER_FRONTEND) {
+        this.report(
+          'SLUICE_CONFIG_OUTBOUND_PORTS',
+          join(pp, 'allocatedOutboundPorts'),
+          `${owner} allocatedOutboundPorts ${ports} is out of range: allowed 0-${MAX_SNAT_PORTS_PER_FRONTEND} in multiples of 8 (the ports one frontend IP offers a member)`,
+        );
       } else if (pool !== undefined && frontends.length > 0) {
         const needed = ports * pool.members.length;
         const available = MAX_SNAT_PORTS_PER_FRONTEND * frontends.length;
-        if (needed > available || ports > MAX_SNAT_PORTS_PER_FRONTEND) {
+        if (needed > available) {
           this.report(
             'SLUICE_CONFIG_OUTBOUND_PORTS',
             join(pp, 'allocatedOutboundPorts'),
@@ -1196,39 +1209,6 @@ class Resolver {
       return sid === undefined ? [] : [normId(sid)];
     });
     return { key, id, name, path, idleTimeoutInMinutes: idle, subnetKeys, publicIps };
-  }
-
-  private checkConflicts(): void {
-    const groups = new Map<string, PortClaim[]>();
-    for (const c of this.claims) {
-      const k = `${c.address}|${c.protocol}`;
-      const list = groups.get(k);
-      if (list === undefined) groups.set(k, [c]);
-      else list.push(c);
-    }
-    const reported = new Set<string>();
-    for (const list of groups.values()) {
-      for (let j = 1; j < list.length; j++) {
-        const b = list[j]!;
-        for (let i = 0; i < j; i++) {
-          const a = list[i]!;
-          if (a.owner === b.owner || a.hi < b.lo || b.hi < a.lo) continue;
-          const pair = `${a.owner}|${b.owner}`;
-          // A rule with protocol All claims Tcp and Udp; one report per pair is enough.
-          if (reported.has(pair)) continue;
-          reported.add(pair);
-          const lo = Math.max(a.lo, b.lo);
-          const hi = Math.min(a.hi, b.hi);
-          const ports = lo === hi ? `port ${lo}` : `ports ${lo}-${hi}`;
-          const where = a.address.startsWith('frontend:') ? 'the same frontend' : a.address;
-          this.report(
-            'SLUICE_CONFIG_PORT_CONFLICT',
-            b.path,
-            `${b.owner} and ${a.owner} both claim ${where} ${b.protocol} ${ports}`,
-          );
-        }
-      }
-    }
   }
 }
 

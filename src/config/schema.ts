@@ -142,8 +142,9 @@ const probe = child(
     protocol: enumOf('Tcp', 'Http', 'Https'),
     port: int,
     intervalInSeconds: int,
-    numberOfProbes: { type: 'integer', minimum: 1 },
-    probeThreshold: { type: 'integer', minimum: 1 },
+    // Their ranges are the semantic pass's (bounds.ts), with the resource's name in the message.
+    numberOfProbes: int,
+    probeThreshold: int,
     requestPath: str,
     noHealthyBackendsBehavior: enumOf('AllProbedDown', 'AllProbedUp'),
     loadBalancingRules: backRefs,

@@ -2,13 +2,15 @@ import { diagnostic, type Diagnostic } from '../core/errors.js';
 import type { RuntimeSnapshot } from '../core/snapshot.js';
 import { applyAddressMap, canonicalAddress, parseAddressMap, type AddressMap } from './address-map.js';
 import { compileSnapshot } from './compile.js';
+import { checkCounts } from './limits.js';
 import { normalizeDocument, parseConfigText, readConfigFile, type InputForm } from './load.js';
+import { checkDocumentNames } from './names.js';
 import { resolveDocument, type ResolvedDocument } from './resolve.js';
 import { checkStructure } from './schema.js';
 
 /**
- * The one entry point from a parsed document to a snapshot: structural pass, semantic pass,
- * and only when both found no error, compilation. Every problem is a Diagnostic; nothing
+ * The one entry point from a parsed document to a snapshot: structural pass (with names),
+ * semantic pass (with conflicts and counts), and only when both found no error, compilation. Every problem is a Diagnostic; nothing
  * here throws on bad input.
  */
 
@@ -70,13 +72,13 @@ export function validateDocument(json: unknown, options: ValidateOptions = {}): 
 
   const loaded = normalizeDocument(json);
   const { toSourcePath } = loaded;
-  const structural = checkStructure(loaded.document);
+  const structural = [...checkStructure(loaded.document), ...checkDocumentNames(loaded.document)];
   const hasStructuralErrors = structural.some((d) => d.severity === 'error');
   let semantic: readonly Diagnostic[] = [];
   let model: ResolvedDocument | undefined;
   try {
     const resolved = resolveDocument(loaded.document, { addressOf: (a) => applyAddressMap(map, a) });
-    semantic = resolved.diagnostics;
+    semantic = [...resolved.diagnostics, ...checkCounts(resolved.model.loadBalancers)];
     model = resolved.model;
   } catch (err) {
     // The semantic pass reads defensively; should a structurally broken document still

@@ -3,7 +3,7 @@
  * a response (ids of child resources, etag, provisioningState) and the error body.
  */
 import { randomUUID } from 'node:crypto';
-import { LB_CHILD_ARRAYS } from '../config/index.js';
+import { LB_CHILD_ARRAYS, invalidNameMessage, nameProblem } from '../config/index.js';
 import { SluiceError, type Diagnostic, type ErrorCode } from '../core/errors.js';
 import type { StoredResource } from './state.js';
 
@@ -51,6 +51,24 @@ export function parseResourceId(id: string): ResourceRef | undefined {
   const segment = resourceSegment(m[3]!);
   if (segment === undefined) return undefined;
   return { subscription: m[1]!, resourceGroup: m[2]!, segment, name: m[4]! };
+}
+
+/**
+ * Refuses a name in a request path that ARM would refuse. The router has percent-decoded it, so
+ * `a%2Fb` arrives as `a/b`: taken as it is, it would be the id of another resource's child.
+ */
+export function checkPathName(segment: ResourceSegment, name: string): void {
+  const problem = nameProblem(name);
+  if (problem === undefined) return;
+  const message = invalidNameMessage(`the ${segment}`, name, problem);
+  throw new ApiError(
+    'SLUICE_CONFIG_INVALID_NAME',
+    `The resource name in the path is not valid: ${message}.`,
+    {
+      target: 'name',
+      details: [{ code: 'SLUICE_CONFIG_INVALID_NAME', message, target: 'name' }],
+    },
+  );
 }
 
 export function newEtag(): string {

@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { Share, type ApiShareRefusal } from '../core/budget.js';
 import type { FlowInfo } from '../core/events.js';
-import { ApiError, armView, resourceSegment, type ResourceRef } from './arm.js';
+import { ApiError, armView, checkPathName, resourceSegment, type ResourceRef } from './arm.js';
 import { EVENT_TYPES, type SluiceEvent, type SluiceEventType } from './events.js';
 import type { ResourceStore } from './store.js';
 
@@ -157,6 +157,7 @@ function refOf(p: ResourceParams): ResourceRef {
       'SLUICE_API_NOT_FOUND',
       `The resource type '${p.resourceType}' is not served by Sluice (loadBalancers, publicIPAddresses, natGateways, networkInterfaces).`,
     );
+  checkPathName(segment, p.name);
   return { subscription: p.subscriptionId, resourceGroup: p.resourceGroupName, segment, name: p.name };
 }
 

@@ -4,8 +4,8 @@
  * then becomes the stored state; a failure at any step leaves the store, the running state and
  * the file as they were. Changes are serialised: one at a time, in arrival order.
  */
-import { normalizeDocument, type ValidationResult } from '../config/index.js';
-import type { Diagnostic } from '../core/errors.js';
+import { checkResourceDepth, normalizeDocument, type ValidationResult } from '../config/index.js';
+import { ERRORS, type Diagnostic } from '../core/errors.js';
 import type { RuntimeSnapshot } from '../core/snapshot.js';
 import {
   ApiError,
@@ -113,6 +113,11 @@ export function resourcesOfDocument(json: unknown): StoredResource[] {
   return [...byKey.values()];
 }
 
+/**
+ * A change that would put two load balancers on one frontend conflicts with what is stored
+ * rather than being malformed: 409, as ARM answers a request that conflicts with the current
+ * state. Any other invalid result is 400.
+ */
 function validationError(
   result: ValidationResult,
   resources: readonly StoredResource[],
@@ -128,10 +133,14 @@ function validationError(
     }
     return { code: d.code, message: d.message, target };
   });
-  const first = result.errors[0];
+  const conflict = result.errors.find((d) => ERRORS[d.code].httpStatus === 409);
+  const first = conflict ?? result.errors[0];
+  const count = `${result.errors.length} error${result.errors.length === 1 ? '' : 's'}`;
   return new ApiError(
-    'SLUICE_API_VALIDATION',
-    `${verb} would leave an invalid configuration (${result.errors.length} error${result.errors.length === 1 ? '' : 's'})` +
+    conflict === undefined ? 'SLUICE_API_VALIDATION' : 'SLUICE_API_CONFLICT',
+    (conflict === undefined
+      ? `${verb} would leave an invalid configuration (${count})`
+      : `${verb} would leave two load balancers on one frontend (${count}); nothing changed`) +
       (first ? `; first: ${first.message}` : ''),
     {
       details,
@@ -209,6 +218,21 @@ export class ResourceStore {
           'the request body must be a JSON object (an ARM resource)',
         );
       const id = resourceId(ref);
+      // Everything from here on walks the body recursively; a body nested too deep goes no further.
+      const deep = checkResourceDepth(body);
+      if (deep !== undefined) {
+        this.options.rejected?.([deep]);
+        const at = deep.path.length > 120 ? `${deep.path.slice(0, 117)}...` : deep.path;
+        throw new ApiError(
+          'SLUICE_API_VALIDATION',
+          `this PUT is not a valid resource: at ${at}, ${deep.message}`,
+          {
+            target: id,
+            details: [{ code: deep.code, message: deep.message, target: deep.path }],
+            diagnostics: [deep],
+          },
+        );
+      }
       const key = idKey(id);
       const existing = this.resources.get(key);
       this.checkPreconditions(existing, pre, id);

@@ -23,6 +23,12 @@ export const ERRORS = {
   SLUICE_CONFIG_TEMPLATE_EXPRESSION: def(
     'An ARM template expression ("[...]") was found; Sluice reads deployed values, not templates.',
   ),
+  SLUICE_CONFIG_TOO_DEEP: def(
+    'Objects and arrays nest deeper than 64 levels below a resource; nothing else of the document is read.',
+  ),
+  SLUICE_CONFIG_INVALID_NAME: def(
+    'A name is not 1-80 letters, digits, "_", "." or "-", starting with a letter or digit and ending with a letter, digit or "_".',
+  ),
   // Structural pass (JSON Schema)
   SLUICE_CONFIG_TYPE: def('A property has the wrong JSON type.'),
   SLUICE_CONFIG_REQUIRED: def('A required property is missing.'),
@@ -46,12 +52,29 @@ export const ERRORS = {
   SLUICE_CONFIG_SKU_FEATURE: def("The feature is not available on the load balancer's SKU."),
   SLUICE_CONFIG_PORT_RANGE: def('A port is outside its allowed range.'),
   SLUICE_CONFIG_HA_PORTS: def('frontendPort 0 (HA ports) requires protocol All on an internal frontend.'),
-  SLUICE_CONFIG_PORT_CONFLICT: def('Two rules claim the same frontend IP, protocol and port.'),
+  SLUICE_CONFIG_PORT_CONFLICT: def(
+    'Two rules of one load balancer claim the same frontend IP, protocol and port.',
+  ),
   SLUICE_CONFIG_OUTBOUND_PORTS: def(
     'allocatedOutboundPorts must be a multiple of 8 and fit 64,000 ports per frontend IP over the pool.',
   ),
   SLUICE_CONFIG_PROBE_PATH: def('requestPath is required for Http/Https probes and not allowed for Tcp.'),
-  SLUICE_CONFIG_PROBE_INTERVAL: def('intervalInSeconds must be at least 5.'),
+  SLUICE_CONFIG_PROBE_INTERVAL: def(
+    'intervalInSeconds is outside 5-2147483: at least 5, as Azure requires, and no longer than a timer can wait.',
+  ),
+  SLUICE_CONFIG_PROBE_THRESHOLD: def(
+    'probeThreshold or numberOfProbes is outside 1-2147483647 (a 32-bit integer, as ARM declares it).',
+  ),
+  SLUICE_CONFIG_DRAIN_PERIOD: def(
+    'drainPeriodInSeconds is outside 0-2147483: not negative, and no longer than a timer can wait.',
+  ),
+  SLUICE_CONFIG_COUNT_LIMIT: def(
+    'A load balancer has more frontend IP configurations, rules, outbound rules or pool members than Azure allows.',
+  ),
+  SLUICE_CONFIG_FRONTEND_CONFLICT: def(
+    'Two load balancers use one frontend IP configuration (one public IP, or one private IP in one subnet), or claim the same address, protocol and port.',
+    409,
+  ),
   SLUICE_CONFIG_HA_PORTS_TCP_RESET: def(
     'TCP reset on an HA-ports rule is not honoured when a network virtual appliance is in the path.',
     400,
@@ -78,6 +101,10 @@ export const ERRORS = {
   ),
   SLUICE_API_VALIDATION: def(
     'The resource, with the rest of the stored state, is not a valid configuration.',
+  ),
+  SLUICE_API_CONFLICT: def(
+    'The change would leave two load balancers on one frontend (IP configuration, or address, protocol and port); nothing changed.',
+    409,
   ),
   SLUICE_API_NOT_FOUND: def('No such resource or route.', 404),
   SLUICE_API_METHOD_NOT_ALLOWED: def('The path exists but does not take this HTTP method.', 405),

@@ -76,4 +76,3 @@ export class SystemClock implements Clock {
     }
   }
 }
-

@@ -7,7 +7,8 @@ import { validateDocument } from '../../src/config/index.js';
 import type { RuntimeSnapshot } from '../../src/core/snapshot.js';
 
 const LB_NAME = 'test-lb';
-const BASE = `/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/test/providers/Microsoft.Network/loadBalancers/${LB_NAME}`;
+const LBS =
+  '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/test/providers/Microsoft.Network/loadBalancers';
 
 export interface TestRule {
   readonly name: string;
@@ -40,6 +41,8 @@ export interface TestNatRange {
 }
 
 export interface TestLb {
+  /** Default `test-lb`. */
+  readonly name?: string;
   readonly sku?: 'Standard' | 'Basic';
   readonly frontend: string;
   readonly backends: readonly string[];
@@ -51,10 +54,12 @@ export interface TestLb {
 }
 
 export function lbDocument(lb: TestLb): Record<string, unknown> {
-  const ref = (kind: string, name: string) => ({ id: `${BASE}/${kind}/${name}` });
+  const name = lb.name ?? LB_NAME;
+  const base = `${LBS}/${name}`;
+  const ref = (kind: string, child: string) => ({ id: `${base}/${kind}/${child}` });
   return {
-    name: LB_NAME,
-    id: BASE,
+    name,
+    id: base,
     type: 'Microsoft.Network/loadBalancers',
     sku: { name: lb.sku ?? 'Standard' },
     properties: {

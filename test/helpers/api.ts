@@ -1,0 +1,63 @@
+/**
+ * The API over an in-memory store, through fastify's inject (no sockets): what every applied
+ * snapshot and persisted state was, so a test can tell that a refused change changed nothing.
+ */
+import type { FastifyInstance } from 'fastify';
+import { Registry } from 'prom-client';
+import { validateDocument } from '../../src/config/index.js';
+import { EventHub } from '../../src/control/events.js';
+import { buildApi } from '../../src/control/server.js';
+import { ResourceStore } from '../../src/control/store.js';
+import type { StateContents } from '../../src/control/state.js';
+import type { Diagnostic } from '../../src/core/errors.js';
+import type { RuntimeSnapshot } from '../../src/core/snapshot.js';
+import { idleMetrics } from './metrics.js';
+
+export const TEST_SUBSCRIPTION = '00000000-0000-0000-0000-000000000000';
+export const API_VERSION = '?api-version=2024-05-01';
+
+/** The path of a resource in resource group `test`. */
+export function resourceUrl(type: string, name: string): string {
+  return `/subscriptions/${TEST_SUBSCRIPTION}/resourceGroups/test/providers/Microsoft.Network/${type}/${name}`;
+}
+
+export interface ApiHarness {
+  readonly api: FastifyInstance;
+  readonly store: ResourceStore;
+  readonly applied: RuntimeSnapshot[];
+  readonly persisted: StateContents[];
+  readonly rejected: (readonly Diagnostic[])[];
+}
+
+export async function apiHarness(): Promise<ApiHarness> {
+  const applied: RuntimeSnapshot[] = [];
+  const persisted: StateContents[] = [];
+  const rejected: (readonly Diagnostic[])[] = [];
+  const hub = new EventHub();
+  const store = new ResourceStore({
+    compile: (doc) => validateDocument(doc),
+    apply: async (s) => {
+      applied.push(s);
+    },
+    persist: async (s) => {
+      persisted.push(s);
+    },
+    rejected: (errors) => {
+      rejected.push(errors);
+    },
+  });
+  const registry = new Registry();
+  idleMetrics(registry);
+  const api = await buildApi({
+    store,
+    registry,
+    runtime: {
+      flows: () => [],
+      labelsOf: (id) => ({ lb: '', rule: id }),
+      subscribe: (l) => hub.subscribe(l),
+      listening: () => [],
+      timeScale: 1,
+    },
+  });
+  return { api, store, applied, persisted, rejected };
+}
