@@ -9,12 +9,17 @@
  * its own that Sluice only writes to, and a rule sends what comes out of that device to a table
  * whose default route goes via the backend's address: the backend is the next hop, at L3.
  *
+ * Changes made while Sluice runs (`up`, `sync`) run `ip` as child processes without blocking
+ * the thread that reads the TUN device, so packets go on being forwarded while routes change;
+ * taking everything back (`down`, also from an exit handler) is synchronous, and a change still
+ * under way when the host is taken down removes what it adds as soon as it has added it.
+ *
  * Sysctls are the host's business: Sluice reads net.ipv4.ip_forward and the TUN device's
  * effective rp_filter and refuses to start when they would stop forwarding, unless told with
  * `--configure-host` to set them (ip_forward=1, rp_filter=2 on the TUN device), in which case
  * ip_forward is restored on stop.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 
 export interface HostOptions {
@@ -25,7 +30,10 @@ export interface HostOptions {
   /** Routing table and rule priority for the backends' replies. */
   readonly table?: number;
   readonly priority?: number;
-  /** Runs `ip ARGS...`; throws on failure. */
+  /**
+   * Runs `ip ARGS...`; throws on failure. For tests: a model of `ip`, used for every step (by
+   * default `up` and `sync` run `ip` asynchronously and `down` synchronously).
+   */
   readonly ip?: (args: readonly string[]) => void;
   readonly sysctl?: { read(path: string): string; write(path: string, value: string): void };
 }
@@ -41,14 +49,26 @@ interface FloatingRoute {
 export const DEFAULT_TABLE = 20942;
 export const DEFAULT_PRIORITY = 20942;
 
-function runIp(args: readonly string[]): void {
+function ipFailure(args: readonly string[], err: { stderr?: Buffer | string; message: string }): HostError {
+  const why = err.stderr?.toString().trim().split('\n')[0] || err.message;
+  return new HostError(`ip ${args.join(' ')}: ${why}`);
+}
+
+function runIpSync(args: readonly string[]): void {
   try {
     execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
   } catch (err) {
-    const e = err as { stderr?: Buffer; message: string };
-    const why = e.stderr?.toString().trim().split('\n')[0] ?? e.message;
-    throw new HostError(`ip ${args.join(' ')}: ${why}`);
+    throw ipFailure(args, err as { stderr?: Buffer; message: string });
   }
+}
+
+function runIpAsync(args: readonly string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile('ip', args, { encoding: 'utf8' }, (err, _stdout, stderr) => {
+      if (err === null) resolve();
+      else reject(ipFailure(args, { stderr, message: err.message }));
+    });
+  });
 }
 
 const procSys = {
@@ -57,7 +77,12 @@ const procSys = {
 };
 
 export class HostNetwork {
+  /** `ip` off the thread, for changes while serving. */
+  private readonly ipAsync: (args: readonly string[]) => Promise<void>;
+  /** `ip` on the thread, for taking everything back at once. */
   private readonly ip: (args: readonly string[]) => void;
+  /** Taken down: a change still under way takes back each step it makes. */
+  private closed = false;
   private readonly sys: NonNullable<HostOptions['sysctl']>;
   private readonly table: string;
   private readonly prio: number;
@@ -70,7 +95,9 @@ export class HostNetwork {
   private readonly onExit = (): void => this.down();
 
   constructor(private readonly options: HostOptions) {
-    this.ip = options.ip ?? runIp;
+    const model = options.ip;
+    this.ip = model ?? runIpSync;
+    this.ipAsync = model !== undefined ? async (args) => model(args) : runIpAsync;
     this.sys = options.sysctl ?? procSys;
     this.table = String(options.table ?? DEFAULT_TABLE);
     this.prio = options.priority ?? DEFAULT_PRIORITY;
@@ -81,8 +108,9 @@ export class HostNetwork {
    * when a step fails, what the steps before it changed is taken back before the error is
    * thrown.
    */
-  up(): void {
+  async up(): Promise<void> {
     const dev = this.options.tun;
+    this.closed = false;
     process.on('exit', this.onExit);
     try {
       this.sysctls();
@@ -90,20 +118,41 @@ export class HostNetwork {
       for (const prio of [this.prio, this.prio + 1]) {
         for (let i = 0; i < 10_000; i++) {
           try {
-            this.ip(['rule', 'del', 'priority', String(prio)]);
+            await this.ipAsync(['rule', 'del', 'priority', String(prio)]);
           } catch {
             break;
           }
         }
       }
-      this.ip(['link', 'set', 'dev', dev, 'up', 'txqueuelen', String(this.options.txQueueLen ?? 10_000)]);
+      await this.step(
+        ['link', 'set', 'dev', dev, 'up', 'txqueuelen', String(this.options.txQueueLen ?? 10_000)],
+        [],
+      );
       // What comes out of the TUN device is routed normally, never back in by the rules below.
-      this.ip(['rule', 'add', 'priority', String(this.prio), 'iif', dev, 'lookup', 'main']);
+      await this.step(
+        ['rule', 'add', 'priority', String(this.prio), 'iif', dev, 'lookup', 'main'],
+        ['rule', 'del', 'priority', String(this.prio), 'iif', dev, 'lookup', 'main'],
+      );
       this.iifRule = true;
-      this.ip(['route', 'replace', 'default', 'dev', dev, 'table', this.table]);
+      await this.step(
+        ['route', 'replace', 'default', 'dev', dev, 'table', this.table],
+        ['route', 'flush', 'table', this.table],
+      );
     } catch (err) {
       this.down();
       throw err;
+    }
+  }
+
+  /**
+   * One `ip` step of a change, off the thread. When the host was taken down while it ran, what
+   * it added is removed at once (`undo`, on the thread) and the change stops there.
+   */
+  private async step(args: readonly string[], undo: readonly string[]): Promise<void> {
+    await this.ipAsync(args);
+    if (this.closed) {
+      if (undo.length > 0) this.quiet(undo);
+      throw new HostError('the host network was taken down while it was being changed');
     }
   }
 
@@ -145,11 +194,11 @@ export class HostNetwork {
    * stay are not disturbed, and when an addition fails the ones made before it are taken back
    * and the host is left as the previous sync made it.
    */
-  sync(
+  async sync(
     addresses: Iterable<string>,
     backends: Iterable<string>,
     floating: ReadonlyMap<string, string> = new Map(),
-  ): void {
+  ): Promise<void> {
     const dev = this.options.tun;
     const wantRoutes = new Set(addresses);
     const wantSources = new Set(backends);
@@ -158,7 +207,7 @@ export class HostNetwork {
     try {
       for (const a of wantRoutes) {
         if (this.routes.has(a)) continue;
-        this.ip(['route', 'replace', `${a}/32`, 'dev', dev]);
+        await this.step(['route', 'replace', `${a}/32`, 'dev', dev], ['route', 'del', `${a}/32`, 'dev', dev]);
         this.routes.add(a);
         undo.push(() => {
           this.quiet(['route', 'del', `${a}/32`, 'dev', dev]);
@@ -167,8 +216,8 @@ export class HostNetwork {
       }
       for (const a of wantSources) {
         if (this.sources.has(a)) continue;
-        const rule = ['priority', String(this.prio + 1), 'from', `${a}/32`, 'lookup', this.table];
-        this.ip(['rule', 'add', ...rule]);
+        const rule = this.sourceRule(a);
+        await this.step(['rule', 'add', ...rule], ['rule', 'del', ...rule]);
         this.sources.add(a);
         undo.push(() => {
           this.quiet(['rule', 'del', ...rule]);
@@ -180,7 +229,7 @@ export class HostNetwork {
         if (had !== undefined && had.dev === fdev) continue;
         // A backend that moves to another device keeps its old route until the new one is in.
         const f = { dev: fdev, table: this.freeTable(replaced) };
-        this.addFloating(addr, f, undo);
+        await this.addFloating(addr, f, undo);
         if (had !== undefined) replaced.push(had);
         this.floating.set(addr, f);
         undo.push(() => {
@@ -192,22 +241,27 @@ export class HostNetwork {
       for (const u of undo.reverse()) u();
       throw err;
     }
-    for (const f of replaced) this.removeFloating(f);
+    for (const f of replaced) await this.removeFloating(f);
     for (const addr of [...this.floating.keys()]) {
       if (floating.has(addr)) continue;
-      this.removeFloating(this.floating.get(addr)!);
+      const f = this.floating.get(addr)!;
       this.floating.delete(addr);
+      await this.removeFloating(f);
     }
     for (const a of [...this.routes]) {
       if (wantRoutes.has(a)) continue;
-      this.quiet(['route', 'del', `${a}/32`, 'dev', dev]);
       this.routes.delete(a);
+      await this.quietAsync(['route', 'del', `${a}/32`, 'dev', dev]);
     }
     for (const a of [...this.sources]) {
       if (wantSources.has(a)) continue;
-      this.quiet(['rule', 'del', 'priority', String(this.prio + 1), 'from', `${a}/32`, 'lookup', this.table]);
       this.sources.delete(a);
+      await this.quietAsync(['rule', 'del', ...this.sourceRule(a)]);
     }
+  }
+
+  private sourceRule(address: string): string[] {
+    return ['priority', String(this.prio + 1), 'from', `${address}/32`, 'lookup', this.table];
   }
 
   /** The lowest per-backend table that neither a floating-IP backend nor `also` uses. */
@@ -219,35 +273,60 @@ export class HostNetwork {
   }
 
   /** Routes what comes out of `f.dev` via `addr`, pushing onto `undo` how to take it back. */
-  private addFloating(addr: string, f: FloatingRoute, undo: (() => void)[]): void {
+  private async addFloating(addr: string, f: FloatingRoute, undo: (() => void)[]): Promise<void> {
     // The device is new to this sync and vanishes when the plane closes it on failure, so its
     // rp_filter and link state need no undo.
     this.looseRpFilter(f.dev);
-    this.ip(['link', 'set', 'dev', f.dev, 'up']);
+    await this.step(['link', 'set', 'dev', f.dev, 'up'], []);
     const table = String(f.table);
     try {
-      this.ip(['route', 'replace', 'default', 'via', addr, 'table', table]);
+      await this.step(
+        ['route', 'replace', 'default', 'via', addr, 'table', table],
+        ['route', 'flush', 'table', table],
+      );
     } catch (err) {
+      if (this.closed) throw err;
       throw new HostError(
         `floating IP: cannot route via backend ${addr}, which must be on-link (a neighbour of this host): ${(err as Error).message}`,
       );
     }
     undo.push(() => this.quiet(['route', 'flush', 'table', table]));
-    this.ip(['rule', 'add', 'priority', String(this.prio), 'iif', f.dev, 'lookup', table]);
-    undo.push(() =>
-      this.quiet(['rule', 'del', 'priority', String(this.prio), 'iif', f.dev, 'lookup', table]),
-    );
+    const rule = ['priority', String(this.prio), 'iif', f.dev, 'lookup', table];
+    await this.step(['rule', 'add', ...rule], ['rule', 'del', ...rule]);
+    undo.push(() => this.quiet(['rule', 'del', ...rule]));
   }
 
-  private removeFloating(f: FloatingRoute): void {
-    this.quiet(['rule', 'del', 'priority', String(this.prio), 'iif', f.dev, 'lookup', String(f.table)]);
-    this.quiet(['route', 'flush', 'table', String(f.table)]);
+  private async removeFloating(f: FloatingRoute): Promise<void> {
+    await this.quietAsync([
+      'rule',
+      'del',
+      'priority',
+      String(this.prio),
+      'iif',
+      f.dev,
+      'lookup',
+      String(f.table),
+    ]);
+    await this.quietAsync(['route', 'flush', 'table', String(f.table)]);
   }
 
-  /** Removes everything `up` and `sync` added; safe to call twice and from an exit handler. */
+  /**
+   * Removes everything `up` and `sync` added, at once and on the thread; safe to call twice and
+   * from an exit handler. A change still under way takes back what it adds after this.
+   */
   down(): void {
+    this.closed = true;
     process.off('exit', this.onExit);
-    this.sync([], []);
+    const dev = this.options.tun;
+    for (const f of this.floating.values()) {
+      this.quiet(['rule', 'del', 'priority', String(this.prio), 'iif', f.dev, 'lookup', String(f.table)]);
+      this.quiet(['route', 'flush', 'table', String(f.table)]);
+    }
+    this.floating.clear();
+    for (const a of this.routes) this.quiet(['route', 'del', `${a}/32`, 'dev', dev]);
+    this.routes.clear();
+    for (const a of this.sources) this.quiet(['rule', 'del', ...this.sourceRule(a)]);
+    this.sources.clear();
     if (this.iifRule)
       this.quiet(['rule', 'del', 'priority', String(this.prio), 'iif', this.options.tun, 'lookup', 'main']);
     this.iifRule = false;
@@ -259,6 +338,14 @@ export class HostNetwork {
         /* the host keeps forwarding; nothing worse */
       }
       this.restoreForward = undefined;
+    }
+  }
+
+  private async quietAsync(args: readonly string[]): Promise<void> {
+    try {
+      await this.ipAsync(args);
+    } catch {
+      /* already gone (the device's routes vanish with it) */
     }
   }
 

@@ -135,7 +135,7 @@ export class PacketPlane implements DataPlane {
         ...this.options.hostOptions,
       });
       // up() takes back its own steps when one fails; the plane then holds no host state.
-      host.up();
+      await host.up();
       this.host = host;
     }
     const addresses = new Set<string>();
@@ -187,7 +187,7 @@ export class PacketPlane implements DataPlane {
     const opened = this.openFloating(floatingMembers);
     try {
       // One sync, so a failure (a floating-IP backend not on-link) leaves the host as it was.
-      this.host?.sync(
+      await this.host?.sync(
         addresses,
         backends,
         new Map([...floatingMembers].map((a) => [a, this.floating.get(a)!.name] as const)),

@@ -178,13 +178,13 @@ test('floating IP: a reconfiguration whose backend is not on-link fails with a c
   assert.deepEqual(ip.dump(), { rules: [], tables: [] }, 'stop takes back everything');
 });
 
-test('host: a floating-IP backend moved to another device keeps its old route until the new one is in, also when the move fails', () => {
+test('host: a floating-IP backend moved to another device keeps its old route until the new one is in, also when the move fails', async () => {
   const ip = new FakeIp();
   const host = new HostNetwork({ tun: 'sl0', configureHost: false, ip: ip.run, sysctl });
-  host.up();
-  host.sync([FE], [B1], new Map([[B1, 'sl0f0']]));
+  await host.up();
+  await host.sync([FE], [B1], new Map([[B1, 'sl0f0']]));
   const working = ip.dump();
-  assert.throws(
+  await assert.rejects(
     () =>
       host.sync(
         [FE],
@@ -197,7 +197,7 @@ test('host: a floating-IP backend moved to another device keeps its old route un
     /via backend 198\.18\.9\.2/,
   );
   assert.deepEqual(ip.dump(), working);
-  host.sync([FE], [B1], new Map([[B1, 'sl0f1']]));
+  await host.sync([FE], [B1], new Map([[B1, 'sl0f1']]));
   const moved = ip.dump();
   assert.ok(moved.rules.includes('priority 20942 iif sl0f1 lookup 20944'), moved.rules.join(' | '));
   assert.ok(!moved.rules.some((r) => r.includes('sl0f0')), 'the old device has no rule left');
@@ -211,7 +211,7 @@ test('host: a floating-IP backend moved to another device keeps its old route un
   assert.deepEqual(ip.dump(), { rules: [], tables: [] });
 });
 
-test('host: a set-up step that fails takes back the steps before it (no rule or route is left)', () => {
+test('host: a set-up step that fails takes back the steps before it (no rule or route is left)', async () => {
   const ip = new FakeIp();
   let forward = '0';
   const writes: string[] = [];
@@ -234,9 +234,21 @@ test('host: a set-up step that fails takes back the steps before it (no rule or 
     },
   });
   const exitListeners = process.listenerCount('exit');
-  assert.throws(() => host.up(), /Network is down/);
+  await assert.rejects(() => host.up(), /Network is down/);
   assert.ok(ip.log.includes('rule add priority 20942 iif sl0 lookup main'), 'the rule was added first');
   assert.deepEqual(ip.dump(), { rules: [], tables: [] }, 'and taken back');
   assert.deepEqual(writes, ['net/ipv4/ip_forward=1', 'net/ipv4/ip_forward=0'], 'ip_forward restored');
   assert.equal(process.listenerCount('exit'), exitListeners, 'no exit hook is left behind');
+});
+
+test('host: taken down while a change is under way, the change takes back what it adds and stops', async () => {
+  const ip = new FakeIp();
+  const host = new HostNetwork({ tun: 'sl0', configureHost: false, ip: ip.run, sysctl });
+  await host.up();
+  await host.sync([FE], [B1]);
+  // The change's first step is under way (off the thread) when the host is taken down.
+  const change = host.sync([FE, FE2], [B1, B2]);
+  host.down();
+  await assert.rejects(change, /taken down while it was being changed/);
+  assert.deepEqual(ip.dump(), { rules: [], tables: [] }, 'nothing the change added is left');
 });
