@@ -23,11 +23,12 @@ export interface TokenOptions {
 
 export type TokenChoice = { readonly token: string | undefined } | { readonly error: string };
 
-function checked(token: string, source: string): TokenChoice {
+/** `hint` says what to do instead: an empty token is never taken for "no token". */
+function checked(token: string, source: string, hint: string): TokenChoice {
   const problem = tokenProblem(token);
   return problem === undefined
     ? { token }
-    : { error: `${source}: the API token ${problem} [SLUICE_API_TOKEN_INVALID]` };
+    : { error: `${source}: the API token ${problem}; ${hint} [SLUICE_API_TOKEN_INVALID]` };
 }
 
 /**
@@ -56,7 +57,10 @@ function firstLine(path: string): string {
 }
 
 function fromFile(path: string, source: string): TokenChoice {
-  if (path === '') return { error: `${source} is empty: give the path of a file holding the token` };
+  if (path === '')
+    return {
+      error: `${source} is empty: give the path of a file holding the token [SLUICE_API_TOKEN_FILE_UNREADABLE]`,
+    };
   let line: string;
   try {
     line = firstLine(path);
@@ -65,7 +69,7 @@ function fromFile(path: string, source: string): TokenChoice {
       error: `${source} ${path}: cannot read the token file: ${(err as Error).message} [SLUICE_API_TOKEN_FILE_UNREADABLE]`,
     };
   }
-  return checked(line, `${source} ${path} (its first line)`);
+  return checked(line, `${source} ${path} (its first line)`, 'put the token on the first line of the file');
 }
 
 /** The token to use: flags first, then the environment; undefined when none is given at all. */
@@ -73,13 +77,14 @@ export function chooseToken(o: TokenOptions): TokenChoice {
   const env = o.env ?? process.env;
   if (o.token !== undefined && o.file !== undefined)
     return { error: `give ${o.tokenFlag} or ${o.fileFlag}, not both` };
-  if (o.token !== undefined) return checked(o.token, o.tokenFlag);
+  if (o.token !== undefined)
+    return checked(o.token, o.tokenFlag, `give a token, or leave out ${o.tokenFlag} for none`);
   if (o.file !== undefined) return fromFile(o.file, o.fileFlag);
   const token = env[TOKEN_ENV];
   const file = env[TOKEN_FILE_ENV];
   if (token !== undefined && file !== undefined)
     return { error: `${TOKEN_ENV} and ${TOKEN_FILE_ENV} are both set: set one of them` };
-  if (token !== undefined) return checked(token, TOKEN_ENV);
+  if (token !== undefined) return checked(token, TOKEN_ENV, `set a token, or unset ${TOKEN_ENV} for none`);
   if (file !== undefined) return fromFile(file, TOKEN_FILE_ENV);
   return { token: undefined };
 }

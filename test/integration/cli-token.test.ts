@@ -66,7 +66,7 @@ test('sluice run refuses an empty or blank token from every source: exit 2, a cl
       '--api-token ""',
       ['--api-token', ''],
       { SLUICE_API_TOKEN: 'from-env' },
-      /--api-token: the API token is empty \[SLUICE_API_TOKEN_INVALID\]/,
+      /--api-token: the API token is empty; .*\[SLUICE_API_TOKEN_INVALID\]/,
     ],
     ['--api-token "   "', ['--api-token', '   '], {}, /--api-token: the API token is only whitespace/],
     ['--api-token TAB', ['--api-token', '\t'], {}, /--api-token: the API token is only whitespace/],
@@ -81,7 +81,7 @@ test('sluice run refuses an empty or blank token from every source: exit 2, a cl
       'SLUICE_API_TOKEN=""',
       [],
       { SLUICE_API_TOKEN: '' },
-      /SLUICE_API_TOKEN: the API token is empty \[SLUICE_API_TOKEN_INVALID\]/,
+      /SLUICE_API_TOKEN: the API token is empty; set a token, or unset SLUICE_API_TOKEN for none \[SLUICE_API_TOKEN_INVALID\]/,
     ],
     [
       'SLUICE_API_TOKEN="  "',
@@ -94,7 +94,7 @@ test('sluice run refuses an empty or blank token from every source: exit 2, a cl
       ['--api-token-file', empty],
       {},
       new RegExp(
-        `--api-token-file ${empty} \\(its first line\\): the API token is empty \\[SLUICE_API_TOKEN_INVALID\\]`,
+        `--api-token-file ${empty} \\(its first line\\): the API token is empty; .*\\[SLUICE_API_TOKEN_INVALID\\]`,
       ),
     ],
     ['a token file holding a newline', ['--api-token-file', newline], {}, /the API token is empty/],
