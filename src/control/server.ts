@@ -12,16 +12,8 @@ import type { Registry } from 'prom-client';
 import { Share, type ApiShareRefusal } from '../core/budget.js';
 import type { FlowInfo } from '../core/events.js';
 import { ApiError, armView, checkPathName, resourceSegment, type ResourceRef } from './arm.js';
-import { checkBearer, tokenProblem } from './auth.js';
 import { EVENT_TYPES, type SluiceEvent, type SluiceEventType } from './events.js';
-import {
-  hostAllowed,
-  hostText,
-  parseAllowedHost,
-  parseHostField,
-  type HostName,
-  type HostRule,
-} from './host.js';
+import { guardOf, installGuard, type GuardOptions } from './guard.js';
 import type { ResourceStore } from './store.js';
 
 export const BODY_LIMIT = 1024 * 1024;
@@ -42,19 +34,10 @@ export interface ControlRuntime {
   readonly timeScale: number;
 }
 
-export interface ApiOptions {
+export interface ApiOptions extends GuardOptions {
   readonly store: ResourceStore;
   readonly runtime: ControlRuntime;
   readonly registry: Registry;
-  /** When set, every request needs `Authorization: Bearer <token>`. */
-  readonly token?: string | undefined;
-  /**
-   * Names and addresses a request's `Host` may give besides the address the API listens on and
-   * `localhost` (`--api-allow-host`).
-   */
-  readonly allowedHosts?: readonly string[];
-  /** This host's interface addresses (tests replace it); asked only on a wildcard listener. */
-  readonly interfaceAddresses?: () => Iterable<string>;
   readonly logger?: Logger;
   /** Real milliseconds a client has to send a whole request. Default 10 s. */
   readonly requestTimeoutMs?: number;
@@ -181,57 +164,6 @@ function header(req: FastifyRequest, name: string): string | undefined {
   return Array.isArray(v) ? v.join(',') : v;
 }
 
-function listenAddress(app: FastifyInstance): string | undefined {
-  const a = app.server.address();
-  return typeof a === 'object' && a !== null ? a.address : undefined;
-}
-
-/** A request whose target URI is in absolute form names its authority there; Host is then secondary. */
-function absoluteAuthority(url: string | undefined): string | undefined {
-  if (url === undefined || !/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) return undefined;
-  try {
-    return new URL(url).host;
-  } catch {
-    return '';
-  }
-}
-
-/**
- * Refuses a request that does not name this API as its host (DNS rebinding: see host.ts). HTTP
- * requires one well-formed Host on HTTP/1.1 (RFC 9112 §3.2: 400 otherwise); an HTTP/1.0
- * request may lack one, and no browser sends such a request, so it is served.
- */
-function checkHost(req: FastifyRequest, rule: HostRule, listen: string | undefined): void {
-  const raw = req.raw;
-  let hostLines = 0;
-  for (let i = 0; i < raw.rawHeaders.length; i += 2)
-    if (raw.rawHeaders[i]!.toLowerCase() === 'host') hostLines++;
-  if (hostLines > 1)
-    throw new ApiError('SLUICE_API_BAD_REQUEST', 'The request has more than one Host header.');
-  const fields: string[] = [];
-  const host = raw.headers.host;
-  if (host !== undefined) fields.push(host);
-  else if (raw.httpVersionMajor > 1 || (raw.httpVersionMajor === 1 && raw.httpVersionMinor >= 1))
-    throw new ApiError('SLUICE_API_BAD_REQUEST', 'An HTTP/1.1 request needs a Host header.');
-  const authority = absoluteAuthority(raw.url);
-  if (authority !== undefined) fields.push(authority);
-  const arrival = { listen, local: raw.socket.localAddress };
-  for (const field of fields) {
-    const parsed = parseHostField(field);
-    if (parsed === undefined)
-      throw new ApiError(
-        'SLUICE_API_BAD_REQUEST',
-        `The request's host '${field.slice(0, 200)}' is not a host name or address with an optional port.`,
-      );
-    if (!hostAllowed(parsed, rule, arrival))
-      throw new ApiError(
-        'SLUICE_API_HOST_NOT_ALLOWED',
-        `This API does not answer for the host '${hostText(parsed)}': it answers for the address it listens on, ` +
-          'localhost, and the names given with --api-allow-host.',
-      );
-  }
-}
-
 interface Timeouts {
   readonly headersMs: number;
   readonly requestMs: number;
@@ -326,21 +258,9 @@ function queryString(req: FastifyRequest, key: string): string | undefined {
   return v;
 }
 
-function hostRuleOf(options: ApiOptions): HostRule {
-  const allowed: HostName[] = [];
-  for (const text of options.allowedHosts ?? []) {
-    const h = parseAllowedHost(text);
-    if (typeof h === 'string') throw new Error(h);
-    allowed.push(h);
-  }
-  return { allowed, ...(options.interfaceAddresses ? { interfaces: options.interfaceAddresses } : {}) };
-}
-
 export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
-  const { store, runtime, registry, token, logger } = options;
-  const problem = token === undefined ? undefined : tokenProblem(token);
-  if (problem !== undefined) throw new Error(`the API token ${problem}`);
-  const hostRule = hostRuleOf(options);
+  const { store, runtime, registry, logger } = options;
+  const guard = guardOf(options);
   const requestTimeout = options.requestTimeoutMs ?? 10_000;
   // Node refuses a headers timeout longer than the request timeout.
   const headersTimeout = Math.min(options.headersTimeoutMs ?? 5_000, requestTimeout);
@@ -356,7 +276,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     serverFactory: (handler) => {
       const server = createServer(
         {
-          // Sluice answers a request without Host itself, with ARM's body (checkHost).
+          // Sluice answers a request without Host itself, with ARM's body (guard.ts).
           requireHostHeader: false,
           requestTimeout,
           headersTimeout,
@@ -375,34 +295,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     },
   });
 
-  // First of all hooks: a request for another host gets no further, not even to auth.
-  app.addHook('onRequest', async (req) => {
-    try {
-      checkHost(req, hostRule, listenAddress(app));
-    } catch (err) {
-      if (err instanceof ApiError && err.code === 'SLUICE_API_HOST_NOT_ALLOWED')
-        logger?.warn(
-          { code: err.code, host: req.headers.host, remote: req.socket.remoteAddress },
-          'API request refused: Host is not this API',
-        );
-      throw err;
-    }
-  });
-
-  app.addHook('onRequest', async (req, reply) => {
-    if (token === undefined) return;
-    const check = checkBearer(header(req, 'authorization'), token);
-    if (check !== 'ok') {
-      void reply.header('www-authenticate', 'Bearer realm="sluice"');
-      throw new ApiError(
-        'SLUICE_API_UNAUTHORIZED',
-        check === 'missing' ? 'Authorization: Bearer <token> is required.' : 'The bearer token is not valid.',
-      );
-    }
-  });
-
-  // Bodies are JSON only (415 otherwise): fastify would hand a text/plain body on as a string.
-  app.removeContentTypeParser('text/plain');
+  installGuard(app, guard, logger);
 
   app.setErrorHandler((err, req, reply) => {
     const api = toApiError(err);
