@@ -100,6 +100,9 @@ interface Model {
   file: string | undefined;
   acceptedCount: number;
   statuses: Map<number, number>;
+  /** The deepest body sent, and the deepest accepted. */
+  deepestSent: number;
+  deepestAccepted: number;
 }
 
 function parse(a: HttpAnswer, what: string): unknown {
@@ -170,7 +173,14 @@ test(
   async (t) => {
     const s = await serveApi(HOST);
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-    const model: Model = { accepted: undefined, file: undefined, acceptedCount: 0, statuses: new Map() };
+    const model: Model = {
+      accepted: undefined,
+      file: undefined,
+      acceptedCount: 0,
+      statuses: new Map(),
+      deepestSent: 0,
+      deepestAccepted: 0,
+    };
     const started = Date.now();
     try {
       // Every base is accepted as it is: the fuzz starts from valid documents.
@@ -203,7 +213,8 @@ test(
                 doc = applyMutation(doc, paths[pick % paths.length]!, m);
                 if (depthOf(doc) > MAX_DEPTH) doc = before;
               }
-              assert.ok(depthOf(doc) <= MAX_DEPTH);
+              const depth = depthOf(doc);
+              assert.ok(depth <= MAX_DEPTH);
               const { body, headers } = requestOf(doc, env, cut);
               const put = await httpRequest({
                 host: HOST,
@@ -215,6 +226,8 @@ test(
                 agent,
               });
               await check(s, agent, model, put, body);
+              model.deepestSent = Math.max(model.deepestSent, depth);
+              if (put.status < 300) model.deepestAccepted = Math.max(model.deepestAccepted, depth);
             },
           ),
           { seed, numRuns: RUNS_PER_SEED },
@@ -225,8 +238,9 @@ test(
         `${SEEDS.length * RUNS_PER_SEED} PUTs in ${seconds.toFixed(1)} s; answers: ${[...model.statuses]
           .sort((a, b) => a[0] - b[0])
           .map(([status, n]) => `${status}×${n}`)
-          .join(', ')}`,
+          .join(', ')}; deepest body ${model.deepestSent}, deepest accepted ${model.deepestAccepted}`,
       );
+      assert.ok(model.deepestSent >= MAX_DEPTH - 5, `the deepest body was ${model.deepestSent} deep`);
       assert.ok(
         model.acceptedCount > 100,
         `only ${model.acceptedCount} PUTs were accepted: the fuzz tests little`,
