@@ -253,7 +253,7 @@ test(
 );
 
 test('a body nested 10,000 deep is refused with a 4xx, and nothing changes', async () => {
-  // Needs the nesting-depth limit on documents: until it is in, this body ends in a 500.
+  // Documents may nest 64 levels (SLUICE_CONFIG_TOO_DEEP): without that limit this body ends in a 500.
   const s = await serveApi(HOST);
   try {
     // Written as text: JSON.stringify itself runs out of stack at this depth.
@@ -269,6 +269,7 @@ test('a body nested 10,000 deep is refused with a 4xx, and nothing changes', asy
       body,
     });
     assert.ok(put.status >= 400 && put.status < 500, `answered ${put.status} ${put.text.slice(0, 300)}`);
+    assert.match(put.text, /SLUICE_CONFIG_TOO_DEEP/);
     const get = await httpRequest({ host: HOST, port: s.port, method: 'GET', path: PATH });
     assert.equal(get.status, 404);
     assert.equal(readStateFile(s), undefined);
