@@ -8,7 +8,8 @@ import type { Logger } from 'pino';
 import { readConfigFile, validateDocument, type ValidationResult } from '../config/index.js';
 import { isLoopback, buildApi, parseApiAddress, DEFAULT_API_PORT } from '../control/server.js';
 import type { EventHub } from '../control/events.js';
-import { STATE_FILE, readState, removeStaleTemps, writeState } from '../control/state.js';
+import { parseAllowedHost } from '../control/host.js';
+import { STATE_FILE, readState, removeStaleTemps, stateDirProblem, writeState } from '../control/state.js';
 import { ResourceStore, resourcesOfDocument } from '../control/store.js';
 import type { ApiShareRefusal, BudgetPlan } from '../core/budget.js';
 import { SluiceError, type Diagnostic } from '../core/errors.js';
@@ -23,6 +24,8 @@ import {
   loadConfig,
   reportDiagnostics,
 } from './options.js';
+import { chooseToken } from './token.js';
+import { isIP } from 'node:net';
 import { join } from 'node:path';
 
 export const DEFAULT_API = `127.0.0.1:${DEFAULT_API_PORT}`;
@@ -31,6 +34,8 @@ export const DEFAULT_STATE_DIR = '.sluice';
 export interface ControlCliOptions {
   api?: string;
   apiToken?: string;
+  apiTokenFile?: string;
+  apiAllowHost?: string[];
   stateDir?: string;
   map?: string[];
 }
@@ -41,24 +46,46 @@ export interface ControlPlan {
    * second `sluice run` on one machine still runs its load balancer. */
   readonly apiExplicit: boolean;
   readonly token: string | undefined;
+  /** Names and addresses a request's Host may give besides the API's own address and localhost. */
+  readonly allowedHosts: readonly string[];
   readonly stateDir: string;
   readonly map: readonly string[];
 }
 
 /** Checks the control plane's options; a string is a usage error to print. */
-export function planControl(opts: ControlCliOptions): ControlPlan | string {
+export function planControl(
+  opts: ControlCliOptions,
+  env: NodeJS.ProcessEnv = process.env,
+): ControlPlan | string {
   const api = parseApiAddress(opts.api ?? DEFAULT_API);
   if (api !== 'off' && 'error' in api) return api.error;
-  const token = opts.apiToken ?? (process.env['SLUICE_API_TOKEN'] || undefined);
+  const chosen = chooseToken({
+    token: opts.apiToken,
+    tokenFlag: '--api-token',
+    file: opts.apiTokenFile,
+    fileFlag: '--api-token-file',
+    env,
+  });
+  if ('error' in chosen) return chosen.error;
+  const token = chosen.token;
   if (api !== 'off' && !isLoopback(api.host) && token === undefined)
     return (
-      `--api ${api.host}:${api.port} is not a loopback address: give --api-token or set SLUICE_API_TOKEN ` +
-      '[SLUICE_API_TOKEN_REQUIRED]'
+      `--api ${api.host}:${api.port} is not a loopback address: give --api-token-file (or --api-token), ` +
+      'or set SLUICE_API_TOKEN_FILE (or SLUICE_API_TOKEN) [SLUICE_API_TOKEN_REQUIRED]'
     );
+  const allowedHosts = [...(opts.apiAllowHost ?? [])];
+  for (const h of allowedHosts) {
+    const parsed = parseAllowedHost(h);
+    if (typeof parsed === 'string') return parsed;
+  }
+  // The name `--api` was given by is one a client will use (the address it resolved to is served anyway).
+  if (api !== 'off' && isIP(api.host) === 0 && typeof parseAllowedHost(api.host) !== 'string')
+    allowedHosts.push(api.host);
   return {
     api,
     apiExplicit: opts.api !== undefined,
     token,
+    allowedHosts,
     stateDir: opts.stateDir ?? DEFAULT_STATE_DIR,
     map: opts.map ?? [],
   };
@@ -122,6 +149,9 @@ export async function loadInitialState(
     done(EXIT_INVALID, { valid: false, errors: d, warnings: [] });
 
   const statePath = join(plan.stateDir, STATE_FILE);
+  const dirProblem = await stateDirProblem(plan.stateDir);
+  if (dirProblem !== undefined)
+    process.stderr.write(`sluice: warning: ${dirProblem} [SLUICE_STATE_DIR_WRITABLE]\n`);
   let stored;
   try {
     await removeStaleTemps(plan.stateDir);
@@ -184,6 +214,7 @@ export async function startApi(
       store: initial.store,
       registry: app.metrics.registry,
       token: plan.token,
+      allowedHosts: plan.allowedHosts,
       logger,
       maxConnections: app.budget.apiConnections,
       maxEventStreams: app.budget.eventStreams,

@@ -4,7 +4,6 @@
  * changes goes through the ResourceStore; everything it shows comes from a ControlRuntime, so the
  * server knows neither the data plane nor the flow engine.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { STATUS_CODES, createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -14,6 +13,7 @@ import { Share, type ApiShareRefusal } from '../core/budget.js';
 import type { FlowInfo } from '../core/events.js';
 import { ApiError, armView, checkPathName, resourceSegment, type ResourceRef } from './arm.js';
 import { EVENT_TYPES, type SluiceEvent, type SluiceEventType } from './events.js';
+import { guardOf, installGuard, type GuardOptions } from './guard.js';
 import type { ResourceStore } from './store.js';
 
 export const BODY_LIMIT = 1024 * 1024;
@@ -34,12 +34,10 @@ export interface ControlRuntime {
   readonly timeScale: number;
 }
 
-export interface ApiOptions {
+export interface ApiOptions extends GuardOptions {
   readonly store: ResourceStore;
   readonly runtime: ControlRuntime;
   readonly registry: Registry;
-  /** When set, every request needs `Authorization: Bearer <token>`. */
-  readonly token?: string | undefined;
   readonly logger?: Logger;
   /** Real milliseconds a client has to send a whole request. Default 10 s. */
   readonly requestTimeoutMs?: number;
@@ -166,12 +164,6 @@ function header(req: FastifyRequest, name: string): string | undefined {
   return Array.isArray(v) ? v.join(',') : v;
 }
 
-/** Compares digests, so neither the time taken nor an early length check tells how much of a guess was right. */
-function sameToken(given: string, expected: string): boolean {
-  const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
-  return timingSafeEqual(digest(given), digest(expected));
-}
-
 interface Timeouts {
   readonly headersMs: number;
   readonly requestMs: number;
@@ -267,7 +259,8 @@ function queryString(req: FastifyRequest, key: string): string | undefined {
 }
 
 export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
-  const { store, runtime, registry, token, logger } = options;
+  const { store, runtime, registry, logger } = options;
+  const guard = guardOf(options);
   const requestTimeout = options.requestTimeoutMs ?? 10_000;
   // Node refuses a headers timeout longer than the request timeout.
   const headersTimeout = Math.min(options.headersTimeoutMs ?? 5_000, requestTimeout);
@@ -283,6 +276,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     serverFactory: (handler) => {
       const server = createServer(
         {
+          // Sluice answers a request without Host itself, with ARM's body (guard.ts).
+          requireHostHeader: false,
           requestTimeout,
           headersTimeout,
           // Between requests of a kept-alive connection (Node's default, stated).
@@ -300,18 +295,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     },
   });
 
-  app.addHook('onRequest', async (req, reply) => {
-    if (token === undefined) return;
-    const auth = header(req, 'authorization') ?? '';
-    const m = /^Bearer\s+(.+)$/i.exec(auth);
-    if (m === null || !sameToken(m[1]!.trim(), token)) {
-      void reply.header('www-authenticate', 'Bearer realm="sluice"');
-      throw new ApiError(
-        'SLUICE_API_UNAUTHORIZED',
-        m === null ? 'Authorization: Bearer <token> is required.' : 'The bearer token is not valid.',
-      );
-    }
-  });
+  installGuard(app, guard, logger);
 
   app.setErrorHandler((err, req, reply) => {
     const api = toApiError(err);

@@ -1,10 +1,12 @@
 /**
  * The desired state on disk (`--state-dir`): one JSON file replaced atomically, so a crash at
  * any instant leaves either the previous state or the next one, never a mix. A file that is not
- * what Sluice writes is reported by path and nothing of it is used.
+ * what Sluice writes is reported by path and nothing of it is used. What Sluice creates there is
+ * its user's alone (directories 0700, files 0600, whatever the umask): the state says where
+ * traffic goes, and whoever can replace it decides that at the next start.
  */
-import { mkdir, open, readFile, readdir, rename, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chmod, mkdir, open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import { SluiceError } from '../core/errors.js';
 
 export const STATE_FILE = 'state.json';
@@ -88,27 +90,61 @@ export async function readState(dir: string): Promise<StateContents | undefined>
 
 let tempCounter = 0;
 
+const DIR_MODE = 0o700;
+const FILE_MODE = 0o600;
+
+/**
+ * Creates `dir` and any missing parents, each 0700: mkdir's mode passes through the umask, so
+ * the directories it created are set again. A directory that was there is left as it is (it
+ * may be shared, like /tmp); stateDirProblem says when it is open to others.
+ */
+async function makeStateDir(dir: string): Promise<void> {
+  const first = await mkdir(dir, { recursive: true, mode: DIR_MODE });
+  if (first === undefined) return;
+  const top = resolve(first);
+  for (let d = resolve(dir); ; d = dirname(d)) {
+    await chmod(d, DIR_MODE);
+    if (d === top || dirname(d) === d) break;
+  }
+}
+
+/** Why the existing state directory is unsafe (others can write it), or undefined. */
+export async function stateDirProblem(dir: string): Promise<string | undefined> {
+  if (process.platform === 'win32') return undefined;
+  let mode: number;
+  try {
+    mode = (await stat(dir)).mode;
+  } catch {
+    return undefined;
+  }
+  if ((mode & 0o022) === 0) return undefined;
+  return (
+    `the state directory ${dir} can be written by ${mode & 0o002 ? 'every user' : 'its group'} ` +
+    `(mode ${(mode & 0o7777).toString(8).padStart(4, '0')}), who could replace the state Sluice starts from; ` +
+    `chmod 700 ${dir}, or give --state-dir a directory of your own`
+  );
+}
+
 /**
  * Replaces the state file: write a temporary file, fsync it, rename it over the old one, fsync
- * the directory so the rename itself survives a power cut.
+ * the directory so the rename itself survives a power cut. One line of JSON: indenting would
+ * multiply a deeply nested document many times over.
  */
 export async function writeState(dir: string, state: StateContents): Promise<void> {
   const file = join(dir, STATE_FILE);
   const tmp = join(dir, `${TEMP_PREFIX}${process.pid}.${++tempCounter}.tmp`);
-  const text = `${JSON.stringify(
-    {
-      format: STATE_FORMAT,
-      version: STATE_VERSION,
-      generation: state.generation,
-      resources: state.resources,
-    },
-    null,
-    2,
-  )}\n`;
+  const text = `${JSON.stringify({
+    format: STATE_FORMAT,
+    version: STATE_VERSION,
+    generation: state.generation,
+    resources: state.resources,
+  })}\n`;
   try {
-    await mkdir(dir, { recursive: true });
-    const fh = await open(tmp, 'w', 0o600);
+    await makeStateDir(dir);
+    // A new file (never one planted under that name), 0600 whatever the umask.
+    const fh = await open(tmp, 'wx', FILE_MODE);
     try {
+      await fh.chmod(FILE_MODE);
       await fh.writeFile(text, 'utf8');
       await fh.sync();
     } finally {

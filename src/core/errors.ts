@@ -110,6 +110,10 @@ export const ERRORS = {
   SLUICE_API_METHOD_NOT_ALLOWED: def('The path exists but does not take this HTTP method.', 405),
   SLUICE_API_PRECONDITION_FAILED: def('If-Match or If-None-Match does not hold for the stored etag.', 412),
   SLUICE_API_UNAUTHORIZED: def('The bearer token is missing or wrong.', 401),
+  SLUICE_API_HOST_NOT_ALLOWED: def(
+    'The request names a host (Host header) the API does not answer for: not its own address, localhost or an --api-allow-host name.',
+    421,
+  ),
   SLUICE_API_BODY_TOO_LARGE: def('The request body is over 1 MiB.', 413),
   SLUICE_API_UNSUPPORTED_MEDIA_TYPE: def(
     'A request body that is not JSON (send Content-Type: application/json).',
@@ -129,8 +133,12 @@ export const ERRORS = {
     409,
   ),
   SLUICE_API_TOKEN_REQUIRED: def(
-    'Binding the API to a non-loopback address needs --api-token or SLUICE_API_TOKEN.',
+    'Binding the API to a non-loopback address needs a token (--api-token, --api-token-file, SLUICE_API_TOKEN or SLUICE_API_TOKEN_FILE).',
   ),
+  SLUICE_API_TOKEN_INVALID: def(
+    'The API token given is empty, only whitespace, begins or ends with whitespace, holds a control character or is too long.',
+  ),
+  SLUICE_API_TOKEN_FILE_UNREADABLE: def('The API token file cannot be read.'),
   SLUICE_API_LISTEN: def('The API cannot listen on the address given with --api.', 500),
   SLUICE_API_INTERNAL: def('An unexpected failure inside Sluice; the log has the details.', 500),
   // Desired state on disk (--state-dir)
@@ -144,6 +152,11 @@ export const ERRORS = {
     500,
   ),
   SLUICE_STATE_WRITE: def('The state could not be written; the change was rolled back.', 500),
+  SLUICE_STATE_DIR_WRITABLE: def(
+    'The state directory can be written by other users, who could replace the state Sluice starts from.',
+    500,
+    'warning',
+  ),
   // The host Sluice runs on
   SLUICE_HOST_BUDGET: def(
     'The resource shares (--max-tcp-flows, --max-udp-flows, --max-api-connections...) have a bad value or do not fit in the open-files limit.',

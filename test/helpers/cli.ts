@@ -16,11 +16,16 @@ export interface CliRun {
 }
 
 export function sluice(...args: string[]): Promise<CliRun> {
+  return sluiceWith({}, ...args);
+}
+
+/** As `sluice`, with the environment given (instead of the test's own). */
+export function sluiceWith(options: { env?: NodeJS.ProcessEnv }, ...args: string[]): Promise<CliRun> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
       [cliPath, ...args],
-      { cwd: repoRoot, timeout: 30_000 },
+      { cwd: repoRoot, timeout: 30_000, ...(options.env ? { env: options.env } : {}) },
       (err, stdout, stderr) => {
         const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1;
         resolve({ code, stdout, stderr });

@@ -16,25 +16,28 @@ export interface RunningSluice {
 export interface StartOptions {
   /** Lowers the child's open-files limit (through the shell's ulimit, then exec). */
   readonly openFilesLimit?: number;
+  /** The child's umask (through the shell's umask, then exec), e.g. '000'. */
+  readonly umask?: string;
+  /** The child's environment, instead of the test's own. */
+  readonly env?: NodeJS.ProcessEnv;
 }
 
 export function startSluice(args: string[], options: StartOptions = {}): RunningSluice {
+  const shell = [
+    ...(options.openFilesLimit === undefined ? [] : [`ulimit -n ${options.openFilesLimit}`]),
+    ...(options.umask === undefined ? [] : [`umask ${options.umask}`]),
+  ];
   const command =
-    options.openFilesLimit === undefined
+    shell.length === 0
       ? { file: process.execPath, argv: [cliPath, ...args] }
       : {
           file: 'bash',
-          argv: [
-            '-c',
-            `ulimit -n ${options.openFilesLimit} && exec "$0" "$@"`,
-            process.execPath,
-            cliPath,
-            ...args,
-          ],
+          argv: ['-c', `${shell.join(' && ')} && exec "$0" "$@"`, process.execPath, cliPath, ...args],
         };
   const child = spawn(command.file, command.argv, {
     cwd: repoRoot,
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...(options.env ? { env: options.env } : {}),
   });
   const lines: Record<string, unknown>[] = [];
   const stderr: string[] = [];

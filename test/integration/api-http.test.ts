@@ -68,7 +68,7 @@ test('a client that stops halfway through its headers gets a 408 with an ARM err
     const r = await within(
       5000,
       'the server to give up',
-      sendAndStall(port, 'GET /healthz HTTP/1.1\r\nHost: x\r\n'),
+      sendAndStall(port, `GET /healthz HTTP/1.1\r\nHost: ${HOST}\r\n`),
     );
     const res = parseResponse(r.raw);
     assert.equal(res.status, 408);
@@ -93,7 +93,7 @@ test('a client that sends its headers and half its body gets the same 408 ARM er
       'the server to give up',
       sendAndStall(
         port,
-        `PUT ${LB_PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length * 2}\r\n\r\n${body}`,
+        `PUT ${LB_PATH} HTTP/1.1\r\nHost: ${HOST}\r\nContent-Type: application/json\r\nContent-Length: ${body.length * 2}\r\n\r\n${body}`,
       ),
     );
     const res = parseResponse(r.raw);
@@ -112,7 +112,7 @@ test('headers larger than the server accepts get a 431 with an ARM error body', 
     const r = await within(
       5000,
       'the answer',
-      sendAndStall(port, `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: ${'a'.repeat(20_000)}\r\n\r\n`),
+      sendAndStall(port, `GET /healthz HTTP/1.1\r\nHost: ${HOST}\r\nX-Pad: ${'a'.repeat(20_000)}\r\n\r\n`),
     );
     const res = parseResponse(r.raw);
     assert.equal(res.status, 431);

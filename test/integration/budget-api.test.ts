@@ -109,7 +109,8 @@ test('1,000 idle API connections: the API share holds 32, the rest are dropped, 
     const extra = await within(
       3000,
       'the extra API connection to close',
-      rawConnection(lb.api.host, lb.api.port, 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n', 5000).closed,
+      rawConnection(lb.api.host, lb.api.port, `GET /healthz HTTP/1.1\r\nHost: ${lb.api.host}\r\n\r\n`, 5000)
+        .closed,
     );
     assert.equal(extra.status, undefined, 'over the share, a connection gets no answer');
     const all = await within(
@@ -153,7 +154,7 @@ test('1,000 GET /sluice/v1/events: 8 streams open, the others get 503 or are dro
   const conns: RawConnection[] = [];
   try {
     assert.equal(lb.budget.eventStreams, 8);
-    const request = 'GET /sluice/v1/events HTTP/1.1\r\nHost: x\r\n\r\n';
+    const request = `GET /sluice/v1/events HTTP/1.1\r\nHost: ${lb.api.host}\r\n\r\n`;
     for (let i = 0; i < 1000; i++) conns.push(rawConnection(lb.api.host, lb.api.port, request, 20_000));
     const statuses = await within(
       10_000,
@@ -185,7 +186,7 @@ test('1,000 GET /sluice/v1/events: 8 streams open, the others get 503 or are dro
     const keptAlive = rawConnection(
       lb.api.host,
       lb.api.port,
-      'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n',
+      `GET /healthz HTTP/1.1\r\nHost: ${lb.api.host}\r\n\r\n`,
       10_000,
     );
     const [echoed, healthz] = await Promise.all([

@@ -8,6 +8,7 @@ import {
   resourceSegment,
 } from '../../control/arm.js';
 import { DEFAULT_API } from '../control.js';
+import { clientToken } from '../token.js';
 import { EXIT_INVALID, EXIT_OK, EXIT_USAGE, formatDiagnostic } from '../options.js';
 
 /** `sluice apply FILE`: PUT every resource of a document into a running Sluice. */
@@ -15,6 +16,7 @@ import { EXIT_INVALID, EXIT_OK, EXIT_USAGE, formatDiagnostic } from '../options.
 export interface ApplyCliOptions {
   api?: string;
   token?: string;
+  tokenFile?: string;
 }
 
 /** Load balancers refer to the others, so they go last: each PUT is checked with what is stored. */
@@ -65,6 +67,11 @@ export function addressOf(resource: Record<string, unknown>, index: number): Res
 }
 
 export async function runApply(file: string, opts: ApplyCliOptions): Promise<number> {
+  const chosen = clientToken(opts);
+  if ('error' in chosen) {
+    process.stderr.write(`sluice apply: ${chosen.error}\n`);
+    return EXIT_USAGE;
+  }
   const parsed = await readConfigFile(file);
   if (!parsed.ok) {
     process.stderr.write(`${formatDiagnostic(parsed.diagnostic)}\n`);
@@ -87,7 +94,7 @@ export async function runApply(file: string, opts: ApplyCliOptions): Promise<num
   items.sort((a, b) => ORDER[a.address.type] - ORDER[b.address.type]);
   const client = new SluiceClient({
     base: opts.api ?? DEFAULT_API,
-    token: opts.token ?? (process.env['SLUICE_API_TOKEN'] || undefined),
+    token: chosen.token,
   });
   for (const { address, body } of items) {
     try {
@@ -119,6 +126,10 @@ export function registerApply(program: Command): void {
     .argument('<file>', 'ARM JSON: one resource, an array of resources, or {"resources": [...]}')
     .option('--api <ADDR:PORT>', 'where the API listens', DEFAULT_API)
     .option('--token <TOKEN>', 'bearer token (or SLUICE_API_TOKEN)')
+    .option(
+      '--token-file <PATH>',
+      'read the bearer token from the first line of PATH (or SLUICE_API_TOKEN_FILE)',
+    )
     .exitOverride((err) => {
       process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE);
     })

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { ApiClientError, SluiceClient, type FlowView, type FlowsResponse } from '../../client/index.js';
 import { DEFAULT_API } from '../control.js';
+import { clientToken } from '../token.js';
 import { EXIT_INVALID, EXIT_OK, EXIT_USAGE } from '../options.js';
 
 /** `sluice flows`: the live flows of a running Sluice, once or as a table that counts down. */
@@ -8,6 +9,7 @@ import { EXIT_INVALID, EXIT_OK, EXIT_USAGE } from '../options.js';
 export interface FlowsCliOptions {
   api?: string;
   token?: string;
+  tokenFile?: string;
   lb?: string;
   rule?: string;
   state?: string;
@@ -74,6 +76,11 @@ export function flowTable(r: FlowsResponse, elapsedRealMs = 0): string {
 }
 
 export async function runFlows(opts: FlowsCliOptions): Promise<number> {
+  const chosen = clientToken(opts);
+  if ('error' in chosen) {
+    process.stderr.write(`sluice flows: ${chosen.error}\n`);
+    return EXIT_USAGE;
+  }
   const limit = opts.limit === undefined ? undefined : Number(opts.limit);
   if (limit !== undefined && !(Number.isInteger(limit) && limit >= 0)) {
     process.stderr.write(`--limit expects a whole number, got '${opts.limit}'\n`);
@@ -81,7 +88,7 @@ export async function runFlows(opts: FlowsCliOptions): Promise<number> {
   }
   const client = new SluiceClient({
     base: opts.api ?? DEFAULT_API,
-    token: opts.token ?? (process.env['SLUICE_API_TOKEN'] || undefined),
+    token: chosen.token,
   });
   const query = {
     ...(opts.lb ? { lb: opts.lb } : {}),
@@ -139,6 +146,10 @@ export function registerFlows(program: Command): void {
     .description('list the live flows of a running Sluice (idle time and time left before the idle timeout)')
     .option('--api <ADDR:PORT>', 'where the API listens', DEFAULT_API)
     .option('--token <TOKEN>', 'bearer token (or SLUICE_API_TOKEN)')
+    .option(
+      '--token-file <PATH>',
+      'read the bearer token from the first line of PATH (or SLUICE_API_TOKEN_FILE)',
+    )
     .option('--lb <NAME>', 'only this load balancer')
     .option('--rule <NAME>', 'only this rule')
     .option('--state <STATE>', 'only flows in this state (ESTABLISHED, SYN_SENT, FIN_WAIT, UDP...)')

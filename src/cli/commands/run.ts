@@ -262,7 +262,19 @@ export function registerRun(program: Command): void {
       '--api <ADDR:PORT|off>',
       `serve the HTTP API here (default ${DEFAULT_API}; port 0: any free port)`,
     )
-    .option('--api-token <TOKEN>', 'bearer token the API requires (or SLUICE_API_TOKEN); needed off loopback')
+    .option(
+      '--api-token <TOKEN>',
+      'bearer token the API requires (or SLUICE_API_TOKEN); needed off loopback; visible to other users in the process list, prefer --api-token-file',
+    )
+    .option(
+      '--api-token-file <PATH>',
+      "read the API's bearer token from the first line of PATH (or SLUICE_API_TOKEN_FILE)",
+    )
+    .option(
+      '--api-allow-host <NAME>',
+      'a host name (or address) requests may give in Host, besides the API address and localhost (repeatable)',
+      collect,
+    )
     .option('--state-dir <DIR>', 'where the desired state is kept across restarts', DEFAULT_STATE_DIR)
     .option(
       '--max-tcp-flows <N>',
