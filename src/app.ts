@@ -1,11 +1,12 @@
 /**
- * The composition root: wires the clock, the flow engine, the prober, a data plane and the
- * logger for `sluice run` and `sluice demo`. Everything else receives what it needs from here.
+ * The composition root: wires the clock, the flow engine, the prober, a data plane (a module
+ * of dataplane/registry.ts, whichever it is), the scheduler of timed work and the logger for
+ * `sluice run` and `sluice demo`. Everything else receives what it needs from here.
  */
 import { pino, type Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { EventHub, flowSummary } from './control/events.js';
-import { planBudget, type ApiShareRefusal, type BudgetPlan, type FlowShareRefusal } from './core/budget.js';
+import { planBudget, type ApiShareRefusal, type BudgetPlan } from './core/budget.js';
 import type { Clock, TimerHandle } from './core/clock.js';
 import { SluiceError } from './core/errors.js';
 import { DeadlineScheduler } from './time/scheduler.js';
@@ -13,9 +14,12 @@ import { SystemClock } from './time/system-clock.js';
 import { FlowEngine } from './core/engine.js';
 import type { FlowEvent } from './core/events.js';
 import type { LoadBalancerSnapshot, RuntimeSnapshot } from './core/snapshot.js';
-import type { DataPlane } from './dataplane/plane.js';
-import { DEFAULT_HOLD_MS, ProxyPlane, type TcpRelayKind } from './dataplane/proxy/proxy-plane.js';
-import type { ProxyEvent } from './dataplane/proxy/events.js';
+import {
+  DEFAULT_DATA_PLANE,
+  type DataPlane,
+  type DataPlaneModule,
+  type PlaneSettings,
+} from './dataplane/registry.js';
 import { Prober } from './health/prober.js';
 import type { HealthTransition } from './health/types.js';
 import { memberChanges, memberKey, ruleNames, type MemberPlace } from './core/snapshot-diff.js';
@@ -24,20 +28,17 @@ import { openFilesLimit } from './host-limits.js';
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 
-export interface AppOptions {
+/** How a load balancer runs; the plane's own settings (PlaneSettings) go to its module. */
+export interface AppOptions extends PlaneSettings {
   /** Divides every timer of the load balancer (`--time-scale`). */
   readonly timeScale?: number;
   readonly udpFlowTimeoutMs?: number;
-  /** How long sockets of a silently dropped flow are kept (proxy plane). */
-  readonly holdMs?: number;
   readonly maxFlows?: number;
   /**
    * The shares of the process's descriptors (core/budget.ts). By default planned from the
    * open-files limit, with the API served.
    */
   readonly budget?: BudgetPlan;
-  /** Proxy plane: how TCP is relayed (libuv handles by default, or `net.Socket`s). */
-  readonly tcpRelay?: TcpRelayKind;
   /** How long a freed SNAT port rests before reuse (packet plane's outbound rules). */
   readonly snatHoldMs?: number;
   readonly logger?: Logger;
@@ -55,19 +56,6 @@ function memberLb(snapshot: RuntimeSnapshot, poolId: string): LoadBalancerSnapsh
   return snapshot.loadBalancers.find((lb) => lb.pools.some((p) => p.id === poolId));
 }
 
-/** Builds a data plane other than the default proxy plane, once the engine exists. */
-export interface PlaneFactory<P extends DataPlane> {
-  /** Whether the engine must find flows from the backend's side too (packet plane). */
-  readonly indexReplies: boolean;
-  create(context: {
-    readonly engine: FlowEngine;
-    readonly clock: Clock;
-    readonly log: Logger;
-    /** To call when the plane adds timed work that may be due before the armed wake-up. */
-    readonly wake: () => void;
-  }): P;
-}
-
 /** The shares when the caller planned none: from the open-files limit, with the API served. */
 function defaultBudget(proxyPlane: boolean): BudgetPlan {
   const r = planBudget({ openFiles: openFilesLimit(), api: true, flowsHoldDescriptors: proxyPlane });
@@ -75,7 +63,10 @@ function defaultBudget(proxyPlane: boolean): BudgetPlan {
   return r.plan;
 }
 
-export class SluiceApp<P extends DataPlane = ProxyPlane> {
+/** The default plane's type: what `SluiceApp.start` without a plane runs. */
+type DefaultPlane = ReturnType<(typeof DEFAULT_DATA_PLANE)['create']>;
+
+export class SluiceApp<P extends DataPlane = DefaultPlane> {
   readonly clock: Clock;
   readonly engine: FlowEngine;
   readonly prober: Prober;
@@ -97,11 +88,11 @@ export class SluiceApp<P extends DataPlane = ProxyPlane> {
   /** Removed members whose flows are draining, by member key. */
   private readonly drains = new Map<string, TimerHandle>();
 
-  private constructor(snapshot: RuntimeSnapshot, options: AppOptions, factory?: PlaneFactory<P>) {
+  private constructor(snapshot: RuntimeSnapshot, options: AppOptions, module: DataPlaneModule<P>) {
     this.log = options.logger ?? createLogger(options.logLevel);
     this.timeScale = options.timeScale ?? 1;
     this.clock = options.clock ?? new SystemClock(this.timeScale);
-    this.budget = options.budget ?? defaultBudget(factory === undefined);
+    this.budget = options.budget ?? defaultBudget(module.flowsHoldDescriptors);
     for (const [id, n] of ruleNames(snapshot)) this.names.set(id, n);
     this.metrics = new SluiceMetrics(options.registry ?? new Registry(), {
       flows: () => this.engine.flows(),
@@ -115,7 +106,7 @@ export class SluiceApp<P extends DataPlane = ProxyPlane> {
     this.engine = new FlowEngine({
       clock: this.clock,
       snapshot,
-      indexReplies: factory?.indexReplies ?? false,
+      indexReplies: module.indexReplies,
       // A probed member takes no new flows until its probe has answered once, as in Azure.
       initialHealth: 'down',
       ...(options.udpFlowTimeoutMs !== undefined ? { udpTimeoutMs: options.udpFlowTimeoutMs } : {}),
@@ -123,22 +114,20 @@ export class SluiceApp<P extends DataPlane = ProxyPlane> {
       ...(options.snatHoldMs !== undefined ? { snatHoldMs: options.snatHoldMs } : {}),
       events: (e) => this.onFlowEvent(e),
     });
-    // One timer for the plane's timed work, armed for its next deadline: no fixed tick.
-    const wake = (): void => this.scheduler.poke();
-    // Without a factory P is the default, ProxyPlane (see `start`).
-    this.plane =
-      factory?.create({ engine: this.engine, clock: this.clock, log: this.log, wake }) ??
-      (new ProxyPlane({
+    this.plane = module.create(
+      {
         engine: this.engine,
         clock: this.clock,
-        holdMs: options.holdMs ?? DEFAULT_HOLD_MS,
-        // Read buffers are taken back from quiet streams about once a second of real time.
-        sweepEveryMs: 1000 * this.timeScale,
-        wake,
+        log: this.log,
+        timeScale: this.timeScale,
         budget: this.budget,
-        ...(options.tcpRelay !== undefined ? { tcpRelay: options.tcpRelay } : {}),
-        events: (e) => this.onProxyEvent(e),
-      }) as unknown as P);
+        // One timer for the plane's timed work, armed for its next deadline: no fixed tick.
+        wake: () => this.scheduler.poke(),
+        logRefusal: (cause, level, msg, fields) => this.logRefusal(cause, level, msg, fields),
+        shareRefused: (reason) => this.metrics.flowShareRefused(reason),
+      },
+      options,
+    );
     this.prober = new Prober({ clock: this.clock, sink: (t) => this.onHealth(t) });
     this.scheduler = new DeadlineScheduler(this.clock, {
       nextDeadline: () => this.plane.nextDeadline(),
@@ -147,18 +136,21 @@ export class SluiceApp<P extends DataPlane = ProxyPlane> {
     });
   }
 
-  /** Starts serving `snapshot`; rejects (with nothing left open) when a listener cannot open. */
-  static async start(snapshot: RuntimeSnapshot, options: AppOptions = {}): Promise<SluiceApp> {
-    return SluiceApp.launch(new SluiceApp<ProxyPlane>(snapshot, options), snapshot);
-  }
-
-  /** As `start`, with the data plane `factory` builds. */
-  static async startWith<P extends DataPlane>(
+  /**
+   * Starts serving `snapshot` with `options.plane` (the default plane when not given); rejects,
+   * with nothing left open, when the plane cannot serve it (a listener cannot open...).
+   */
+  static start(snapshot: RuntimeSnapshot, options?: AppOptions): Promise<SluiceApp>;
+  static start<P extends DataPlane>(
     snapshot: RuntimeSnapshot,
-    options: AppOptions,
-    factory: PlaneFactory<P>,
-  ): Promise<SluiceApp<P>> {
-    return SluiceApp.launch(new SluiceApp<P>(snapshot, options, factory), snapshot);
+    options: AppOptions & { readonly plane: DataPlaneModule<P> },
+  ): Promise<SluiceApp<P>>;
+  static async start(
+    snapshot: RuntimeSnapshot,
+    options: AppOptions & { readonly plane?: DataPlaneModule<DataPlane> } = {},
+  ): Promise<SluiceApp<DataPlane>> {
+    const module = options.plane ?? DEFAULT_DATA_PLANE;
+    return SluiceApp.launch(new SluiceApp<DataPlane>(snapshot, options, module), snapshot);
   }
 
   private static async launch<P extends DataPlane>(
@@ -267,47 +259,6 @@ export class SluiceApp<P extends DataPlane = ProxyPlane> {
     r.at = now;
   }
 
-  /** Out of descriptors, new flows are refused. */
-  private logDescriptorShortage(why: string): void {
-    this.logRefusal(
-      'emfile',
-      'error',
-      `out of file descriptors: new flows refused (${why}); raise the open-files limit (ulimit -n)`,
-      { code: 'EMFILE' },
-    );
-  }
-
-  /** A new flow refused because its share of the descriptors is full: counted and logged. */
-  private shareFull(reason: FlowShareRefusal, client: string, capacity: number): void {
-    this.metrics.flowShareRefused(reason);
-    switch (reason) {
-      case 'tcp-descriptors':
-        this.logRefusal(
-          reason,
-          'error',
-          `out of file descriptors: new flows refused (${capacity} TCP flows is the TCP share of the open-files limit, --max-tcp-flows); raise the open-files limit (ulimit -n)`,
-          { reason, client },
-        );
-        break;
-      case 'udp-flows':
-        this.logRefusal(
-          reason,
-          'warn',
-          `UDP share full: datagrams of new UDP flows dropped (${capacity} UDP flows, --max-udp-flows)`,
-          { reason, client },
-        );
-        break;
-      case 'udp-per-client':
-        this.logRefusal(
-          reason,
-          'warn',
-          `a client address holds its whole part of the UDP share: datagrams of its new UDP flows dropped (${capacity} flows per client address, --max-udp-flows-per-client)`,
-          { reason, client },
-        );
-        break;
-    }
-  }
-
   /** An API connection dropped, or an event stream refused, because its share is full. */
   apiRefused(reason: ApiShareRefusal): void {
     this.metrics.apiRefused(reason);
@@ -325,33 +276,6 @@ export class SluiceApp<P extends DataPlane = ProxyPlane> {
         `event stream share full: new event streams refused with 503 (${this.budget.eventStreams} streams, --max-event-streams)`,
         { reason },
       );
-  }
-
-  private onProxyEvent(e: ProxyEvent): void {
-    switch (e.type) {
-      case 'listener-error':
-        this.log.error({ rule: e.listener.ruleName, code: e.code }, e.message);
-        break;
-      case 'backend-unreachable':
-        if (e.code === 'EMFILE' || e.code === 'ENFILE') {
-          this.logDescriptorShortage(`no descriptor left to reach backend ${e.backend}`);
-        } else {
-          this.log.warn(
-            { flow: e.flowId, backend: e.backend, code: e.code },
-            'backend unreachable: client reset',
-          );
-        }
-        break;
-      case 'share-full':
-        this.shareFull(e.reason, e.client, e.capacity);
-        break;
-      case 'hold-released':
-        this.log.debug({ flow: e.flowId, reason: e.reason }, 'blackholed flow released');
-        break;
-      case 'idle-reset':
-      case 'idle-drop':
-        break;
-    }
   }
 
   /**

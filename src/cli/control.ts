@@ -130,8 +130,9 @@ export async function loadInitialState(
     compile: (doc) => validateDocument(doc, { map: plan.map }),
     apply: async (snapshot, generation) => {
       const problems = unsupported(snapshot);
-      if (problems.length > 0) throw new Error(problems.join('; '));
-      if (app === undefined) throw new Error('the load balancer is not running yet');
+      if (problems.length > 0) throw new SluiceError('SLUICE_PLANE_UNSUPPORTED', problems.join('; '));
+      if (app === undefined)
+        throw new SluiceError('SLUICE_API_INTERNAL', 'the load balancer is not running yet');
       await app.apply(snapshot, generation);
     },
     persist: (state) => writeState(plan.stateDir, state),

@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { LB_CHILD_ARRAYS, invalidNameMessage, nameProblem } from '../config/index.js';
 import { SluiceError, type Diagnostic, type ErrorCode } from '../core/errors.js';
 import type { StoredResource } from './state.js';
+import { httpStatusOf } from './status.js';
 
 /** The resource types the API serves, by the path segment ARM uses (canonical case). */
 export const RESOURCE_TYPES = {
@@ -133,6 +134,8 @@ export interface ArmErrorBody {
 export class ApiError extends SluiceError {
   readonly target: string | undefined;
   readonly details: readonly ArmErrorDetail[];
+  /** What the API answers with. */
+  readonly httpStatus: number;
 
   constructor(
     code: ErrorCode,
@@ -144,6 +147,7 @@ export class ApiError extends SluiceError {
     } = {},
   ) {
     super(code, message, options.diagnostics ?? []);
+    this.httpStatus = httpStatusOf(code) ?? 500;
     this.target = options.target;
     this.details = options.details ?? [];
   }

@@ -5,7 +5,7 @@
  * the file as they were. Changes are serialised: one at a time, in arrival order.
  */
 import { checkResourceDepth, normalizeDocument, type ValidationResult } from '../config/index.js';
-import { ERRORS, type Diagnostic } from '../core/errors.js';
+import { SluiceError, type Diagnostic } from '../core/errors.js';
 import type { RuntimeSnapshot } from '../core/snapshot.js';
 import {
   ApiError,
@@ -21,6 +21,7 @@ import {
   type ResourceRef,
 } from './arm.js';
 import type { StateContents, StoredResource } from './state.js';
+import { httpStatusOf } from './status.js';
 
 export interface StoreOptions {
   /** Validates and compiles a whole document (`--map` bound in). */
@@ -133,7 +134,7 @@ function validationError(
     }
     return { code: d.code, message: d.message, target };
   });
-  const conflict = result.errors.find((d) => ERRORS[d.code].httpStatus === 409);
+  const conflict = result.errors.find((d) => httpStatusOf(d.code) === 409);
   const first = conflict ?? result.errors[0];
   const count = `${result.errors.length} error${result.errors.length === 1 ? '' : 's'}`;
   return new ApiError(
@@ -304,7 +305,11 @@ export class ResourceStore {
     try {
       await this.options.apply(result.snapshot, generation);
     } catch (err) {
-      throw new ApiError('SLUICE_API_APPLY_FAILED', `nothing changed: ${(err as Error).message}`);
+      // The plane's own code (a listener, the host network...) goes in the details.
+      const cause = err instanceof SluiceError ? [{ code: err.code, message: err.message }] : [];
+      throw new ApiError('SLUICE_API_APPLY_FAILED', `nothing changed: ${(err as Error).message}`, {
+        details: cause,
+      });
     }
     if (this.options.persist !== undefined) {
       try {

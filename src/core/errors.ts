@@ -1,18 +1,18 @@
 /**
  * The one registry of Sluice's error and warning codes. Every code is stable: users
  * match on it in scripts and CI. `docs/errors.md` lists each one (a test keeps the two
- * in step). `httpStatus` is what the control plane answers with when the code ends a request.
+ * in step). The HTTP status the API answers a code with is the control plane's business
+ * (src/control/status.ts).
  */
 export type Severity = 'error' | 'warning';
 
 export interface ErrorDef {
   readonly summary: string;
-  readonly httpStatus: number;
   readonly severity: Severity;
 }
 
-function def(summary: string, httpStatus = 400, severity: Severity = 'error'): ErrorDef {
-  return { summary, httpStatus, severity };
+function def(summary: string, severity: Severity = 'error'): ErrorDef {
+  return { summary, severity };
 }
 
 export const ERRORS = {
@@ -34,10 +34,9 @@ export const ERRORS = {
   SLUICE_CONFIG_REQUIRED: def('A required property is missing.'),
   SLUICE_CONFIG_ENUM: def('A property has a value outside its allowed set.'),
   SLUICE_CONFIG_INVALID_VALUE: def('A property has a malformed value.'),
-  SLUICE_CONFIG_UNKNOWN_PROPERTY: def('A property is not known to Sluice and is ignored.', 400, 'warning'),
+  SLUICE_CONFIG_UNKNOWN_PROPERTY: def('A property is not known to Sluice and is ignored.', 'warning'),
   SLUICE_CONFIG_UNSUPPORTED: def(
     'A resource or feature Azure offers that Sluice does not implement; it is ignored.',
-    400,
     'warning',
   ),
   // Semantic pass
@@ -73,22 +72,18 @@ export const ERRORS = {
   ),
   SLUICE_CONFIG_FRONTEND_CONFLICT: def(
     'Two load balancers use one frontend IP configuration (one public IP, or one private IP in one subnet), or claim the same address, protocol and port.',
-    409,
   ),
   SLUICE_CONFIG_HA_PORTS_TCP_RESET: def(
     'TCP reset on an HA-ports rule is not honoured when a network virtual appliance is in the path.',
-    400,
     'warning',
   ),
   SLUICE_CONFIG_UNRESOLVED_BACKEND: def(
     'A rule points at a backend that is not in the document; that backend gets no traffic.',
-    400,
     'warning',
   ),
   SLUICE_CONFIG_ADDRESS_MAP: def('A --map argument is not of the form OLD=NEW with two IP addresses.'),
   SLUICE_CONFIG_ADDRESS_MAP_UNUSED: def(
     'A --map argument names an address that the document does not use.',
-    400,
     'warning',
   ),
   // Control plane (HTTP API)
@@ -104,33 +99,27 @@ export const ERRORS = {
   ),
   SLUICE_API_CONFLICT: def(
     'The change would leave two load balancers on one frontend (IP configuration, or address, protocol and port); nothing changed.',
-    409,
   ),
-  SLUICE_API_NOT_FOUND: def('No such resource or route.', 404),
-  SLUICE_API_METHOD_NOT_ALLOWED: def('The path exists but does not take this HTTP method.', 405),
-  SLUICE_API_PRECONDITION_FAILED: def('If-Match or If-None-Match does not hold for the stored etag.', 412),
-  SLUICE_API_UNAUTHORIZED: def('The bearer token is missing or wrong.', 401),
+  SLUICE_API_NOT_FOUND: def('No such resource or route.'),
+  SLUICE_API_METHOD_NOT_ALLOWED: def('The path exists but does not take this HTTP method.'),
+  SLUICE_API_PRECONDITION_FAILED: def('If-Match or If-None-Match does not hold for the stored etag.'),
+  SLUICE_API_UNAUTHORIZED: def('The bearer token is missing or wrong.'),
   SLUICE_API_HOST_NOT_ALLOWED: def(
     'The request names a host (Host header) the API does not answer for: not its own address, localhost or an --api-allow-host name.',
-    421,
   ),
-  SLUICE_API_BODY_TOO_LARGE: def('The request body is over 1 MiB.', 413),
+  SLUICE_API_BODY_TOO_LARGE: def('The request body is over 1 MiB.'),
   SLUICE_API_UNSUPPORTED_MEDIA_TYPE: def(
     'A request body that is not JSON (send Content-Type: application/json).',
-    415,
   ),
   SLUICE_API_TIMEOUT: def(
     'The client did not send its whole request (headers and body) in time; the connection is closed.',
-    408,
   ),
-  SLUICE_API_HEADERS_TOO_LARGE: def('The request headers are larger than the HTTP server accepts.', 431),
+  SLUICE_API_HEADERS_TOO_LARGE: def('The request headers are larger than the HTTP server accepts.'),
   SLUICE_API_TOO_MANY_EVENT_STREAMS: def(
     "Every event stream of the API's share (--max-event-streams) is open; try again later.",
-    503,
   ),
   SLUICE_API_APPLY_FAILED: def(
     'The configuration is valid but could not be served (a frontend port is in use); nothing changed.',
-    409,
   ),
   SLUICE_API_TOKEN_REQUIRED: def(
     'Binding the API to a non-loopback address needs a token (--api-token, --api-token-file, SLUICE_API_TOKEN or SLUICE_API_TOKEN_FILE).',
@@ -139,28 +128,43 @@ export const ERRORS = {
     'The API token given is empty, only whitespace, begins or ends with whitespace, holds a control character or is too long.',
   ),
   SLUICE_API_TOKEN_FILE_UNREADABLE: def('The API token file cannot be read.'),
-  SLUICE_API_LISTEN: def('The API cannot listen on the address given with --api.', 500),
-  SLUICE_API_INTERNAL: def('An unexpected failure inside Sluice; the log has the details.', 500),
+  SLUICE_API_LISTEN: def('The API cannot listen on the address given with --api.'),
+  SLUICE_API_INTERNAL: def('An unexpected failure inside Sluice; the log has the details.'),
   // Desired state on disk (--state-dir)
-  SLUICE_STATE_UNREADABLE: def('The state file exists but cannot be read.', 500),
+  SLUICE_STATE_UNREADABLE: def('The state file exists but cannot be read.'),
   SLUICE_STATE_CORRUPT: def(
     'The state file is not JSON of the shape Sluice writes; nothing of it is applied.',
-    500,
   ),
   SLUICE_STATE_INVALID: def(
     'The stored resources no longer form a valid configuration; nothing of it is applied.',
-    500,
   ),
-  SLUICE_STATE_WRITE: def('The state could not be written; the change was rolled back.', 500),
+  SLUICE_STATE_WRITE: def('The state could not be written; the change was rolled back.'),
   SLUICE_STATE_DIR_WRITABLE: def(
     'The state directory can be written by other users, who could replace the state Sluice starts from.',
-    500,
     'warning',
   ),
   // The host Sluice runs on
   SLUICE_HOST_BUDGET: def(
     'The resource shares (--max-tcp-flows, --max-udp-flows, --max-api-connections...) have a bad value or do not fit in the open-files limit.',
   ),
+  SLUICE_HOST_NETWORK: def(
+    "A change to the host's routes, policy rules or devices was refused (an ip command failed); what the change had done is taken back.",
+  ),
+  SLUICE_HOST_SYSCTL: def(
+    'net.ipv4.ip_forward or an rp_filter setting would stop the packet plane forwarding, and --configure-host was not given.',
+  ),
+  // Data planes
+  SLUICE_PLANE_UNKNOWN: def('--dataplane names no data plane Sluice has.'),
+  SLUICE_PLANE_UNAVAILABLE: def(
+    'The data plane cannot run here: no TUN addon, no CAP_NET_ADMIN, or a Node without the libuv handles the relay needs.',
+  ),
+  SLUICE_PLANE_UNSUPPORTED: def(
+    'The configuration has something the data plane cannot serve; nothing of it was applied.',
+  ),
+  SLUICE_PLANE_LISTEN: def(
+    'A frontend listener cannot open (address and port in use, address not on this host, port needs privileges); none was left open.',
+  ),
+  SLUICE_PLANE_TUN: def('A TUN device cannot be opened or used (or its name would be too long).'),
   // Health probes
   SLUICE_HEALTH_PROBE_TYPE: def('A probe uses a protocol for which no probe type is registered.'),
 } as const satisfies Record<string, ErrorDef>;
@@ -187,14 +191,12 @@ export function diagnostic(code: ErrorCode, path: string, message: string): Diag
 /** An error that ends an operation, carrying a registered code. */
 export class SluiceError extends Error {
   readonly code: ErrorCode;
-  readonly httpStatus: number;
   readonly diagnostics: readonly Diagnostic[];
 
   constructor(code: ErrorCode, message: string, diagnostics: readonly Diagnostic[] = []) {
     super(message);
     this.name = 'SluiceError';
     this.code = code;
-    this.httpStatus = ERRORS[code].httpStatus;
     this.diagnostics = diagnostics;
   }
 }

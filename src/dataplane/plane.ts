@@ -1,6 +1,74 @@
-/** What the composition root needs of a data plane, whichever one runs. */
+/**
+ * What a data plane is to the rest of Sluice. A plane is a module (DataPlaneModule) found by
+ * name in registry.ts: it says what of a configuration it cannot serve, why it cannot run on a
+ * host, and creates the running plane (DataPlane), whose events it logs itself. The composition
+ * root and the commands know the module interface and the registry, never a plane.
+ */
+import type { Logger } from 'pino';
+import type { BudgetPlan, FlowShareRefusal } from '../core/budget.js';
+import type { Clock } from '../core/clock.js';
 import type { ExpiryAction, FlowEngine } from '../core/engine.js';
 import type { RuntimeSnapshot } from '../core/snapshot.js';
+
+/**
+ * The settings `sluice run` and `sluice demo` give a plane; each plane reads its own and
+ * ignores the others.
+ */
+export interface PlaneSettings {
+  /** Proxy plane: how long the sockets of a silently dropped flow are held (load-balancer ms). */
+  readonly holdMs?: number;
+  /** Proxy plane: TCP relayed on libuv's handles or through `net.Socket`s. */
+  readonly tcpRelay?: 'handles' | 'sockets';
+  /** Packet plane: the TUN device's name. */
+  readonly tun?: string;
+  /** Packet plane: set ip_forward and rp_filter instead of refusing to start. */
+  readonly configureHost?: boolean;
+  /** Packet plane: microseconds the TUN reader busy-polls after each batch (0: off). */
+  readonly busyPollMicros?: number;
+  /** Packet plane: full NAT, backends see clients from this address. */
+  readonly inboundSnat?: string;
+}
+
+/** What the composition root hands a plane it creates. */
+export interface PlaneContext {
+  readonly engine: FlowEngine;
+  readonly clock: Clock;
+  readonly log: Logger;
+  /** Load-balancer milliseconds per real millisecond (`--time-scale`). */
+  readonly timeScale: number;
+  /** The shares of the process's descriptors (flows' shares apply where flows hold descriptors). */
+  readonly budget: BudgetPlan;
+  /** To call when the plane adds timed work that may be due before the armed wake-up. */
+  readonly wake: () => void;
+  /** Logs a refusal at most once a second per cause, with the count since: a flood logs one line a second. */
+  readonly logRefusal: (
+    cause: string,
+    level: 'warn' | 'error',
+    msg: string,
+    fields?: Record<string, unknown>,
+  ) => void;
+  /** Counts a new flow refused because its share of the descriptors is full. */
+  readonly shareRefused: (reason: FlowShareRefusal) => void;
+}
+
+export interface DataPlaneModule<P extends DataPlane = DataPlane> {
+  /** As `--dataplane` names it. */
+  readonly name: string;
+  /** One line for `--help`. */
+  readonly summary: string;
+  /** Every flow holds descriptors of the process, so the budget's flow shares bound it. */
+  readonly flowsHoldDescriptors: boolean;
+  /** The engine must find flows from the backend's side too (a plane that sees packets). */
+  readonly indexReplies: boolean;
+  /** What of `snapshot` this plane cannot serve, one line each, saying what to do instead. */
+  unsupported(snapshot: RuntimeSnapshot): string[];
+  /** Why this plane cannot run here with `settings`, or undefined when it can. */
+  unavailable(settings: PlaneSettings): string | undefined;
+  /** The running plane; it serves nothing until its first `apply`. */
+  create(context: PlaneContext, settings: PlaneSettings): P;
+  /** What the `ready` log line says of a running plane of this kind. */
+  readyFields(plane: P): Record<string, unknown>;
+}
 
 export interface DataPlane {
   /**

@@ -36,7 +36,10 @@ test('--dataplane packet without CAP_NET_ADMIN exits 1 with a one-line reason', 
     assert.equal(result.code, 1, result.stderr);
     const lines = result.stderr.trim().split('\n');
     assert.equal(lines.length, 1, result.stderr);
-    assert.match(lines[0]!, /^sluice: the packet data plane needs root or CAP_NET_ADMIN$/);
+    assert.match(
+      lines[0]!,
+      /^sluice: the packet data plane needs root or CAP_NET_ADMIN \[SLUICE_PLANE_UNAVAILABLE\]$/,
+    );
     assert.doesNotMatch(result.stdout, /"msg":"ready"/);
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -4,7 +4,8 @@ import { pino } from 'pino';
 import { SluiceApp } from '../../app.js';
 import type { RuntimeSnapshot } from '../../core/snapshot.js';
 import { DemoBackend } from '../../demo/backends.js';
-import { ListenError } from '../../dataplane/proxy/listeners.js';
+import { SluiceError } from '../../core/errors.js';
+import { dataPlaneModule } from '../../dataplane/registry.js';
 import { EXIT_INVALID, EXIT_OK, EXIT_USAGE, loadConfig, reportDiagnostics } from '../options.js';
 import { prettyDestination } from '../pretty-log.js';
 import { stopOnSignal } from '../shutdown.js';
@@ -147,11 +148,14 @@ export async function runDemo(opts: DemoCliOptions): Promise<number> {
         },
       }),
   );
-  let app: SluiceApp | undefined;
+  // The demo runs anywhere, without privileges: the proxy plane.
+  const plane = dataPlaneModule('proxy')!;
+  let app: SluiceApp<ReturnType<typeof plane.create>> | undefined;
   try {
     for (const b of backends) await b.start();
     const udpFlowTimeoutMs = 240_000;
     app = await SluiceApp.start(snapshot, {
+      plane,
       logger,
       timeScale: scale,
       udpFlowTimeoutMs,
@@ -162,7 +166,12 @@ export async function runDemo(opts: DemoCliOptions): Promise<number> {
   } catch (err) {
     await app?.stop();
     for (const b of backends) await b.stop();
-    if (err instanceof ListenError || (err as NodeJS.ErrnoException).code !== undefined) {
+    if (err instanceof SluiceError) {
+      process.stderr.write(`sluice demo: ${err.message} [${err.code}]\n`);
+      return EXIT_INVALID;
+    }
+    // A demo backend that cannot listen (its address is taken).
+    if ((err as NodeJS.ErrnoException).code !== undefined) {
       process.stderr.write(`sluice demo: ${(err as Error).message}\n`);
       return EXIT_INVALID;
     }

@@ -1,10 +1,13 @@
 import type { Command } from 'commander';
 import { SluiceApp, createLogger, type LogLevel } from '../../app.js';
-import { packetPlaneFactory } from '../../app-packet.js';
-import type { DataPlane } from '../../dataplane/plane.js';
-import { packetUnsupported } from '../../dataplane/packet/packet-plane.js';
-import { DEFAULT_BUSY_POLL_MICROS, packetPlaneUnavailable } from '../../dataplane/packet/tun.js';
-import { ListenError, proxyUnsupported } from '../../dataplane/proxy/listeners.js';
+import { SluiceError } from '../../core/errors.js';
+import {
+  PLANE_DEFAULTS,
+  dataPlaneModule,
+  dataPlaneNames,
+  type DataPlane,
+  type PlaneSettings,
+} from '../../dataplane/registry.js';
 import {
   DEFAULT_API,
   DEFAULT_STATE_DIR,
@@ -15,8 +18,6 @@ import {
 } from '../control.js';
 import { EXIT_INVALID, EXIT_OK, EXIT_USAGE, collect } from '../options.js';
 import { stopOnSignal } from '../shutdown.js';
-import { DEFAULT_TCP_RELAY, ProxyPlane, type TcpRelayKind } from '../../dataplane/proxy/proxy-plane.js';
-import { tcpHandles } from '../../dataplane/proxy/tcp-handles.js';
 import { planBudget, type BudgetPlan, type ShareLabels, type ShareRequest } from '../../core/budget.js';
 import { openFilesLimit } from '../../host-limits.js';
 
@@ -54,7 +55,7 @@ const SHARE_FLAGS: ShareLabels = {
 };
 
 /** The shares of the open-files limit from the flags; a string is a usage error to print. */
-function budgetOf(opts: RunCliOptions, api: boolean, dataplane: 'proxy' | 'packet'): BudgetPlan | string {
+function budgetOf(opts: RunCliOptions, api: boolean, flowsHoldDescriptors: boolean): BudgetPlan | string {
   const texts: Record<keyof ShareLabels, string | undefined> = {
     tcpFlows: opts.maxTcpFlows,
     udpFlows: opts.maxUdpFlows,
@@ -71,11 +72,7 @@ function budgetOf(opts: RunCliOptions, api: boolean, dataplane: 'proxy' | 'packe
       return `${SHARE_FLAGS[name]} expects a whole number >= 0, got '${text}'`;
     request[name] = Number(text);
   }
-  const r = planBudget(
-    { openFiles: openFilesLimit(), api, flowsHoldDescriptors: dataplane === 'proxy' },
-    request,
-    SHARE_FLAGS,
-  );
+  const r = planBudget({ openFiles: openFilesLimit(), api, flowsHoldDescriptors }, request, SHARE_FLAGS);
   return r.ok ? r.plan : `${r.problem} [SLUICE_HOST_BUDGET]`;
 }
 
@@ -90,7 +87,7 @@ export async function runRun(file: string | undefined, opts: RunCliOptions): Pro
   const udpSeconds = positive('--udp-flow-timeout', opts.udpFlowTimeout, 240);
   const holdSeconds = positive('--hold-time', opts.holdTime, 900);
   const snatHoldSeconds = positive('--snat-port-hold', opts.snatPortHold, 60);
-  const busyPoll = opts.busyPoll === undefined ? DEFAULT_BUSY_POLL_MICROS : Number(opts.busyPoll);
+  const busyPoll = opts.busyPoll === undefined ? PLANE_DEFAULTS.busyPollMicros : Number(opts.busyPoll);
   if (!Number.isInteger(busyPoll) || busyPoll < 0 || busyPoll > 1000) {
     process.stderr.write(`--busy-poll expects whole microseconds from 0 to 1000, got '${opts.busyPoll}'\n`);
     return EXIT_USAGE;
@@ -106,83 +103,65 @@ export async function runRun(file: string | undefined, opts: RunCliOptions): Pro
     process.stderr.write(`--log-level expects one of ${LEVELS.join(', ')}, got '${opts.logLevel}'\n`);
     return EXIT_USAGE;
   }
-  const dataplane = opts.dataplane ?? 'proxy';
-  if (dataplane !== 'proxy' && dataplane !== 'packet') {
-    process.stderr.write(`--dataplane expects proxy or packet, got '${dataplane}'\n`);
+  const plane = dataPlaneModule(opts.dataplane ?? 'proxy');
+  if (plane === undefined) {
+    process.stderr.write(
+      `--dataplane expects ${dataPlaneNames().join(' or ')}, got '${opts.dataplane}' [SLUICE_PLANE_UNKNOWN]\n`,
+    );
     return EXIT_USAGE;
   }
-  const tcpRelay = opts.tcpRelay ?? DEFAULT_TCP_RELAY;
+  const tcpRelay = opts.tcpRelay ?? PLANE_DEFAULTS.tcpRelay;
   if (tcpRelay !== 'handles' && tcpRelay !== 'sockets') {
     process.stderr.write(`--tcp-relay expects handles or sockets, got '${tcpRelay}'\n`);
     return EXIT_USAGE;
   }
-  if (tcpRelay === 'handles' && tcpHandles === undefined) {
-    process.stderr.write("sluice: --tcp-relay handles: this Node does not hand out libuv's TCP handles\n");
-    return EXIT_INVALID;
-  }
+  const settings: PlaneSettings = {
+    holdMs: (holdSeconds as number) * 1000,
+    tcpRelay,
+    tun: opts.tun ?? 'sluice0',
+    configureHost: opts.configureHost === true,
+    busyPollMicros: busyPoll,
+    ...(opts.inboundSnat !== undefined ? { inboundSnat: opts.inboundSnat } : {}),
+  };
   const control = planControl(opts);
   if (typeof control === 'string') {
     process.stderr.write(`sluice: ${control}\n`);
     return EXIT_USAGE;
   }
-  const budget = budgetOf(opts, control.api !== 'off', dataplane);
+  const budget = budgetOf(opts, control.api !== 'off', plane.flowsHoldDescriptors);
   if (typeof budget === 'string') {
     process.stderr.write(`sluice: ${budget}\n`);
     return EXIT_USAGE;
   }
-  const initial = await loadInitialState(file, control, (s) =>
-    dataplane === 'packet' ? packetUnsupported(s) : proxyUnsupported(s),
-  );
+  const initial = await loadInitialState(file, control, (s) => plane.unsupported(s));
   const { result, exit } = initial;
   if (exit !== EXIT_OK || !result.snapshot) return exit;
-  if (dataplane === 'packet') {
-    const why = packetPlaneUnavailable();
-    if (why !== undefined) {
-      process.stderr.write(`sluice: ${why}\n`);
-      return EXIT_INVALID;
-    }
+  const why = plane.unavailable(settings);
+  if (why !== undefined) {
+    process.stderr.write(`sluice: ${why} [SLUICE_PLANE_UNAVAILABLE]\n`);
+    return EXIT_INVALID;
   }
-  const unsupported =
-    dataplane === 'packet' ? packetUnsupported(result.snapshot) : proxyUnsupported(result.snapshot);
+  const unsupported = plane.unsupported(result.snapshot);
   if (unsupported.length > 0) {
-    for (const line of unsupported) {
-      process.stderr.write(
-        dataplane === 'packet'
-          ? `${line}: not supported by the packet data plane yet\n`
-          : `${line}: not possible in the proxy data plane; use --dataplane packet\n`,
-      );
-    }
+    for (const line of unsupported) process.stderr.write(`${line} [SLUICE_PLANE_UNSUPPORTED]\n`);
     return EXIT_INVALID;
   }
   const logger = createLogger(level);
-  const appOptions = {
-    logger,
-    timeScale: timeScale as number,
-    udpFlowTimeoutMs: (udpSeconds as number) * 1000,
-    holdMs: (holdSeconds as number) * 1000,
-    snatHoldMs: (snatHoldSeconds as number) * 1000,
-    tcpRelay: tcpRelay as TcpRelayKind,
-    budget,
-  };
   let app: SluiceApp<DataPlane>;
   try {
-    app =
-      dataplane === 'packet'
-        ? await SluiceApp.startWith(
-            result.snapshot,
-            appOptions,
-            packetPlaneFactory({
-              tun: opts.tun ?? 'sluice0',
-              configureHost: opts.configureHost === true,
-              busyPollMicros: busyPoll,
-              ...(opts.inboundSnat !== undefined ? { inboundSnat: opts.inboundSnat } : {}),
-            }),
-          )
-        : await SluiceApp.start(result.snapshot, appOptions);
+    app = await SluiceApp.start(result.snapshot, {
+      ...settings,
+      plane,
+      logger,
+      timeScale: timeScale as number,
+      udpFlowTimeoutMs: (udpSeconds as number) * 1000,
+      snatHoldMs: (snatHoldSeconds as number) * 1000,
+      budget,
+    });
   } catch (err) {
     // Listeners, the TUN device and host routing fail with a message a user can act on.
-    if (err instanceof ListenError || dataplane === 'packet') {
-      process.stderr.write(`sluice: ${(err as Error).message}\n`);
+    if (err instanceof SluiceError) {
+      process.stderr.write(`sluice: ${err.message} [${err.code}]\n`);
       return EXIT_INVALID;
     }
     throw err;
@@ -199,8 +178,8 @@ export async function runRun(file: string | undefined, opts: RunCliOptions): Pro
       stateDir: control.stateDir,
       listeners: app.plane.listening(),
       timeScale,
-      dataplane,
-      ...(app.plane instanceof ProxyPlane ? { tcpRelay: app.plane.tcpRelay } : {}),
+      dataplane: plane.name,
+      ...plane.readyFields(app.plane),
       // The shares of the open-files limit (a share left out is not bounded).
       budget: app.budget,
       loadBalancers: result.snapshot.loadBalancers.map((lb) => lb.name),
@@ -242,16 +221,22 @@ export function registerRun(program: Command): void {
       '60',
     )
     .option('--log-level <LEVEL>', LEVELS.join(', '), 'info')
-    .option('--dataplane <PLANE>', 'proxy (sockets, any OS) or packet (TUN, Linux, root)', 'proxy')
+    .option(
+      '--dataplane <PLANE>',
+      dataPlaneNames()
+        .map((n) => `${n}: ${dataPlaneModule(n)!.summary}`)
+        .join('; '),
+      'proxy',
+    )
     .option(
       '--tcp-relay <RELAY>',
-      `proxy plane: handles (libuv TCP handles, reused read buffers) or sockets (net.Socket); default ${DEFAULT_TCP_RELAY}`,
+      `proxy plane: handles (libuv TCP handles, reused read buffers) or sockets (net.Socket); default ${PLANE_DEFAULTS.tcpRelay}`,
     )
     .option('--tun <NAME>', 'TUN device of the packet data plane', 'sluice0')
     .option(
       '--busy-poll <MICROSECONDS>',
       'packet plane: after each batch, go on reading the TUN device this long before sleeping (0: off)',
-      String(DEFAULT_BUSY_POLL_MICROS),
+      String(PLANE_DEFAULTS.busyPollMicros),
     )
     .option('--inbound-snat <ADDR>', 'packet plane: full NAT, backends see clients from ADDR')
     .option(

@@ -21,6 +21,7 @@
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { SluiceError } from '../../core/errors.js';
 
 export interface HostOptions {
   readonly tun: string;
@@ -38,7 +39,12 @@ export interface HostOptions {
   readonly sysctl?: { read(path: string): string; write(path: string, value: string): void };
 }
 
-export class HostError extends Error {}
+/** A host change that was refused; `SLUICE_HOST_SYSCTL` when a sysctl stands in the way. */
+export class HostError extends SluiceError {
+  constructor(message: string, code: 'SLUICE_HOST_NETWORK' | 'SLUICE_HOST_SYSCTL' = 'SLUICE_HOST_NETWORK') {
+    super(code, message);
+  }
+}
 
 /** A floating-IP backend's device and the routing table that sends its packets via the backend. */
 interface FloatingRoute {
@@ -162,6 +168,7 @@ export class HostNetwork {
       if (!this.options.configureHost)
         throw new HostError(
           'net.ipv4.ip_forward is 0, so the kernel would not forward what Sluice writes: set it to 1 or pass --configure-host',
+          'SLUICE_HOST_SYSCTL',
         );
       this.sys.write('net/ipv4/ip_forward', '1');
       this.restoreForward = forward;
@@ -178,6 +185,7 @@ export class HostNetwork {
       if (!this.options.configureHost)
         throw new HostError(
           `strict rp_filter on ${dev} would drop forwarded packets (their sources are routed elsewhere): set net.ipv4.conf.${dev}.rp_filter=2 (or all.rp_filter=0; a device Sluice creates starts with default.rp_filter) or pass --configure-host`,
+          'SLUICE_HOST_SYSCTL',
         );
       this.sys.write(`net/ipv4/conf/${dev}/rp_filter`, '2');
     }

@@ -6,6 +6,7 @@
  * of an expired flow are dropped or answered with a RST as the engine decides (B3-B6).
  * Everything the engine sees is a packet, keepalive probes included (B7).
  */
+import { SluiceError } from '../../core/errors.js';
 import type { Clock } from '../../core/clock.js';
 import type { ExpiryAction, FlowEngine, PacketVerdict } from '../../core/engine.js';
 import { FlowKey, parseIpv4 as parseIpText } from '../../core/flow-key.js';
@@ -27,7 +28,7 @@ import { rewrite } from './nat.js';
 import { RST_PACKET_BYTES, writeRst } from './rst.js';
 import { SnatPorts } from './snat.js';
 import { parseTcp } from './tcp.js';
-import { SLOT_BYTES, Tun, VNET_HDR_LEN, type TunDevice } from './tun.js';
+import { SLOT_BYTES, Tun, TunError, VNET_HDR_LEN, type TunDevice } from './tun.js';
 import { parseUdp } from './udp.js';
 
 export interface PacketPlaneOptions {
@@ -122,7 +123,10 @@ export class PacketPlane implements DataPlane {
   async apply(snapshot: RuntimeSnapshot): Promise<void> {
     const unsupported = packetUnsupported(snapshot);
     if (unsupported.length > 0)
-      throw new Error(`${unsupported[0]}: not supported by the packet data plane yet`);
+      throw new SluiceError(
+        'SLUICE_PLANE_UNSUPPORTED',
+        `${unsupported[0]}: not supported by the packet data plane yet`,
+      );
     if (this.device === undefined) {
       this.device = Tun.open(this.options.tun, {
         ...(this.options.busyPollMicros !== undefined ? { busyPollMicros: this.options.busyPollMicros } : {}),
@@ -223,7 +227,8 @@ export class PacketPlane implements DataPlane {
         if (this.floating.has(a)) continue;
         const name = `${this.device!.name}f${this.floatingSerial++}`;
         if (name.length > 15)
-          throw new Error(
+          throw new TunError(
+            'ENAMETOOLONG',
             `TUN device name ${name} (for floating IP to ${a}) is longer than 15 characters: choose a shorter --tun`,
           );
         this.floating.set(a, open(name));

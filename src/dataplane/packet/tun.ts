@@ -3,6 +3,7 @@
  * and offloads, read packets in batches, write packets. The addon is optional at install, so
  * loading it is a question the CLI asks before choosing the packet plane.
  */
+import { SluiceError } from '../../core/errors.js';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -125,12 +126,13 @@ export interface TunOpenOptions {
   readonly busyPollMicros?: number;
 }
 
-export class TunError extends Error {
+/** A TUN device that cannot be opened or used; `errno` is the system's reason. */
+export class TunError extends SluiceError {
   constructor(
-    readonly code: string,
+    readonly errno: string,
     message: string,
   ) {
-    super(message);
+    super('SLUICE_PLANE_TUN', message);
   }
 }
 

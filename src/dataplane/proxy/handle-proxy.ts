@@ -12,6 +12,7 @@
  * Backpressure is one queued write per direction: when a write cannot complete at once, the
  * side it came from stops reading until libuv reports it written.
  */
+import { SluiceError } from '../../core/errors.js';
 import { OWN_AT_BYTES, ReadBufferPool, type ReadBufferStats } from './read-buffers.js';
 import { BACKEND, CLIENT, other, RelayBase, type RelayFlow, type RelayOptions, type Side } from './relay.js';
 import {
@@ -100,7 +101,8 @@ export class HandleTcpProxy extends RelayBase<HandleFlow> {
   private readonly owning = new Set<HandleFlow>();
 
   constructor(options: RelayOptions) {
-    if (bindings === undefined) throw new Error('libuv TCP handles are not available in this Node');
+    if (bindings === undefined)
+      throw new SluiceError('SLUICE_PLANE_UNAVAILABLE', 'libuv TCP handles are not available in this Node');
     super(options);
   }
 

@@ -1,4 +1,5 @@
 /** The sockets the proxy plane listens on: one per frontend address, protocol and port. */
+import { SluiceError } from '../../core/errors.js';
 import { createServer, type Server, type Socket } from 'node:net';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
@@ -66,13 +67,14 @@ export type TcpAcceptor = (
 
 const BACKLOG = 4096;
 
-export class ListenError extends Error {
+/** A listener that cannot open; `errno` is the system's reason (EADDRINUSE...). */
+export class ListenError extends SluiceError {
   constructor(
     readonly ref: ListenerRef,
-    readonly code: string,
+    readonly errno: string,
     message: string,
   ) {
-    super(message);
+    super('SLUICE_PLANE_LISTEN', message);
   }
 }
 

@@ -4,6 +4,7 @@
  * sockets let go, read buffers taken back from quiet streams). It reports
  * to injected sinks and never reaches into the control plane or metrics.
  */
+import { SluiceError } from '../../core/errors.js';
 import { UdpFlowBudget, type BudgetPlan } from '../../core/budget.js';
 import type { Clock } from '../../core/clock.js';
 import type { ExpiryAction, FlowEngine } from '../../core/engine.js';
@@ -98,7 +99,10 @@ export class ProxyPlane implements DataPlane {
     this.tcpRelay = options.tcpRelay ?? DEFAULT_TCP_RELAY;
     if (this.tcpRelay === 'handles') {
       if (tcpHandles === undefined) {
-        throw new Error("--tcp-relay handles: this Node does not hand out libuv's TCP handles");
+        throw new SluiceError(
+          'SLUICE_PLANE_UNAVAILABLE',
+          "--tcp-relay handles: this Node does not hand out libuv's TCP handles",
+        );
       }
       const relay = new HandleTcpProxy(relayOptions);
       this.tcp = relay;
@@ -168,7 +172,7 @@ export class ProxyPlane implements DataPlane {
       this.options.events?.({
         type: 'listener-error',
         listener: failure.ref,
-        code: failure.code,
+        code: failure.errno,
         message: failure.message,
       });
       await Promise.all(added.map(closeListener));

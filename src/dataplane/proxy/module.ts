@@ -1,0 +1,99 @@
+/**
+ * The proxy data plane as a module of the registry: TCP and UDP relayed through sockets on the
+ * frontend addresses, on any OS and without privileges. What it cannot do needs packets (HA
+ * ports, floating IP, SNAT of backend traffic).
+ */
+import type { DataPlaneModule, PlaneContext, PlaneSettings } from '../plane.js';
+import type { ProxyEvent } from './events.js';
+import { proxyUnsupported } from './listeners.js';
+import { DEFAULT_HOLD_MS, DEFAULT_TCP_RELAY, ProxyPlane } from './proxy-plane.js';
+import { tcpHandles } from './tcp-handles.js';
+
+export const proxyPlaneModule: DataPlaneModule<ProxyPlane> = {
+  name: 'proxy',
+  summary: 'sockets on the frontend addresses (any OS, no privileges)',
+  flowsHoldDescriptors: true,
+  indexReplies: false,
+  unsupported: (snapshot) =>
+    proxyUnsupported(snapshot).map(
+      (line) => `${line}: not possible in the proxy data plane; use --dataplane packet`,
+    ),
+  unavailable: (settings) =>
+    (settings.tcpRelay ?? DEFAULT_TCP_RELAY) === 'handles' && tcpHandles === undefined
+      ? "--tcp-relay handles: this Node does not hand out libuv's TCP handles"
+      : undefined,
+  create: (context, settings: PlaneSettings) =>
+    new ProxyPlane({
+      engine: context.engine,
+      clock: context.clock,
+      holdMs: settings.holdMs ?? DEFAULT_HOLD_MS,
+      // Read buffers are taken back from quiet streams about once a second of real time.
+      sweepEveryMs: 1000 * context.timeScale,
+      wake: context.wake,
+      budget: context.budget,
+      ...(settings.tcpRelay !== undefined ? { tcpRelay: settings.tcpRelay } : {}),
+      events: (e) => logProxyEvent(context, e),
+    }),
+  readyFields: (plane) => ({ tcpRelay: plane.tcpRelay }),
+};
+
+/** Out of descriptors, new flows are refused: said at most once a second. */
+function descriptorShortage(context: PlaneContext, why: string): void {
+  context.logRefusal(
+    'emfile',
+    'error',
+    `out of file descriptors: new flows refused (${why}); raise the open-files limit (ulimit -n)`,
+    { code: 'EMFILE' },
+  );
+}
+
+function logProxyEvent(context: PlaneContext, e: ProxyEvent): void {
+  const log = context.log;
+  switch (e.type) {
+    case 'listener-error':
+      log.error({ rule: e.listener.ruleName, code: e.code }, e.message);
+      break;
+    case 'backend-unreachable':
+      if (e.code === 'EMFILE' || e.code === 'ENFILE') {
+        descriptorShortage(context, `no descriptor left to reach backend ${e.backend}`);
+      } else {
+        log.warn({ flow: e.flowId, backend: e.backend, code: e.code }, 'backend unreachable: client reset');
+      }
+      break;
+    case 'share-full':
+      context.shareRefused(e.reason);
+      switch (e.reason) {
+        case 'tcp-descriptors':
+          context.logRefusal(
+            e.reason,
+            'error',
+            `out of file descriptors: new flows refused (${e.capacity} TCP flows is the TCP share of the open-files limit, --max-tcp-flows); raise the open-files limit (ulimit -n)`,
+            { reason: e.reason, client: e.client },
+          );
+          break;
+        case 'udp-flows':
+          context.logRefusal(
+            e.reason,
+            'warn',
+            `UDP share full: datagrams of new UDP flows dropped (${e.capacity} UDP flows, --max-udp-flows)`,
+            { reason: e.reason, client: e.client },
+          );
+          break;
+        case 'udp-per-client':
+          context.logRefusal(
+            e.reason,
+            'warn',
+            `a client address holds its whole part of the UDP share: datagrams of its new UDP flows dropped (${e.capacity} flows per client address, --max-udp-flows-per-client)`,
+            { reason: e.reason, client: e.client },
+          );
+          break;
+      }
+      break;
+    case 'hold-released':
+      log.debug({ flow: e.flowId, reason: e.reason }, 'blackholed flow released');
+      break;
+    case 'idle-reset':
+    case 'idle-drop':
+      break;
+  }
+}
