@@ -6,7 +6,6 @@ export type { AddressMap } from './address-map.js';
 export { parseConfigText, readConfigFile, normalizeDocument, LB_CHILD_ARRAYS } from './load.js';
 export type { InputForm, ParseResult } from './load.js';
 export { DEFAULTS, defaultAllocatedOutboundPorts } from './compile.js';
-export { IDLE_RANGES } from './resolve.js';
-export { BOUNDS, MAX_TIMER_MS } from './bounds.js';
+export { BOUNDS, IDLE_RANGES, MAX_TIMER_MS } from './bounds.js';
 export { MAX_DEPTH, checkResourceDepth } from './limits.js';
 export { NAME_FORM, nameProblem, invalidNameMessage } from './names.js';

@@ -1,5 +1,5 @@
 import { diagnostic, type Diagnostic } from '../core/errors.js';
-import type { LoadBalancerModel } from './resolve.js';
+import type { LoadBalancerModel } from './model.js';
 import { join } from './pointer.js';
 
 /**
