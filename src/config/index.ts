@@ -7,5 +7,6 @@ export { parseConfigText, readConfigFile, normalizeDocument, LB_CHILD_ARRAYS } f
 export type { InputForm, ParseResult } from './load.js';
 export { DEFAULTS, defaultAllocatedOutboundPorts } from './compile.js';
 export { BOUNDS, IDLE_RANGES, MAX_TIMER_MS } from './bounds.js';
+export { isRecord } from './json.js';
 export { MAX_DEPTH, checkResourceDepth } from './limits.js';
 export { NAME_FORM, nameProblem, invalidNameMessage } from './names.js';

@@ -5,6 +5,7 @@
  */
 import { mkdir, open, readFile, readdir, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { isRecord } from '../config/index.js';
 import { SluiceError } from '../core/errors.js';
 
 export const STATE_FILE = 'state.json';
@@ -29,10 +30,6 @@ export interface StoredResource {
 export interface StateContents {
   readonly generation: number;
   readonly resources: readonly StoredResource[];
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function corrupt(file: string, why: string): SluiceError {
