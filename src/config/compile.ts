@@ -30,7 +30,7 @@ import type {
   PoolModel,
   ProbeModel,
   ResolvedDocument,
-} from './resolve.js';
+} from './model.js';
 
 /**
  * Validated document -> RuntimeSnapshot. The one place where ARM's names and units

@@ -1,5 +1,6 @@
 import { diagnostic, type Diagnostic } from '../core/errors.js';
-import type { LoadBalancerModel } from './resolve.js';
+import { isRecord } from './json.js';
+import type { LoadBalancerModel } from './model.js';
 import { join } from './pointer.js';
 
 /**
@@ -50,10 +51,6 @@ export function findTooDeep(value: unknown, limit: number): { path: string; dept
     }
   }
   return undefined;
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /** The levels an input form wraps around each resource: an array (1) or `{ "resources": [...] }` (2). */

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { diagnostic, type Diagnostic } from '../core/errors.js';
+import { isRecord } from './json.js';
 import { checkDocumentDepth } from './limits.js';
 import { join, parent } from './pointer.js';
 
@@ -103,10 +104,6 @@ const CHILD_ARRAYS: Readonly<Record<string, readonly string[]>> = {
   [TYPE_NETWORK_INTERFACE]: ['ipConfigurations'],
 };
 const POOL_MEMBER_ARRAY = 'loadBalancerBackendAddresses';
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 /** A template expression is a string in brackets; ARM reads "[[" as an escaped literal bracket. */
 export function isTemplateExpression(s: string): boolean {

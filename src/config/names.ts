@@ -1,4 +1,5 @@
 import { diagnostic, type Diagnostic } from '../core/errors.js';
+import { isRecord } from './json.js';
 import { LB_CHILD_ARRAYS } from './load.js';
 import { join } from './pointer.js';
 import { resourceKind } from './schema.js';
@@ -43,10 +44,6 @@ export function shownName(name: string): string {
 
 export function invalidNameMessage(what: string, name: string, problem: string): string {
   return `${what} name ${shownName(name)} is not valid (${problem}): Azure allows ${NAME_FORM}`;
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 const RESOURCE_LABEL = {

@@ -1,5 +1,6 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { diagnostic, type Diagnostic } from '../core/errors.js';
+import { isRecord } from './json.js';
 import {
   TYPE_LOAD_BALANCER,
   TYPE_NAT_GATEWAY,
@@ -291,10 +292,6 @@ function getValidators(): Record<Kind, ValidateFunction> {
     };
   }
   return validators;
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 export function resourceKind(v: unknown): Kind | 'other' {

@@ -3,7 +3,7 @@
  * a response (ids of child resources, etag, provisioningState) and the error body.
  */
 import { randomUUID } from 'node:crypto';
-import { LB_CHILD_ARRAYS, invalidNameMessage, nameProblem } from '../config/index.js';
+import { LB_CHILD_ARRAYS, invalidNameMessage, isRecord, nameProblem } from '../config/index.js';
 import { SluiceError, type Diagnostic, type ErrorCode } from '../core/errors.js';
 import type { StoredResource } from './state.js';
 import { httpStatusOf } from './status.js';
@@ -78,10 +78,6 @@ export function newEtag(): string {
 
 /** Child arrays of a load balancer whose elements ARM gives ids. */
 const LB_CHILDREN = LB_CHILD_ARRAYS;
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 /** A stored resource as ARM returns it. */
 export function armView(r: StoredResource): Record<string, unknown> {

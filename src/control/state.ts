@@ -7,6 +7,7 @@
  */
 import { chmod, mkdir, open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
+import { isRecord } from '../config/index.js';
 import { SluiceError } from '../core/errors.js';
 
 export const STATE_FILE = 'state.json';
@@ -31,10 +32,6 @@ export interface StoredResource {
 export interface StateContents {
   readonly generation: number;
   readonly resources: readonly StoredResource[];
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function corrupt(file: string, why: string): SluiceError {

@@ -4,7 +4,7 @@
  * then becomes the stored state; a failure at any step leaves the store, the running state and
  * the file as they were. Changes are serialised: one at a time, in arrival order.
  */
-import { checkResourceDepth, normalizeDocument, type ValidationResult } from '../config/index.js';
+import { checkResourceDepth, isRecord, normalizeDocument, type ValidationResult } from '../config/index.js';
 import { SluiceError, type Diagnostic } from '../core/errors.js';
 import type { RuntimeSnapshot } from '../core/snapshot.js';
 import {
@@ -43,10 +43,6 @@ export const EMPTY_SNAPSHOT: RuntimeSnapshot = Object.freeze({
   loadBalancers: Object.freeze([]),
   natGateways: Object.freeze([]),
 });
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 const ENVELOPE = new Set(['id', 'name', 'type', 'etag']);
 

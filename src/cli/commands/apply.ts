@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { ApiClientError, SluiceClient, type ResourceAddress, type ResourceType } from '../../client/index.js';
-import { normalizeDocument, readConfigFile } from '../../config/index.js';
+import { isRecord, normalizeDocument, readConfigFile } from '../../config/index.js';
 import {
   DEFAULT_RESOURCE_GROUP,
   DEFAULT_SUBSCRIPTION,
@@ -26,10 +26,6 @@ const ORDER: Record<ResourceType, number> = {
   networkInterfaces: 2,
   loadBalancers: 3,
 };
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 /**
  * Where a resource goes: its own id, or for a hand-written resource without one, the scope its

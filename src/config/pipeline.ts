@@ -4,8 +4,9 @@ import { applyAddressMap, canonicalAddress, parseAddressMap, type AddressMap } f
 import { compileSnapshot } from './compile.js';
 import { checkCounts } from './limits.js';
 import { normalizeDocument, parseConfigText, readConfigFile, type InputForm } from './load.js';
+import type { ResolvedDocument } from './model.js';
 import { checkDocumentNames } from './names.js';
-import { resolveDocument, type ResolvedDocument } from './resolve.js';
+import { resolveDocument } from './resolve.js';
 import { checkStructure } from './schema.js';
 
 /**

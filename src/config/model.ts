@@ -1,0 +1,143 @@
+import type { AdminState, ArmProtocol, DistributionMode, ProbeProtocol, Sku } from '../core/snapshot.js';
+
+/**
+ * The ARM model: what the semantic pass (resolve.ts) makes of a document. It keeps ARM's names
+ * and units (`idleTimeoutInMinutes`, `intervalInSeconds`) and holds references resolved: a rule
+ * holds its frontend, pool and probe, not their ids. Every `key` is the resource's ARM id as
+ * ids.ts normalizes it (a child's derived from its parent's), every `path` the JSON pointer
+ * of the resource in the normalized document, which diagnostics name. compile.ts turns it into the runtime snapshot (milliseconds, Azure's
+ * defaults, idle timeout precedence).
+ */
+
+export interface PublicIpModel {
+  readonly key: string;
+  readonly id: string;
+  readonly name: string;
+  readonly path: string;
+  readonly ipAddress?: string;
+  readonly idleTimeoutInMinutes?: number;
+}
+
+export interface FrontendModel {
+  readonly key: string;
+  readonly id: string;
+  readonly name: string;
+  readonly path: string;
+  readonly internal: boolean;
+  /** The configured address: the private one, or the public IP resource's. */
+  readonly ipAddress?: string;
+  readonly publicIp?: PublicIpModel;
+  /** Internal frontends: the subnet their private address is in, when stated. */
+  readonly subnetKey?: string;
+}
+
+export interface MemberModel {
+  readonly key: string;
+  readonly name: string;
+  readonly path: string;
+  readonly ipAddress: string;
+  readonly adminState: AdminState;
+  readonly subnetKey?: string;
+}
+
+export interface PoolModel {
+  readonly key: string;
+  readonly id: string;
+  readonly name: string;
+  readonly path: string;
+  /** Filled in document order: IP-based members, then NIC ip configurations. */
+  readonly members: MemberModel[];
+  readonly drainPeriodInSeconds?: number;
+}
+
+export interface ProbeModel {
+  readonly key: string;
+  readonly id: string;
+  readonly name: string;
+  readonly path: string;
+  readonly protocol: ProbeProtocol;
+  readonly port: number;
+  readonly requestPath?: string;
+  readonly intervalInSeconds?: number;
+  readonly probeThreshold?: number;
+  readonly noHealthyBackendsBehavior?: 'AllProbedDown' | 'AllProbedUp';
+}
+
+interface InboundRuleModel {
+  readonly key: string;
+  readonly id: string;
+  readonly name: string;
+  readonly path: string;
+  readonly frontend: FrontendModel;
+  readonly protocol: ArmProtocol;
+  readonly idleTimeoutInMinutes?: number;
+  readonly enableTcpReset?: boolean;
+  readonly enableFloatingIP?: boolean;
+}
+
+export interface LbRuleModel extends InboundRuleModel {
+  readonly frontendPort: number;
+  readonly backendPort?: number;
+  readonly pool?: PoolModel;
+  readonly probe?: ProbeModel;
+  readonly loadDistribution?: DistributionMode;
+  readonly disableOutboundSnat?: boolean;
+}
+
+export interface NatRuleModel extends InboundRuleModel {
+  /** Single-port rules have start === end. */
+  readonly frontendPortRangeStart: number;
+  readonly frontendPortRangeEnd: number;
+  readonly backendPort: number;
+  readonly pool?: PoolModel;
+  /** Single-port rules: the NIC ip configuration the rule forwards to. */
+  target?: MemberModel;
+}
+
+export interface OutboundRuleModel {
+  readonly key: string;
+  readonly id: string;
+  readonly name: string;
+  readonly path: string;
+  readonly frontends: readonly FrontendModel[];
+  readonly pool: PoolModel;
+  readonly protocol: ArmProtocol;
+  readonly allocatedOutboundPorts?: number;
+  readonly idleTimeoutInMinutes?: number;
+  readonly enableTcpReset?: boolean;
+}
+
+export interface NatGatewayModel {
+  readonly key: string;
+  readonly id: string;
+  readonly name: string;
+  readonly path: string;
+  readonly idleTimeoutInMinutes?: number;
+  readonly subnetKeys: readonly string[];
+  readonly publicIps: readonly PublicIpModel[];
+}
+
+export interface LoadBalancerModel {
+  readonly key: string;
+  readonly id: string;
+  readonly name: string;
+  readonly path: string;
+  readonly sku: Sku;
+  readonly frontends: FrontendModel[];
+  readonly pools: PoolModel[];
+  readonly probes: ProbeModel[];
+  readonly rules: LbRuleModel[];
+  readonly natRules: NatRuleModel[];
+  readonly outboundRules: OutboundRuleModel[];
+}
+
+export interface ResolvedDocument {
+  readonly loadBalancers: readonly LoadBalancerModel[];
+  readonly publicIps: readonly PublicIpModel[];
+  readonly natGateways: readonly NatGatewayModel[];
+}
+
+export interface ResolveOptions {
+  /** The address Sluice will serve for a configured one (after `--map`): conflicts are about those. */
+  readonly addressOf?: (configured: string) => string;
+}
