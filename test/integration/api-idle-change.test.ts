@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { SluiceApp } from '../../src/app.js';
-import { loadInitialState, planControl, startApi } from '../../src/cli/control.js';
+import { loadInitialState, planControl, startApi } from '../../src/cli/control-setup.js';
 import { SluiceClient, type FlowView, type ResourceAddress } from '../../src/client/index.js';
 import { proxyUnsupported } from '../../src/dataplane/proxy/listeners.js';
 import { lbDocument, type TestLb } from '../helpers/arm.js';

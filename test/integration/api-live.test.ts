@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { SluiceApp } from '../../src/app.js';
-import { loadInitialState, planControl, startApi, type RunningApi } from '../../src/cli/control.js';
+import { loadInitialState, planControl, startApi, type RunningApi } from '../../src/cli/control-setup.js';
 import {
   ApiClientError,
   SluiceClient,

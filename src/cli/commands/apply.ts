@@ -7,7 +7,7 @@ import {
   parseResourceId,
   resourceSegment,
 } from '../../control/arm.js';
-import { DEFAULT_API } from '../control.js';
+import { DEFAULT_API } from '../control-setup.js';
 import { clientToken } from '../token.js';
 import { EXIT_INVALID, EXIT_OK, EXIT_USAGE, formatDiagnostic } from '../options.js';
 

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { ApiClientError, SluiceClient, type FlowView, type FlowsResponse } from '../../client/index.js';
-import { DEFAULT_API } from '../control.js';
+import { DEFAULT_API } from '../control-setup.js';
 import { clientToken } from '../token.js';
 import { EXIT_INVALID, EXIT_OK, EXIT_USAGE } from '../options.js';
 

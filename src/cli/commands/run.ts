@@ -15,7 +15,7 @@ import {
   planControl,
   startApi,
   type ControlCliOptions,
-} from '../control.js';
+} from '../control-setup.js';
 import { EXIT_INVALID, EXIT_OK, EXIT_USAGE, collect } from '../options.js';
 import { stopOnSignal } from '../shutdown.js';
 import { planBudget, type BudgetPlan, type ShareLabels, type ShareRequest } from '../../core/budget.js';

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { planControl, type ControlPlan } from '../../../src/cli/control.js';
+import { planControl, type ControlPlan } from '../../../src/cli/control-setup.js';
 import { chooseToken, clientToken, type TokenChoice } from '../../../src/cli/token.js';
 
 /** Where the API token comes from, and that "given but empty" is always an error, never "none". */

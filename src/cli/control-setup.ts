@@ -1,5 +1,5 @@
 /**
- * The control plane of `sluice run`: where the initial configuration comes from (stored state or
+ * How `sluice run` sets up its control plane: where the initial configuration comes from (stored state or
  * the CONFIG file), the resource store, and the HTTP API. Kept apart from run.ts so that the
  * command reads as a sequence: options, initial state, data plane, API.
  */
