@@ -120,8 +120,15 @@ async function main(): Promise<void> {
     );
     children.push(sluice);
     let ready = false;
+    // Sluice's own view of each expiry: how long the flow had been idle when it ended (idleMs,
+    // load-balancer time), so lateness is measured without the clients' event-loop delay.
+    const idleAtExpiry: number[] = [];
     createInterface({ input: sluice.stdout! }).on('line', (l) => {
       if (l.includes('"msg":"ready"')) ready = true;
+      else if (l.includes('"msg":"idle timeout')) {
+        const idle = (JSON.parse(l) as { idleMs?: number }).idleMs;
+        if (typeof idle === 'number') idleAtExpiry.push(idle);
+      }
     });
     await until(10_000, 'sluice to be ready', () => ready);
     const before = rssKb(sluice.pid!);
@@ -164,8 +171,13 @@ async function main(): Promise<void> {
       await sleep(timeoutMs * 1.5);
       summary = `silent drop: ${failedAt.filter((t) => t > 0).length} of ${CONNECTIONS} clients saw an error (expected 0)`;
     }
+    await until(5_000, "Sluice's log of every expiry", () => idleAtExpiry.length >= CONNECTIONS);
+    const sluiceLate = idleAtExpiry.map((idle) => (idle - 4 * 60_000) / SCALE).sort((a, b) => a - b);
     const rows = [
       `connections: ${CONNECTIONS}; idle timeout 4 min at --time-scale ${SCALE} = ${IDLE_SECONDS} s; reset ${RESET ? 'on' : 'off'}`,
+      `as Sluice saw it: ${sluiceLate.length} expiries, lateness after each flow's deadline (real ms): ` +
+        `p50 ${percentile(sluiceLate, 50).toFixed(1)}, p99 ${percentile(sluiceLate, 99).toFixed(1)}, ` +
+        `max ${sluiceLate[sluiceLate.length - 1]!.toFixed(1)}`,
       `Sluice RSS: ${before} -> ${after} KB, ${((after - before) / CONNECTIONS).toFixed(2)} KB per idle flow`,
       `activity burst spread: ${burst.toFixed(1)} ms`,
       summary,

@@ -32,9 +32,15 @@ function pointerOf(frame: Frame): string {
  * The first object or array, in document order, nested deeper than `limit` (the outermost
  * value is level 1). A loop, not recursion: a document too deep for the stack is what it looks for.
  */
-export function findTooDeep(value: unknown, limit: number): { path: string; depth: number } | undefined {
+export function findTooDeep(
+  value: unknown,
+  limit: number,
+): { path: string; depth: number; nonFinite?: true } | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
   const stack: Frame[] = [{ value, depth: 1, parent: undefined, key: '' }];
+  // JSON.parse turns a number too large for a double (1e400) into Infinity, which JSON cannot
+  // write back: stored, it would come back as null. The first such number is reported too.
+  let nonFinite: string | undefined;
   while (stack.length > 0) {
     const frame = stack.pop()!;
     if (frame.depth > limit) return { path: pointerOf(frame), depth: frame.depth };
@@ -42,6 +48,8 @@ export function findTooDeep(value: unknown, limit: number): { path: string; dept
     const push = (child: unknown, key: string | number): void => {
       if (typeof child === 'object' && child !== null)
         stack.push({ value: child, depth: frame.depth + 1, parent: frame, key });
+      else if (typeof child === 'number' && !Number.isFinite(child) && nonFinite === undefined)
+        nonFinite = join(pointerOf(frame), key);
     };
     // Pushed last to first, so that the first child is looked at first.
     if (Array.isArray(v)) for (let i = v.length - 1; i >= 0; i--) push(v[i], i);
@@ -50,7 +58,7 @@ export function findTooDeep(value: unknown, limit: number): { path: string; dept
       for (let i = keys.length - 1; i >= 0; i--) push(v[keys[i]!], keys[i]!);
     }
   }
-  return undefined;
+  return nonFinite === undefined ? undefined : { path: nonFinite, depth: 0, nonFinite: true };
 }
 
 /** The levels an input form wraps around each resource: an array (1) or `{ "resources": [...] }` (2). */
@@ -60,7 +68,13 @@ function wrapperLevels(json: unknown): number {
 }
 
 /** The path says where: the message does not repeat it, it may be long. */
-function tooDeep(path: string): Diagnostic {
+function tooDeep(path: string, nonFinite = false): Diagnostic {
+  if (nonFinite)
+    return diagnostic(
+      'SLUICE_CONFIG_INVALID_VALUE',
+      path,
+      'a number here is too large for JSON to hold (it reads as infinity); give a finite number',
+    );
   return diagnostic(
     'SLUICE_CONFIG_TOO_DEEP',
     path,
@@ -72,13 +86,13 @@ function tooDeep(path: string): Diagnostic {
 /** A whole document in any input form: each resource may nest MAX_DEPTH levels. */
 export function checkDocumentDepth(json: unknown): Diagnostic | undefined {
   const hit = findTooDeep(json, MAX_DEPTH + wrapperLevels(json));
-  return hit === undefined ? undefined : tooDeep(hit.path);
+  return hit === undefined ? undefined : tooDeep(hit.path, hit.nonFinite === true);
 }
 
 /** One resource, as the body of an API request; paths point into it. */
 export function checkResourceDepth(resource: unknown): Diagnostic | undefined {
   const hit = findTooDeep(resource, MAX_DEPTH);
-  return hit === undefined ? undefined : tooDeep(hit.path);
+  return hit === undefined ? undefined : tooDeep(hit.path, hit.nonFinite === true);
 }
 
 /**

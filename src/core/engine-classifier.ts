@@ -8,7 +8,9 @@
 import type { EngineState } from './engine-state.js';
 import { PacketVerdict, type Views } from './engine-views.js';
 import type { Records } from './engine-records.js';
-import { refused } from './engine-records.js';
+import { refused, type SlotOrRefusal } from './engine-records.js';
+import type { RuleMatch } from './rule-table.js';
+import type { OutboundPath } from './snapshot.js';
 import type { FlowKey } from './flow-key.js';
 import { PROTO_TCP, PROTO_UDP } from './flow-key.js';
 import { DIR_ORIG, type Dir } from './flow-table.js';
@@ -31,6 +33,9 @@ import {
 export class Classifier {
   private readonly verdict = new PacketVerdict();
   private readonly rstScratch = { seq: 0, ack: 0, flags: 0 };
+  /** What `route` found for the packet at hand. */
+  private match: RuleMatch | undefined;
+  private outbound: OutboundPath | undefined;
 
   constructor(
     private readonly s: EngineState,
@@ -79,10 +84,7 @@ export class Classifier {
       if (state === ST_TOMBSTONE) this.records.removeSlot(slot);
       else this.records.endFlow(slot, state === ST_CLOSED ? 'rst' : 'fin', now);
     }
-    const match = s.paths.rules.lookup(PROTO_TCP, key.words, 4, key.family, key.dstPort);
-    const outbound =
-      match === undefined ? s.paths.outboundTable.lookup(PROTO_TCP, key.words, 0, key.family) : undefined;
-    if (match === undefined && outbound === undefined) {
+    if (!this.route(PROTO_TCP, key)) {
       v.reason = 'no-rule';
       return v;
     }
@@ -92,10 +94,7 @@ export class Classifier {
       return v;
     }
     s.stats.syns++;
-    const slot =
-      match !== undefined
-        ? this.records.createInbound(match, key.words, now)
-        : this.records.createOutbound(outbound!, key.words, now);
+    const slot = this.create(key, now);
     if (refused(slot)) {
       v.reason = slot;
       return v;
@@ -121,17 +120,11 @@ export class Classifier {
       v.action = 'forward';
       return v;
     }
-    const match = s.paths.rules.lookup(PROTO_UDP, key.words, 4, key.family, key.dstPort);
-    const outbound =
-      match === undefined ? s.paths.outboundTable.lookup(PROTO_UDP, key.words, 0, key.family) : undefined;
-    if (match === undefined && outbound === undefined) {
+    if (!this.route(PROTO_UDP, key)) {
       v.reason = 'no-rule';
       return v;
     }
-    const slot =
-      match !== undefined
-        ? this.records.createInbound(match, key.words, now)
-        : this.records.createOutbound(outbound!, key.words, now);
+    const slot = this.create(key, now);
     if (refused(slot)) {
       v.reason = slot;
       return v;
@@ -139,6 +132,25 @@ export class Classifier {
     t.setState(slot, ST_UDP);
     s.count(slot, DIR_ORIG, payloadLength);
     return this.created(v, slot, now);
+  }
+
+  /**
+   * Finds what a packet of no flow is for: an inbound rule on its destination or, failing one,
+   * the outbound path of its source (a member reaching out). False when neither.
+   */
+  private route(proto: number, key: FlowKey): boolean {
+    const paths = this.s.paths;
+    this.match = paths.rules.lookup(proto, key.words, 4, key.family, key.dstPort);
+    this.outbound =
+      this.match === undefined ? paths.outboundTable.lookup(proto, key.words, 0, key.family) : undefined;
+    return this.match !== undefined || this.outbound !== undefined;
+  }
+
+  /** Creates the flow of what `route` found. */
+  private create(key: FlowKey, now: number): SlotOrRefusal {
+    return this.match !== undefined
+      ? this.records.createInbound(this.match, key.words, now)
+      : this.records.createOutbound(this.outbound!, key.words, now);
   }
 
   private created(v: PacketVerdict, slot: number, now: number): PacketVerdict {

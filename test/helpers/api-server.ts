@@ -12,6 +12,7 @@ import { EventHub } from '../../src/control/events.js';
 import { buildApi, type ApiOptions } from '../../src/control/server.js';
 import { STATE_FILE, writeState } from '../../src/control/state.js';
 import { ResourceStore } from '../../src/control/store.js';
+import { noPlaneRuntime } from './api.js';
 
 export interface ServedApi {
   readonly api: FastifyInstance;
@@ -39,13 +40,7 @@ export async function serveApi(
   const api = await buildApi({
     store,
     registry: new Registry(),
-    runtime: {
-      flows: () => [],
-      labelsOf: (id) => ({ lb: '', rule: id }),
-      subscribe: (l) => hub.subscribe(l),
-      listening: () => [],
-      timeScale: 1,
-    },
+    runtime: noPlaneRuntime(hub),
     ...options,
   });
   await api.listen({ host, port: 0 });

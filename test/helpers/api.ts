@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { Registry } from 'prom-client';
 import { validateDocument } from '../../src/config/index.js';
 import { EventHub } from '../../src/control/events.js';
-import { buildApi } from '../../src/control/server.js';
+import { buildApi, type ControlRuntime } from '../../src/control/server.js';
 import { ResourceStore } from '../../src/control/store.js';
 import type { StateContents } from '../../src/control/state.js';
 import type { Diagnostic } from '../../src/core/errors.js';
@@ -19,6 +19,17 @@ export const API_VERSION = '?api-version=2024-05-01';
 /** The path of a resource in resource group `test`. */
 export function resourceUrl(type: string, name: string): string {
   return `/subscriptions/${TEST_SUBSCRIPTION}/resourceGroups/test/providers/Microsoft.Network/${type}/${name}`;
+}
+
+/** What the API shows of a load balancer that has no data plane: no flow, nothing served. */
+export function noPlaneRuntime(hub: EventHub): ControlRuntime {
+  return {
+    flows: () => [],
+    labelsOf: (id) => ({ lb: '', rule: id }),
+    subscribe: (l) => hub.subscribe(l),
+    listening: () => [],
+    timeScale: 1,
+  };
 }
 
 export interface ApiHarness {
@@ -51,13 +62,7 @@ export async function apiHarness(): Promise<ApiHarness> {
   const api = await buildApi({
     store,
     registry,
-    runtime: {
-      flows: () => [],
-      labelsOf: (id) => ({ lb: '', rule: id }),
-      subscribe: (l) => hub.subscribe(l),
-      listening: () => [],
-      timeScale: 1,
-    },
+    runtime: noPlaneRuntime(hub),
   });
   return { api, store, applied, persisted, rejected };
 }

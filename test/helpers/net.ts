@@ -139,3 +139,26 @@ export function tcpClient(
   socket.on('close', () => events.push('close'));
   return { socket, greeting, data, error, ended, events };
 }
+
+/** N TCP connections through the balancer that each get the greeting and their own bytes back. */
+export async function tcpEchoes(address: string, port: number, n: number): Promise<number> {
+  const clients = Array.from({ length: n }, () => tcpClient(address, port));
+  try {
+    const ok = await Promise.all(
+      clients.map(async (c, i) => {
+        try {
+          await within(5000, 'greeting', c.greeting);
+          const payload = `ping-${i}\n`;
+          c.socket.write(payload);
+          await waitUntil(5000, 'echo', () => Buffer.concat(c.data).toString().includes(payload));
+          return true;
+        } catch {
+          return false;
+        }
+      }),
+    );
+    return ok.filter(Boolean).length;
+  } finally {
+    for (const c of clients) c.socket.destroy();
+  }
+}

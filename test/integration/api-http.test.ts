@@ -8,6 +8,7 @@ import { EventHub } from '../../src/control/events.js';
 import { buildApi, type ApiOptions } from '../../src/control/server.js';
 import { ResourceStore } from '../../src/control/store.js';
 import { freePort, within } from '../helpers/net.js';
+import { noPlaneRuntime } from '../helpers/api.js';
 
 /**
  * The API's HTTP server over real loopback sockets, for what fastify's inject cannot show:
@@ -26,13 +27,7 @@ async function serve(
   const api = await buildApi({
     store,
     registry: new Registry(),
-    runtime: {
-      flows: () => [],
-      labelsOf: (id) => ({ lb: '', rule: id }),
-      subscribe: (l) => hub.subscribe(l),
-      listening: () => [],
-      timeScale: 1,
-    },
+    runtime: noPlaneRuntime(hub),
     ...options,
   });
   const port = await freePort(HOST);

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { BudgetPlan } from '../../src/core/budget.js';
 import { lbDocument } from '../helpers/arm.js';
 import { sluice } from '../helpers/cli.js';
-import { EchoBackend, freePort, tcpClient, waitUntil, within } from '../helpers/net.js';
+import { EchoBackend, freePort, tcpEchoes, waitUntil, within } from '../helpers/net.js';
 import { startSluice, type RunningSluice } from '../helpers/process.js';
 import { metricValue, rawConnection, scrape, type RawConnection } from '../helpers/scrape.js';
 
@@ -66,29 +66,6 @@ async function balancer(net: string): Promise<Balancer> {
     await run.stop();
     await backend.close();
     throw err;
-  }
-}
-
-/** N TCP connections through the balancer that each get the greeting and their own bytes back. */
-async function tcpEchoes(address: string, port: number, n: number): Promise<number> {
-  const clients = Array.from({ length: n }, () => tcpClient(address, port));
-  try {
-    const ok = await Promise.all(
-      clients.map(async (c, i) => {
-        try {
-          await within(5000, 'greeting', c.greeting);
-          const payload = `ping-${i}\n`;
-          c.socket.write(payload);
-          await waitUntil(5000, 'echo', () => Buffer.concat(c.data).toString().includes(payload));
-          return true;
-        } catch {
-          return false;
-        }
-      }),
-    );
-    return ok.filter(Boolean).length;
-  } finally {
-    for (const c of clients) c.socket.destroy();
   }
 }
 

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { SluiceApp } from '../../src/app.js';
 import { planBudget, type BudgetPlan } from '../../src/core/budget.js';
 import { compileLb, lbDocument } from '../helpers/arm.js';
-import { EchoBackend, freePort, sleep, tcpClient, waitUntil, within } from '../helpers/net.js';
+import { EchoBackend, freePort, sleep, tcpEchoes, waitUntil } from '../helpers/net.js';
 import { startSluice } from '../helpers/process.js';
 import { metricValue, openDescriptors, scrape } from '../helpers/scrape.js';
 
@@ -41,29 +41,6 @@ async function udpClient(address: string): Promise<Socket> {
   s.bind(0, address);
   await once(s, 'listening');
   return s;
-}
-
-/** N TCP connections through the balancer that each get the greeting and their own bytes back. */
-async function tcpEchoes(address: string, port: number, n: number): Promise<number> {
-  const clients = Array.from({ length: n }, () => tcpClient(address, port));
-  try {
-    const ok = await Promise.all(
-      clients.map(async (c, i) => {
-        try {
-          await within(5000, 'greeting', c.greeting);
-          const payload = `ping-${i}\n`;
-          c.socket.write(payload);
-          await waitUntil(5000, 'echo', () => Buffer.concat(c.data).toString().includes(payload));
-          return true;
-        } catch {
-          return false;
-        }
-      }),
-    );
-    return ok.filter(Boolean).length;
-  } finally {
-    for (const c of clients) c.socket.destroy();
-  }
 }
 
 test('a UDP spray of 100,000 datagrams from 1,000 ports under ulimit -n 1024: TCP flows, the probe and /healthz keep working', async (t) => {

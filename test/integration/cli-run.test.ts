@@ -74,7 +74,7 @@ test('run: a port in use exits 1 naming the rule and the address, leaving no lis
       r.stderr.includes(`load-balancing rule 'clash': cannot listen on Tcp 127.0.4.11:${busy}`),
       r.stderr,
     );
-    assert.match(r.stderr, /already in use/);
+    assert.match(r.stderr, /already in use \[SLUICE_PLANE_LISTEN\]$/m, 'the message ends with its code');
     // The other listener was closed again: the port can be bound.
     const again = createServer();
     again.listen(free, '127.0.4.11');

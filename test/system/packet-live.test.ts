@@ -152,6 +152,7 @@ systemTest(
     );
     assert.equal(status, 409, `the PUT failed with 409: ${body}`);
     assert.match(body, /SLUICE_API_APPLY_FAILED/);
+    assert.match(body, /"code":"SLUICE_HOST_NETWORK"/, "the details carry the host's own code");
     assert.match(body, /198\.18\.9\.2/, 'the error names the backend');
     assert.equal(hostRouting(), before, 'rules, routes and devices are as before the PUT');
     await echo('kept', 'the kept flow still relays');

@@ -3,6 +3,7 @@
  * frontend addresses, on any OS and without privileges. What it cannot do needs packets (HA
  * ports, floating IP, SNAT of backend traffic).
  */
+import type { FlowShareRefusal } from '../../core/budget.js';
 import type { DataPlaneModule, PlaneContext, PlaneSettings } from '../plane.js';
 import type { ProxyEvent } from './events.js';
 import { proxyUnsupported } from './listeners.js';
@@ -47,6 +48,24 @@ function descriptorShortage(context: PlaneContext, why: string): void {
   );
 }
 
+/** What the log says when a share of the descriptors turns a new flow away. */
+const SHARE_FULL: Record<FlowShareRefusal, readonly ['warn' | 'error', (capacity: number) => string]> = {
+  'tcp-descriptors': [
+    'error',
+    (n) =>
+      `out of file descriptors: new flows refused (${n} TCP flows is the TCP share of the open-files limit, --max-tcp-flows); raise the open-files limit (ulimit -n)`,
+  ],
+  'udp-flows': [
+    'warn',
+    (n) => `UDP share full: datagrams of new UDP flows dropped (${n} UDP flows, --max-udp-flows)`,
+  ],
+  'udp-per-client': [
+    'warn',
+    (n) =>
+      `a client address holds its whole part of the UDP share: datagrams of its new UDP flows dropped (${n} flows per client address, --max-udp-flows-per-client)`,
+  ],
+};
+
 function logProxyEvent(context: PlaneContext, e: ProxyEvent): void {
   const log = context.log;
   switch (e.type) {
@@ -60,35 +79,12 @@ function logProxyEvent(context: PlaneContext, e: ProxyEvent): void {
         log.warn({ flow: e.flowId, backend: e.backend, code: e.code }, 'backend unreachable: client reset');
       }
       break;
-    case 'share-full':
+    case 'share-full': {
       context.shareRefused(e.reason);
-      switch (e.reason) {
-        case 'tcp-descriptors':
-          context.logRefusal(
-            e.reason,
-            'error',
-            `out of file descriptors: new flows refused (${e.capacity} TCP flows is the TCP share of the open-files limit, --max-tcp-flows); raise the open-files limit (ulimit -n)`,
-            { reason: e.reason, client: e.client },
-          );
-          break;
-        case 'udp-flows':
-          context.logRefusal(
-            e.reason,
-            'warn',
-            `UDP share full: datagrams of new UDP flows dropped (${e.capacity} UDP flows, --max-udp-flows)`,
-            { reason: e.reason, client: e.client },
-          );
-          break;
-        case 'udp-per-client':
-          context.logRefusal(
-            e.reason,
-            'warn',
-            `a client address holds its whole part of the UDP share: datagrams of its new UDP flows dropped (${e.capacity} flows per client address, --max-udp-flows-per-client)`,
-            { reason: e.reason, client: e.client },
-          );
-          break;
-      }
+      const [level, says] = SHARE_FULL[e.reason];
+      context.logRefusal(e.reason, level, says(e.capacity), { reason: e.reason, client: e.client });
       break;
+    }
     case 'hold-released':
       log.debug({ flow: e.flowId, reason: e.reason }, 'blackholed flow released');
       break;

@@ -11,7 +11,7 @@ import {
   validateText,
   type ValidationResult,
 } from '../../../src/config/index.js';
-import { findTooDeep } from '../../../src/config/limits.js';
+import { checkResourceDepth, findTooDeep } from '../../../src/config/limits.js';
 import { lbDocument } from '../../helpers/arm.js';
 import { at, fixture, quickstart, type Json } from './helpers.js';
 
@@ -223,4 +223,20 @@ test('within one load balancer the same overlap stays a port conflict', () => {
   assert.deepEqual(codes(validateDocument(d)), [
     'SLUICE_CONFIG_PORT_CONFLICT /properties/loadBalancingRules/1/properties/frontendPort',
   ]);
+});
+
+test('a number too large for a double (1e400 reads as Infinity) is refused where it stands, not stored as null', () => {
+  const text = JSON.stringify(quickstart()).replace('{', '{"extra":{"big":1e400},');
+  const parsed = parseConfigText(text);
+  assert.equal(parsed.ok, false);
+  assert.ok(!parsed.ok);
+  assert.equal(parsed.diagnostic.code, 'SLUICE_CONFIG_INVALID_VALUE');
+  assert.equal(parsed.diagnostic.path, '/extra/big');
+  assert.match(parsed.diagnostic.message, /too large/);
+  // A finite large number is only a number.
+  assert.equal(parseConfigText(JSON.stringify(quickstart()).replace('{', '{"extra":{"big":1e300},')).ok, true);
+  // As an API body, the same check answers before anything is stored.
+  const d = quickstart();
+  d['tags'] = { big: Infinity };
+  assert.equal(checkResourceDepth(d)?.path, '/tags/big');
 });

@@ -11,6 +11,7 @@ import type { StateContents } from '../../../src/control/state.js';
 import type { RuntimeSnapshot } from '../../../src/core/snapshot.js';
 import { lbDocument } from '../../helpers/arm.js';
 import { idleMetrics } from '../../helpers/metrics.js';
+import { noPlaneRuntime } from '../../helpers/api.js';
 
 /** Every route, error and auth case of the API, through fastify's inject (no sockets). */
 
@@ -58,13 +59,7 @@ async function harness(token?: string): Promise<Harness> {
     store,
     registry,
     ...(token !== undefined ? { token } : {}),
-    runtime: {
-      flows: () => [],
-      labelsOf: (id) => ({ lb: '', rule: id }),
-      subscribe: (l) => hub.subscribe(l),
-      listening: () => [],
-      timeScale: 1,
-    },
+    runtime: noPlaneRuntime(hub),
   });
   return { api, applied, persisted, hub, failApply };
 }
