@@ -234,7 +234,10 @@ test('a number too large for a double (1e400 reads as Infinity) is refused where
   assert.equal(parsed.diagnostic.path, '/extra/big');
   assert.match(parsed.diagnostic.message, /too large/);
   // A finite large number is only a number.
-  assert.equal(parseConfigText(JSON.stringify(quickstart()).replace('{', '{"extra":{"big":1e300},')).ok, true);
+  assert.equal(
+    parseConfigText(JSON.stringify(quickstart()).replace('{', '{"extra":{"big":1e300},')).ok,
+    true,
+  );
   // As an API body, the same check answers before anything is stored.
   const d = quickstart();
   d['tags'] = { big: Infinity };
