@@ -5,7 +5,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { readConfigFile, validateDocument, type ValidationResult } from '../config/index.js';
+import { validateDocument, type ValidationResult } from '../config/index.js';
 import { isLoopback, buildApi, parseApiAddress, DEFAULT_API_PORT } from '../control/server.js';
 import type { EventHub } from '../control/events.js';
 import { parseAllowedHost } from '../control/host.js';
@@ -21,8 +21,10 @@ import {
   EXIT_OK,
   EXIT_USAGE,
   formatDiagnostic,
+  inputsLabel,
   loadConfig,
   reportDiagnostics,
+  type LoadedConfig,
 } from './options.js';
 import { chooseToken } from './token.js';
 import { isIP } from 'node:net';
@@ -106,22 +108,28 @@ export interface ControlledApp {
   apiRefused(reason: ApiShareRefusal): void;
 }
 
+/** Where the state a start serves came from. */
+export type StateSource = 'config' | 'stored' | 'empty';
+
 export interface InitialState {
   readonly exit: number;
   readonly result: ValidationResult;
   readonly store: ResourceStore;
+  readonly source: StateSource;
   /** Binds the store to the running load balancer once it has started. */
   bind(app: ControlledApp): void;
 }
 
 /**
- * The configuration to start with. Stored state wins when `--state-dir` holds one: it is what
- * the API last made of the load balancer. Otherwise the CONFIG file seeds the store; the state
- * file is first written by the first change through the API. Neither: an empty load balancer
- * (the API can create one), unless the API is off.
+ * The configuration to start with. CONFIG files given on the command line are the desired
+ * state: they replace what `--state-dir` holds (written there at once, so a restart without them
+ * serves the same), and one that cannot be read stops the start (exit 2) whatever is stored: an
+ * explicit CONFIG is never silently set aside. Without CONFIG the stored state is served (what
+ * the API last made of the load balancer); with neither, an empty load balancer the API can
+ * fill, unless the API is off.
  */
 export async function loadInitialState(
-  file: string | undefined,
+  files: string | readonly string[] | undefined,
   plan: ControlPlan,
   unsupported: (snapshot: RuntimeSnapshot) => readonly string[],
 ): Promise<InitialState> {
@@ -138,10 +146,13 @@ export async function loadInitialState(
     persist: (state) => writeState(plan.stateDir, state),
     rejected: () => app?.metrics.configApplied('invalid'),
   });
+  const inputs = files === undefined ? [] : typeof files === 'string' ? [files] : files;
+  let source: StateSource = 'empty';
   const done = (exit: number, result: ValidationResult): InitialState => ({
     exit,
     result,
     store,
+    source,
     bind: (a) => {
       app = a;
     },
@@ -150,6 +161,13 @@ export async function loadInitialState(
     done(EXIT_INVALID, { valid: false, errors: d, warnings: [] });
 
   const statePath = join(plan.stateDir, STATE_FILE);
+  // The files first: one that cannot be read or is invalid ends the start, whatever is stored.
+  let config: LoadedConfig | undefined;
+  if (inputs.length > 0) {
+    config = await loadConfig(inputs, plan.map);
+    reportDiagnostics(config.result);
+    if (config.exit !== EXIT_OK) return done(config.exit, config.result);
+  }
   const dirProblem = await stateDirProblem(plan.stateDir);
   if (dirProblem !== undefined)
     process.stderr.write(`sluice: warning: ${dirProblem} [SLUICE_STATE_DIR_WRITABLE]\n`);
@@ -162,11 +180,29 @@ export async function loadInitialState(
     process.stderr.write(`sluice: ${err.message} [${err.code}]\n`);
     return fail([]);
   }
-  if (stored !== undefined) {
-    if (file !== undefined)
+  if (config !== undefined) {
+    source = 'config';
+    const generation = stored === undefined ? 0 : stored.generation + 1;
+    const resources = resourcesOfDocument(config.json);
+    const seeded = store.load({ generation, resources });
+    if (!seeded.valid) return done(EXIT_INVALID, seeded);
+    if (stored !== undefined) {
+      // Written now, before anything is served: the stored state no longer says what runs.
+      try {
+        await writeState(plan.stateDir, { generation, resources });
+      } catch (err) {
+        if (!(err instanceof SluiceError)) throw err;
+        process.stderr.write(`sluice: ${err.message} [${err.code}]\n`);
+        return fail([]);
+      }
       process.stderr.write(
-        `sluice: using the stored state ${statePath}, not ${file}: the state dir wins once the API changed something (remove ${statePath} to start from ${file})\n`,
+        `sluice: ${inputsLabel(inputs)} replaces the state stored in ${statePath} (generation ${generation}); run without CONFIG to serve the stored state\n`,
       );
+    }
+    return done(EXIT_OK, seeded);
+  }
+  if (stored !== undefined) {
+    source = 'stored';
     const result = store.load(stored);
     if (!result.valid) {
       process.stderr.write(
@@ -178,20 +214,11 @@ export async function loadInitialState(
     reportDiagnostics({ ...result, errors: [] });
     return done(EXIT_OK, result);
   }
-  if (file === undefined) {
-    if (plan.api === 'off') {
-      process.stderr.write('sluice run: give a CONFIG file, a --state-dir with stored state, or an API\n');
-      return done(EXIT_USAGE, { valid: false, errors: [], warnings: [] });
-    }
-    return done(EXIT_OK, store.load({ generation: 0, resources: [] }));
+  if (plan.api === 'off') {
+    process.stderr.write('sluice run: give a CONFIG file, a --state-dir with stored state, or an API\n');
+    return done(EXIT_USAGE, { valid: false, errors: [], warnings: [] });
   }
-  const { result, exit } = await loadConfig(file, plan.map);
-  reportDiagnostics(result);
-  if (exit !== EXIT_OK) return done(exit, result);
-  const parsed = await readConfigFile(file);
-  if (!parsed.ok) return done(EXIT_USAGE, { valid: false, errors: [parsed.diagnostic], warnings: [] });
-  const seeded = store.load({ generation: 0, resources: resourcesOfDocument(parsed.json) });
-  return done(seeded.valid ? EXIT_OK : EXIT_INVALID, seeded);
+  return done(EXIT_OK, store.load({ generation: 0, resources: [] }));
 }
 
 export interface RunningApi {

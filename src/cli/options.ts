@@ -1,6 +1,6 @@
 /** Pieces every command that reads a configuration shares: repeatable options and diagnostics. */
 import type { Diagnostic } from '../core/errors.js';
-import { parseAddressMap, validateFile, type ValidationResult } from '../config/index.js';
+import { parseAddressMap, validateInputs, type ValidationResult } from '../config/index.js';
 
 export const EXIT_OK = 0;
 export const EXIT_INVALID = 1;
@@ -21,17 +21,32 @@ export interface LoadedConfig {
   readonly result: ValidationResult;
   /** The exit code the outcome calls for: 0 usable, 1 invalid, 2 unusable file or bad arguments. */
   readonly exit: number;
+  /** The document the files make together, when they could be read. */
+  readonly json?: unknown;
 }
 
-/** Reads, validates and compiles a configuration file with `--map` arguments applied. */
-export async function loadConfig(file: string, mapArgs: readonly string[] = []): Promise<LoadedConfig> {
+/**
+ * Reads one or more configuration files (`-`: standard input) as one document, validates and
+ * compiles it with `--map` arguments applied.
+ */
+export async function loadConfig(
+  files: string | readonly string[],
+  mapArgs: readonly string[] = [],
+): Promise<LoadedConfig> {
   const mapped = parseAddressMap(mapArgs);
   if (mapped.diagnostics.length > 0) {
     return { result: { valid: false, errors: mapped.diagnostics, warnings: [] }, exit: EXIT_USAGE };
   }
-  const result = await validateFile(file, { map: mapped.map });
+  const { result, json } = await validateInputs(typeof files === 'string' ? [files] : files, {
+    map: mapped.map,
+  });
   if (result.errors.some((d) => UNUSABLE_FILE.has(d.code))) return { result, exit: EXIT_USAGE };
-  return { result, exit: result.valid ? EXIT_OK : EXIT_INVALID };
+  return { result, exit: result.valid ? EXIT_OK : EXIT_INVALID, ...(json !== undefined ? { json } : {}) };
+}
+
+/** How commands name their inputs in messages: `lb.json`, `lb.json + pip.json`, `(standard input)`. */
+export function inputsLabel(files: readonly string[]): string {
+  return files.map((f) => (f === '-' ? '(standard input)' : f)).join(' + ');
 }
 
 /** Prints warnings and errors on stderr, one line each. */

@@ -1,6 +1,7 @@
 /** The configuration model: ARM JSON in, validated and frozen RuntimeSnapshot out. */
-export { validateDocument, validateFile, validateText } from './pipeline.js';
-export type { ValidateOptions, ValidationResult } from './pipeline.js';
+export { validateDocument, validateFile, validateInputs, validateText } from './pipeline.js';
+export type { InputsValidation, ValidateOptions, ValidationResult } from './pipeline.js';
+export { STDIN, readInputs } from './inputs.js';
 export { parseAddressMap, applyAddressMap } from './address-map.js';
 export type { AddressMap } from './address-map.js';
 export { parseConfigText, readConfigFile, normalizeDocument, LB_CHILD_ARRAYS } from './load.js';

@@ -5,6 +5,7 @@ import { compileSnapshot } from './compile.js';
 import { checkCounts } from './limits.js';
 import { normalizeDocument, parseConfigText, readConfigFile, type InputForm } from './load.js';
 import type { ResolvedDocument } from './model.js';
+import { readInputs } from './inputs.js';
 import { checkDocumentNames } from './names.js';
 import { resolveDocument } from './resolve.js';
 import { checkStructure } from './schema.js';
@@ -117,6 +118,31 @@ export function validateText(text: string, options: ValidateOptions = {}): Valid
   const parsed = parseConfigText(text);
   if (!parsed.ok) return result([parsed.diagnostic]);
   return validateDocument(parsed.json, options);
+}
+
+/** What a command makes of its FILE arguments: their resources as one document, validated. */
+export interface InputsValidation {
+  readonly result: ValidationResult;
+  /** The combined document (absent when an input could not be read or parsed). */
+  readonly json?: unknown;
+}
+
+/**
+ * Reads one or more files (`-`: standard input) as one document and validates it; every
+ * diagnostic's path names the file it is in when there are several.
+ */
+export async function validateInputs(
+  files: readonly string[],
+  options: ValidateOptions = {},
+  stdin?: () => Promise<string>,
+): Promise<InputsValidation> {
+  const read = await readInputs(files, stdin);
+  if (!read.ok) return { result: result([read.diagnostic]) };
+  const r = validateDocument(read.json, options);
+  return {
+    json: read.json,
+    result: { ...r, errors: r.errors.map(read.locate), warnings: r.warnings.map(read.locate) },
+  };
 }
 
 export async function validateFile(file: string, options: ValidateOptions = {}): Promise<ValidationResult> {

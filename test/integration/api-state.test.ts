@@ -91,8 +91,8 @@ test('kill -9 during 100 consecutive PUTs: the state file always parses and equa
     );
     assert.equal(state.generation, index + 1);
 
-    // Restart with the same state dir and the original file: the stored state wins.
-    const again = startSluice(['run', file, '--api', '127.0.0.1:0', '--state-dir', stateDir]);
+    // Restart with the same state dir and no CONFIG: the stored state is served.
+    const again = startSluice(['run', '--api', '127.0.0.1:0', '--state-dir', stateDir]);
     try {
       const ready2 = await again.waitFor((l) => l.msg === 'ready', 10_000);
       assert.deepEqual(ready2.listeners, [`Tcp|127.0.8.1|${port}`]);
@@ -104,10 +104,7 @@ test('kill -9 during 100 consecutive PUTs: the state file always parses and equa
         4 + ((index + 1) % 97),
       );
       assert.equal((await c2.health()).generation, index + 1);
-      assert.ok(
-        again.stderr.some((l) => l.includes('using the stored state')),
-        again.stderr.join('\n'),
-      );
+      assert.equal(ready2.desiredState, 'stored');
       assert.equal(await again.stop('SIGTERM'), 0);
     } finally {
       await again.stop('SIGKILL');
@@ -165,4 +162,60 @@ test('a non-loopback API without a token is a usage error', async () => {
   );
   assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr, /\[SLUICE_API_TOKEN_REQUIRED\]/);
+});
+
+test('an explicit CONFIG is never set aside: unreadable, it stops the start (exit 2) whatever is stored; readable, it replaces the stored state', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-config-wins-'));
+  const stateDir = join(dir, 'state');
+  const port = await freePort('127.0.8.1');
+  const stored = join(dir, 'stored.json');
+  writeFileSync(stored, JSON.stringify(doc(port, 7)));
+  // A stored state to start from: the first run's document, written at its first change.
+  const first = startSluice(['run', stored, '--api', '127.0.0.1:0', '--state-dir', stateDir]);
+  try {
+    const ready = await first.waitFor((l) => l.msg === 'ready', 10_000);
+    assert.equal(ready.desiredState, 'config');
+    await new SluiceClient({ base: String(ready.api) }).put(ADDR, doc(port, 9));
+    assert.equal(await first.stop('SIGTERM'), 0);
+  } finally {
+    await first.stop('SIGKILL');
+  }
+  const before = readFileSync(join(stateDir, 'state.json'), 'utf8');
+
+  const missing = await sluice('run', join(dir, 'missing.json'), '--api', 'off', '--state-dir', stateDir);
+  assert.equal(missing.code, 2, missing.stderr);
+  assert.match(missing.stderr, /cannot read .*missing\.json.*\[SLUICE_CONFIG_UNREADABLE\]/);
+  assert.equal(readFileSync(join(stateDir, 'state.json'), 'utf8'), before, 'the stored state is untouched');
+
+  const replacing = join(dir, 'new.json');
+  writeFileSync(replacing, JSON.stringify(doc(port, 11)));
+  const second = startSluice(['run', replacing, '--api', '127.0.0.1:0', '--state-dir', stateDir]);
+  try {
+    const ready = await second.waitFor((l) => l.msg === 'ready', 10_000);
+    assert.equal(ready.desiredState, 'config');
+    assert.ok(
+      second.stderr.some((l) => l.includes('replaces the state stored in')),
+      second.stderr.join('\n'),
+    );
+    const lb = await new SluiceClient({ base: String(ready.api) }).get(ADDR);
+    assert.equal(
+      (lb.properties['loadBalancingRules'] as { properties: { idleTimeoutInMinutes: number } }[])[0]!
+        .properties.idleTimeoutInMinutes,
+      11,
+    );
+    const state = JSON.parse(readFileSync(join(stateDir, 'state.json'), 'utf8')) as StateFile;
+    assert.equal(state.generation, 2, 'one generation after the stored one');
+    assert.equal(
+      (
+        state.resources[0]!.body.properties as {
+          loadBalancingRules: { properties: { idleTimeoutInMinutes: number } }[];
+        }
+      ).loadBalancingRules[0]!.properties.idleTimeoutInMinutes,
+      11,
+      'written at once: a restart without CONFIG serves the same',
+    );
+    assert.equal(await second.stop('SIGTERM'), 0);
+  } finally {
+    await second.stop('SIGKILL');
+  }
 });

@@ -103,7 +103,7 @@ interface ExplainCliOptions {
   udpFlowTimeout?: string;
 }
 
-export async function runExplain(file: string, opts: ExplainCliOptions): Promise<number> {
+export async function runExplain(file: string | readonly string[], opts: ExplainCliOptions): Promise<number> {
   const keepalive = opts.keepalive === undefined ? undefined : parseKeepalive(opts.keepalive);
   if (opts.keepalive !== undefined && keepalive === undefined) {
     process.stderr.write(
@@ -140,7 +140,10 @@ export function registerExplain(program: Command): void {
   program
     .command('explain')
     .description('show, per rule and outbound path, the idle timeout that applies and what happens at idle')
-    .argument('<file>', 'ARM JSON: one load balancer, an array of resources, or {"resources": [...]}')
+    .argument(
+      '<files...>',
+      'ARM JSON: one load balancer, an array of resources, or {"resources": [...]}; several files are read as one document (- is standard input)',
+    )
     .option('--json', 'print the paths as JSON on stdout')
     .option(
       '--keepalive <TIME,INTVL,PROBES>',
@@ -151,7 +154,7 @@ export function registerExplain(program: Command): void {
     .exitOverride((err) => {
       process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE);
     })
-    .action(async (file: string, opts: ExplainCliOptions) => {
+    .action(async (file: string[], opts: ExplainCliOptions) => {
       process.exitCode = await runExplain(file, opts);
     });
 }

@@ -82,7 +82,10 @@ function positive(name: string, text: string | undefined, fallback: number): num
   return Number.isFinite(n) && n > 0 ? n : `${name} expects a number > 0, got '${text}'`;
 }
 
-export async function runRun(file: string | undefined, opts: RunCliOptions): Promise<number> {
+export async function runRun(
+  file: string | readonly string[] | undefined,
+  opts: RunCliOptions,
+): Promise<number> {
   const timeScale = positive('--time-scale', opts.timeScale, 1);
   const udpSeconds = positive('--udp-flow-timeout', opts.udpFlowTimeout, 240);
   const holdSeconds = positive('--hold-time', opts.holdTime, 900);
@@ -176,6 +179,8 @@ export async function runRun(file: string | undefined, opts: RunCliOptions): Pro
     {
       api: api?.address ?? 'off',
       stateDir: control.stateDir,
+      // Where what is served came from: the CONFIG files, the stored state, or nothing yet.
+      desiredState: initial.source,
       listeners: app.plane.listening(),
       timeScale,
       dataplane: plane.name,
@@ -204,8 +209,8 @@ export function registerRun(program: Command): void {
     .command('run')
     .description('run a load balancer document: listeners on its frontends, flows to its backends')
     .argument(
-      '[config]',
-      'ARM JSON: one load balancer, an array of resources, or {"resources": [...]}; stored state in --state-dir wins',
+      '[config...]',
+      'ARM JSON: one load balancer, an array of resources, or {"resources": [...]}; several files are read as one document (- is standard input); given, it replaces the state stored in --state-dir, which is served when none is given',
     )
     .option('--map <OLD=NEW>', 'rewrite an address of the document (repeatable)', collect)
     .option('--time-scale <N>', 'divide every timer (idle timeouts, probes, drains) by N', '1')
@@ -284,7 +289,7 @@ export function registerRun(program: Command): void {
     .exitOverride((err) => {
       process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE);
     })
-    .action(async (config: string | undefined, opts: RunCliOptions) => {
-      process.exitCode = await runRun(config, opts);
+    .action(async (config: string[], opts: RunCliOptions) => {
+      process.exitCode = await runRun(config.length > 0 ? config : undefined, opts);
     });
 }

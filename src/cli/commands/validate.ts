@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { Diagnostic } from '../../core/errors.js';
 import type { ValidationResult } from '../../config/index.js';
-import { EXIT_INVALID, EXIT_USAGE, collect, loadConfig, reportDiagnostics } from '../options.js';
+import { EXIT_INVALID, EXIT_USAGE, collect, inputsLabel, loadConfig, reportDiagnostics } from '../options.js';
 
 /** `sluice validate FILE`: exit 0 valid, 1 invalid, 2 usage error or a file that is not JSON. */
 
@@ -30,8 +30,13 @@ function summary(r: ValidationResult): string {
   ].join(', ');
 }
 
-export async function runValidate(file: string, opts: { json?: boolean; map?: string[] }): Promise<number> {
-  const { result, exit } = await loadConfig(file, opts.map ?? []);
+export async function runValidate(
+  files: string | readonly string[],
+  opts: { json?: boolean; map?: string[] },
+): Promise<number> {
+  const inputs = typeof files === 'string' ? [files] : files;
+  const file = inputsLabel(inputs);
+  const { result, exit } = await loadConfig(inputs, opts.map ?? []);
   if (opts.json === true) {
     const body = {
       valid: result.valid,
@@ -54,14 +59,17 @@ export function registerValidate(program: Command): void {
   program
     .command('validate')
     .description('check a load balancer document (ARM JSON) and report every error')
-    .argument('<file>', 'ARM JSON: one load balancer, an array of resources, or {"resources": [...]}')
+    .argument(
+      '<files...>',
+      'ARM JSON: one load balancer, an array of resources, or {"resources": [...]}; several files are read as one document (- is standard input)',
+    )
     .option('--json', 'print {"valid","errors","warnings"} as JSON on stdout')
     .option('--map <OLD=NEW>', 'rewrite an address of the document (repeatable)', collect)
     .exitOverride((err) => {
       // Help and version exit 0; every other parse failure is a usage error.
       process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE);
     })
-    .action(async (file: string, opts: { json?: boolean; map?: string[] }) => {
-      process.exitCode = await runValidate(file, opts);
+    .action(async (files: string[], opts: { json?: boolean; map?: string[] }) => {
+      process.exitCode = await runValidate(files, opts);
     });
 }
