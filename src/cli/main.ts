@@ -7,6 +7,7 @@ import { registerExplain } from './commands/explain.js';
 import { registerFlows } from './commands/flows.js';
 import { registerRun } from './commands/run.js';
 import { registerValidate } from './commands/validate.js';
+import { EXIT_USAGE } from './options.js';
 
 const require = createRequire(import.meta.url);
 const { version } = require('../../../package.json') as { version: string };
@@ -17,7 +18,11 @@ export function buildProgram(): Command {
     .name('sluice')
     .description('Layer-4 load balancer with Azure Standard Load Balancer flow semantics')
     .version(version)
-    .showHelpAfterError();
+    .showHelpAfterError()
+    // An unknown command is a usage error, like an unknown flag (exit 2, not commander's 1).
+    .exitOverride((err) => {
+      process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE);
+    });
   registerValidate(program);
   registerExplain(program);
   registerRun(program);

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { get } from 'node:http';
+import { sluice } from '../helpers/cli.js';
 import { startSluice } from '../helpers/process.js';
 import { tcpClient, waitUntil, within } from '../helpers/net.js';
 
@@ -50,6 +51,10 @@ test('demo: HTTP answers name both backends; a quiet nc-style connection on the 
     await waitUntil(2000, 'the narration of the reset', () =>
       demo.lines.some((l) => /idle timeout: TCP reset/.test(String(l.raw))),
     );
+    // A second demo finds the addresses taken and says a demo seems to be running.
+    const second = await sluice('demo');
+    assert.equal(second.code, 1, second.stderr);
+    assert.match(second.stderr, /another sluice demo seems to be running/);
   } finally {
     assert.equal(await demo.stop('SIGINT'), 0);
   }

@@ -97,3 +97,10 @@ test('exit 2: unreadable file, non-JSON file, missing argument, unknown option',
   assert.equal((await sluice('validate')).code, 2);
   assert.equal((await sluice('validate', '--frobnicate', quickstart)).code, 2);
 });
+
+test('an unknown command is a usage error (exit 2), like an unknown flag', async () => {
+  const r = await sluice('frobnicate');
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /unknown command 'frobnicate'/);
+  assert.equal((await sluice('validate', '--no-such-flag', quickstart)).code, 2);
+});

@@ -166,13 +166,20 @@ export async function runDemo(opts: DemoCliOptions): Promise<number> {
   } catch (err) {
     await app?.stop();
     for (const b of backends) await b.stop();
+    // The demo's own addresses are fixed: taken, they most likely are another demo's.
+    const inUse =
+      (err as { errno?: unknown }).errno === 'EADDRINUSE' ||
+      (err as NodeJS.ErrnoException).code === 'EADDRINUSE';
+    const hint = inUse
+      ? '\nsluice demo: another sluice demo seems to be running (its addresses are taken); stop it with Ctrl-C, or try --config with other addresses\n'
+      : '\n';
     if (err instanceof SluiceError) {
-      process.stderr.write(`sluice demo: ${err.message} [${err.code}]\n`);
+      process.stderr.write(`sluice demo: ${err.message} [${err.code}]${hint}`);
       return EXIT_INVALID;
     }
     // A demo backend that cannot listen (its address is taken).
     if ((err as NodeJS.ErrnoException).code !== undefined) {
-      process.stderr.write(`sluice demo: ${(err as Error).message}\n`);
+      process.stderr.write(`sluice demo: ${(err as Error).message}${hint}`);
       return EXIT_INVALID;
     }
     throw err;
