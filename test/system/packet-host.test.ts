@@ -163,3 +163,26 @@ time.sleep(30)
     assert.equal(t.exec('lb', 'sysctl', '-n', 'net.ipv4.ip_forward').trim(), '0', 'ip_forward restored');
   },
 );
+
+systemTest(
+  'a frontend that is an address of the host is refused with exit 1, naming it and why',
+  async () => {
+    const t = topology();
+    // 198.18.2.1 is lb's own address towards backend1; 127.0.0.9 is loopback; both through --map.
+    for (const [args, address] of [
+      [['--map', `${FRONTEND}=198.18.2.1`], '198.18.2.1'],
+      [['--map', `${FRONTEND}=127.0.0.9`], '127.0.0.9'],
+    ] as const) {
+      const s = t.sluice(config, ['--dataplane', 'packet', '--tun', 'sltun5', '--configure-host', ...args]);
+      const code = await new Promise<number | null>((resolve) => s.child.once('exit', resolve));
+      assert.equal(code, 1, s.stderr.join('\n'));
+      const line = s.stderr.find((l) => l.includes(address));
+      assert.ok(line, s.stderr.join('\n'));
+      assert.match(
+        line,
+        /frontend 'fe' .* is [\d.]+, an address of this host: the kernel would answer .*\[SLUICE_PLANE_UNSUPPORTED\]$/,
+      );
+      assert.doesNotMatch(t.exec('lb', 'ip', 'link'), /sltun5/, 'nothing was set up');
+    }
+  },
+);

@@ -5,7 +5,8 @@
 import type { Logger } from 'pino';
 import type { DataPlaneModule } from '../plane.js';
 import type { PacketEvent } from './events.js';
-import { PacketPlane, packetUnsupported } from './packet-plane.js';
+import { networkInterfaces } from 'node:os';
+import { PacketPlane, localFrontends, packetUnsupported } from './packet-plane.js';
 import { packetPlaneUnavailable } from './tun.js';
 
 export const packetPlaneModule: DataPlaneModule<PacketPlane> = {
@@ -14,8 +15,10 @@ export const packetPlaneModule: DataPlaneModule<PacketPlane> = {
   // A flow is a record in the flow table, not a socket: the descriptor shares do not apply.
   flowsHoldDescriptors: false,
   indexReplies: true,
-  unsupported: (snapshot) =>
-    packetUnsupported(snapshot).map((line) => `${line}: not supported by the packet data plane yet`),
+  unsupported: (snapshot) => [
+    ...packetUnsupported(snapshot).map((line) => `${line}: not supported by the packet data plane yet`),
+    ...localFrontends(snapshot, hostAddresses()),
+  ],
   unavailable: () => packetPlaneUnavailable(),
   create: (context, settings) =>
     new PacketPlane({
@@ -29,6 +32,15 @@ export const packetPlaneModule: DataPlaneModule<PacketPlane> = {
     }),
   readyFields: (plane) => ({ tun: plane.tunName }),
 };
+
+/** The addresses of this host's interfaces (in its network namespace). */
+function hostAddresses(): Set<string> {
+  return new Set(
+    Object.values(networkInterfaces())
+      .flatMap((list) => list ?? [])
+      .map((i) => i.address),
+  );
+}
 
 function logPacketEvent(log: Logger, e: PacketEvent): void {
   switch (e.type) {

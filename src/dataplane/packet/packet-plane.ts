@@ -69,6 +69,31 @@ export function packetUnsupported(snapshot: RuntimeSnapshot): string[] {
   return out;
 }
 
+/**
+ * Addresses the packet plane would route into its TUN device that are this host's own (any of
+ * 127.0.0.0/8, or an address on an interface, in `local`): the kernel answers packets for them
+ * itself, with its own RSTs, so nothing would reach Sluice. One line each.
+ */
+export function localFrontends(snapshot: RuntimeSnapshot, local: ReadonlySet<string>): string[] {
+  const isLocal = (a: string): boolean => a.startsWith('127.') || local.has(a);
+  const out = new Map<string, string>();
+  for (const lb of snapshot.loadBalancers) {
+    for (const f of lb.frontends)
+      if (isLocal(f.address)) out.set(f.address, `frontend '${f.name}' of load balancer '${lb.name}'`);
+    for (const { via } of lb.outboundPaths) {
+      const addresses =
+        via.kind === 'natGateway'
+          ? via.natGateway.publicIpAddresses.map((a) => [a, `NAT gateway '${via.natGateway.name}'`] as const)
+          : via.rule.frontends.map((f) => [f.address, `outbound rule '${via.rule.name}'`] as const);
+      for (const [a, what] of addresses) if (isLocal(a) && !out.has(a)) out.set(a, what);
+    }
+  }
+  return [...out].map(
+    ([address, what]) =>
+      `${what} is ${address}, an address of this host: the kernel would answer its packets itself (with its own RSTs) and none would reach Sluice; serve an address that is routed to this host but not assigned to it (use --map)`,
+  );
+}
+
 export class PacketPlane implements DataPlane {
   readonly stats: PacketStats = emptyPacketStats();
   private readonly engine: FlowEngine;
