@@ -123,6 +123,24 @@ function readStateFile(s: ServedApi): string | undefined {
 }
 
 /** Checks the answer of one PUT and what is stored after it, and moves the model on. */
+/** A PUT of `body` to the fuzzed load balancer. */
+function putBody(
+  s: ServedApi,
+  body: string,
+  headers: Record<string, string> = { 'content-type': 'application/json' },
+  agent?: Agent,
+): Promise<HttpAnswer> {
+  return httpRequest({
+    host: s.host,
+    port: s.port,
+    method: 'PUT',
+    path: PATH,
+    headers,
+    body,
+    ...(agent ? { agent } : {}),
+  });
+}
+
 async function check(s: ServedApi, agent: Agent, model: Model, put: HttpAnswer, sent: string): Promise<void> {
   const what = `PUT ${sent.slice(0, 300)}`;
   model.statuses.set(put.status, (model.statuses.get(put.status) ?? 0) + 1);
@@ -186,15 +204,7 @@ test(
       // Every base is accepted as it is: the fuzz starts from valid documents.
       for (const base of bases) {
         const body = bodyText(base);
-        const put = await httpRequest({
-          host: HOST,
-          port: s.port,
-          method: 'PUT',
-          path: PATH,
-          headers: { 'content-type': 'application/json' },
-          body,
-          agent,
-        });
+        const put = await putBody(s, body, undefined, agent);
         assert.ok(put.status === 200 || put.status === 201, put.text);
         await check(s, agent, model, put, body);
       }
@@ -216,15 +226,7 @@ test(
               const depth = depthOf(doc);
               assert.ok(depth <= MAX_DEPTH);
               const { body, headers } = requestOf(doc, env, cut);
-              const put = await httpRequest({
-                host: HOST,
-                port: s.port,
-                method: 'PUT',
-                path: PATH,
-                headers,
-                body,
-                agent,
-              });
+              const put = await putBody(s, body, headers, agent);
               await check(s, agent, model, put, body);
               model.deepestSent = Math.max(model.deepestSent, depth);
               if (put.status < 300) model.deepestAccepted = Math.max(model.deepestAccepted, depth);
@@ -260,14 +262,7 @@ test('a body nested 10,000 deep is refused with a 4xx, and nothing changes', asy
     const deep = `${'{"a":'.repeat(10_000)}"leaf"${'}'.repeat(10_000)}`;
     const doc = { ...(bases[0] as Record<string, Json>), tags: { deep: 'DEEP' } };
     const body = JSON.stringify(doc).replace('"DEEP"', deep);
-    const put = await httpRequest({
-      host: HOST,
-      port: s.port,
-      method: 'PUT',
-      path: PATH,
-      headers: { 'content-type': 'application/json' },
-      body,
-    });
+    const put = await putBody(s, body);
     assert.ok(put.status >= 400 && put.status < 500, `answered ${put.status} ${put.text.slice(0, 300)}`);
     assert.match(put.text, /SLUICE_CONFIG_TOO_DEEP/);
     const get = await httpRequest({ host: HOST, port: s.port, method: 'GET', path: PATH });
