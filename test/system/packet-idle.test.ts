@@ -84,19 +84,32 @@ interface Conn {
   backendId: string;
   /** Monotonic seconds of the last data seen by the client. */
   lastData: number;
+  /** Sluice's log lines before this connection: a reused client port must not match older ones. */
+  sluiceFrom: number;
 }
 
 /** Connects through the frontend and exchanges one echo, so the flow is established. */
 async function open(port: number, keepalive?: [number, number, number]): Promise<Conn> {
   const id = `c${serial++}`;
+  // Only lines after the connect: the client's port may be one an earlier connection used.
+  const backendFrom = backends.map((b) => b.lines.length);
+  const sluiceFrom = sluice.lines.length;
   client.send({ cmd: 'connect', id, host: FRONTEND, port, ...(keepalive ? { keepalive } : {}) });
   const connected = await client.event(id, 'connected', 5000);
   const localPort = connected.localPort as number;
   // DNAT keeps the client's address and port: that is how the backend side is found.
   const accepted = await Promise.any(
-    backends.map((b) =>
+    backends.map((b, i) =>
       b
-        .waitFor('accept', (l) => l.ev === 'accept' && l.peer === CLIENT && l.peerPort === localPort, 5000)
+        .waitFor(
+          'accept',
+          (l) =>
+            l.ev === 'accept' &&
+            l.peer === CLIENT &&
+            l.peerPort === localPort &&
+            b.lines.indexOf(l) >= backendFrom[i]!,
+          5000,
+        )
         .then((l) => ({ b, l })),
     ),
   );
@@ -108,11 +121,15 @@ async function open(port: number, keepalive?: [number, number, number]): Promise
     backend: accepted.b,
     backendId: accepted.l.id as string,
     lastData: echo.t as number,
+    sluiceFrom,
   };
 }
 
 function expiredLine(c: Conn, msg: string): (l: Record<string, unknown>) => boolean {
-  return (l) => l.client === `${CLIENT}:${c.localPort}` && String(l.msg).includes(msg);
+  return (l) =>
+    l.client === `${CLIENT}:${c.localPort}` &&
+    String(l.msg).includes(msg) &&
+    sluice.lines.indexOf(l) >= c.sluiceFrom;
 }
 
 systemTest('reset on: at the idle timeout both endpoints fail with ECONNRESET', async () => {
