@@ -2,8 +2,8 @@
  * The packet-level entry of the flow engine (the packet plane's): every parsed TCP segment or
  * UDP datagram, as seen on the wire in either direction, gets a verdict. A packet of a known
  * flow is tracked and forwarded; a client SYN for a rule (or a member's first packet on an
- * outbound path) creates the flow; a packet of an expired flow is answered per B6; anything
- * else is dropped with its reason.
+ * outbound path) creates the flow; a later segment of an expired or unknown flow is answered
+ * per B6; anything else is dropped with its reason.
  */
 import type { EngineState } from './engine-state.js';
 import { PacketVerdict, type Views } from './engine-views.js';
@@ -11,6 +11,7 @@ import type { Records } from './engine-records.js';
 import { refused, type SlotOrRefusal } from './engine-records.js';
 import type { RuleMatch } from './rule-table.js';
 import type { OutboundPath } from './snapshot.js';
+import { inboundResetsLate, outboundResetsLate } from './engine-paths.js';
 import type { FlowKey } from './flow-key.js';
 import { PROTO_TCP, PROTO_UDP } from './flow-key.js';
 import { DIR_ORIG, type Dir } from './flow-table.js';
@@ -88,11 +89,7 @@ export class Classifier {
       v.reason = 'no-rule';
       return v;
     }
-    if (!isSyn) {
-      s.stats.noFlowDrops++;
-      v.reason = 'no-flow';
-      return v;
-    }
+    if (!isSyn) return this.stray(key, seg, v);
     s.stats.syns++;
     const slot = this.create(key, now);
     if (refused(slot)) {
@@ -161,7 +158,44 @@ export class Classifier {
     return v;
   }
 
-  /** A packet of an expired flow: a RST when its rule had reset on (B6), else dropped (B3). */
+  /**
+   * A non-SYN segment of no flow, for what `route` found: on a path with TCP reset a RST made
+   * from the segment alone (B6), so a client that missed its idle RST learns it however late
+   * it writes; otherwise dropped silently (B3). A member's segment from a port an inbound rule
+   * forwards to is a backend's reply to a client, whose rule the packet does not tell: dropped.
+   */
+  private stray(key: FlowKey, seg: TcpSegment, v: PacketVerdict): PacketVerdict {
+    const s = this.s;
+    v.reason = 'no-flow';
+    const resets =
+      this.match !== undefined
+        ? inboundResetsLate(this.match.rule)
+        : outboundResetsLate(this.outbound!) &&
+          !s.paths.outboundTable.servesInbound(PROTO_TCP, key.words, 0, key.family, key.srcPort);
+    // Never answer a RST with a RST (RFC 9293).
+    if (!resets || seg.flags & TCP_RST) {
+      s.stats.noFlowDrops++;
+      return v;
+    }
+    this.reset(v, seg);
+    s.stats.noFlowResets++;
+    return v;
+  }
+
+  /** Fills `v` with the RST answering `seg` to its sender (RFC 9293 section 3.10.7.1). */
+  private reset(v: PacketVerdict, seg: TcpSegment): void {
+    v.action = 'reset';
+    const r = this.rstScratch;
+    resetForSegment(seg, r);
+    v.rstSeq = r.seq;
+    v.rstAck = r.ack;
+    v.rstFlags = r.flags;
+  }
+
+  /**
+   * A packet of an expired flow, while its tombstone lasts: a RST when its path has reset on
+   * (B6; a backend's late reply too, which `stray` cannot tell), else dropped (B3).
+   */
   private tombstoneVerdict(slot: number, dir: Dir, seg: TcpSegment): PacketVerdict {
     const v = this.verdict;
     const s = this.s;
@@ -169,12 +203,7 @@ export class Classifier {
     v.reason = 'expired';
     // Never answer a RST with a RST (RFC 9293).
     if (s.table.meta(slot) & META_RESET && !(seg.flags & TCP_RST)) {
-      v.action = 'reset';
-      const r = this.rstScratch;
-      resetForSegment(seg, r);
-      v.rstSeq = r.seq;
-      v.rstAck = r.ack;
-      v.rstFlags = r.flags;
+      this.reset(v, seg);
       s.stats.tombstoneResets++;
     } else {
       v.action = 'drop';

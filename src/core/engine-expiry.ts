@@ -1,7 +1,8 @@
 /**
  * Time in the flow engine: the timing wheel's due records, each ended as its state calls for.
  * A live flow at its idle timeout gets its action (B3 drop, B4 reset for ESTABLISHED only, B5)
- * and becomes a tombstone that answers later packets (B6); lingering closed flows and
+ * and becomes a tombstone that tells later packets as its own while it lasts (B6 answers them
+ * without it too: engine-classifier.ts); lingering closed flows and
  * tombstones go quietly. Tombstones are bounded in number by a ring, the oldest evicted first.
  */
 import type { EngineState } from './engine-state.js';

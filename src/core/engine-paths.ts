@@ -20,8 +20,8 @@ export interface PathRuntime {
   /** An established flow is reset at idle (B4); never through a NAT gateway. */
   readonly resetAtIdle: boolean;
   /**
-   * Later segments of an expired flow are answered with a RST (B6). A NAT gateway drops idle
-   * flows silently yet answers a later packet with a RST to its sender, as Azure's does.
+   * Later segments of an expired flow, and any non-SYN segment of no flow on this path, are
+   * answered with a RST (B6): `inboundResetsLate`, `outboundResetsLate`.
    */
   readonly resetAfterExpiry: boolean;
   /** The path is gone from the configuration; flows that still use it go on until they end. */
@@ -36,6 +36,19 @@ export interface PathRuntime {
 
 const DEFAULT_HASH = distributionMode('Default')!;
 
+/** B6 for an inbound rule: its enableTcpReset. */
+export function inboundResetsLate(rule: InboundRule): boolean {
+  return rule.enableTcpReset;
+}
+
+/**
+ * B6 for an outbound path: its rule's enableTcpReset. A NAT gateway drops idle flows silently
+ * yet answers a later packet with a RST to its sender, as Azure's does.
+ */
+export function outboundResetsLate(path: OutboundPath): boolean {
+  return path.via.kind === 'natGateway' || path.enableTcpReset;
+}
+
 function inboundRuntime(rule: InboundRule): PathRuntime {
   const mode = rule.kind === 'loadBalancingRule' ? rule.distribution : 'Default';
   return {
@@ -43,7 +56,7 @@ function inboundRuntime(rule: InboundRule): PathRuntime {
     name: rule.name,
     idleMs: rule.idleTimeout.ms,
     resetAtIdle: rule.enableTcpReset,
-    resetAfterExpiry: rule.enableTcpReset,
+    resetAfterExpiry: inboundResetsLate(rule),
     removed: false,
     rule,
     outbound: null,
@@ -58,7 +71,7 @@ function outboundRuntime(path: OutboundPath): PathRuntime {
     name: via.kind === 'natGateway' ? via.natGateway.name : via.rule.name,
     idleMs: path.idleTimeout.ms,
     resetAtIdle: path.enableTcpReset,
-    resetAfterExpiry: via.kind === 'natGateway' || path.enableTcpReset,
+    resetAfterExpiry: outboundResetsLate(path),
     removed: false,
     rule: null,
     outbound: path,

@@ -34,8 +34,8 @@ export interface FlowEngineOptions {
   readonly maxFlows?: number;
   /** Tombstones at most; the oldest goes first. Default 100,000. 0 keeps none. */
   readonly maxTombstones?: number;
-  /** How long an expired TCP flow is remembered for B6. Default 15 minutes, about when a
-   * peer's retransmissions give up. */
+  /** How long an expired TCP flow is remembered (its late segments told as its own, the
+   * backend's answered, its SNAT port held). B6 does not depend on it. Default 15 minutes. */
   readonly tombstoneTtlMs?: number;
   /** UDP flow timeout (B8). Default 4 minutes. */
   readonly udpTimeoutMs?: number;

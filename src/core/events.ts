@@ -93,8 +93,10 @@ export interface EngineStats {
   /** Later packets of an expired flow dropped (B3, B6). */
   tombstoneDrops: number;
   tombstonesEvicted: number;
-  /** Non-SYN packets with no flow, dropped. */
+  /** Non-SYN packets with no flow, dropped (no reset on their path, a RST, a backend's reply). */
   noFlowDrops: number;
+  /** Non-SYN packets with no flow answered with a RST (B6, no tombstone needed). */
+  noFlowResets: number;
   /** Segments forwarded but not trusted (outside the windows, unexpected flags). */
   untrustedSegments: number;
 }
@@ -118,6 +120,7 @@ export function emptyStats(): EngineStats {
     tombstoneDrops: 0,
     tombstonesEvicted: 0,
     noFlowDrops: 0,
+    noFlowResets: 0,
     untrustedSegments: 0,
   };
 }

@@ -1,7 +1,7 @@
 /**
  * Flow records in typed arrays, no object per flow, so a million flows cost tens of
  * megabytes and nothing for the garbage collector to trace. A slot holds a live flow or a
- * tombstone (an expired flow remembered for B6). The fields a packet touches are interleaved
+ * tombstone (an expired flow remembered for a while, B6). The fields a packet touches are interleaved
  * per slot (one 64-byte record of 32-bit words, one record of doubles, the key) rather than
  * one array per field: with a million flows every array touched is a cache miss, and
  * docs/benchmarks.md shows the difference.

@@ -12,8 +12,21 @@ function key(protocol: number, words: Uint32Array, off: number, family: number):
   return `${protocol}|${words[off]}:${words[off + 1]}:${words[off + 2]}:${words[off + 3]}`;
 }
 
+/** A member's address and a port it serves for an inbound rule (0: every port, HA ports). */
+function servedKey(
+  protocol: number,
+  words: Uint32Array,
+  off: number,
+  family: number,
+  port: number,
+): number | string {
+  if (family === FAMILY_V4) return (protocol * 2 ** 32 + words[off]!) * 65536 + port;
+  return `${key(protocol, words, off, family)}|${port}`;
+}
+
 export class OutboundTable {
   private readonly bySource = new Map<number | string, OutboundPath>();
+  private readonly served = new Set<number | string>();
   readonly paths: readonly OutboundPath[];
 
   constructor(snapshot: RuntimeSnapshot) {
@@ -33,6 +46,34 @@ export class OutboundTable {
       }
     }
     this.paths = paths;
+    for (const lb of snapshot.loadBalancers) {
+      for (const rule of lb.loadBalancingRules) {
+        for (const m of rule.pool.members) this.serve(rule.protocols, m.address, rule.backendPort, words);
+      }
+      for (const rule of lb.inboundNatRules) {
+        for (const m of rule.mappings) this.serve(rule.protocols, m.member.address, m.backendPort, words);
+      }
+    }
+  }
+
+  private serve(protocols: readonly string[], address: string, port: number, words: Uint32Array): void {
+    const family = parseIp(address, words, 0);
+    if (family === 0) return;
+    for (const p of protocols)
+      this.served.add(servedKey(p === 'Tcp' ? PROTO_TCP : PROTO_UDP, words, 0, family, port));
+  }
+
+  /**
+   * True when an inbound rule forwards to this member address and port: a packet from there
+   * is a backend's reply to a client, not a flow the member opens on its outbound path.
+   */
+  servesInbound(protocol: number, words: Uint32Array, off: number, family: number, port: number): boolean {
+    const s = this.served;
+    if (s.size === 0) return false;
+    return (
+      s.has(servedKey(protocol, words, off, family, port)) ||
+      s.has(servedKey(protocol, words, off, family, 0))
+    );
   }
 
   /** The path of a source address given as four words (layout of flow-key.ts). */

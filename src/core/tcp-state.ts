@@ -55,7 +55,7 @@ export const ST_TIME_WAIT = 7;
 /** A RST was accepted: the flow lingers briefly, then goes. */
 export const ST_CLOSED = 8;
 export const ST_UDP = 9;
-/** An expired TCP flow remembered so later packets get B6's answer. */
+/** An expired TCP flow remembered for a while: its later packets are told as its own (B6). */
 export const ST_TOMBSTONE = 10;
 
 export type FlowState =

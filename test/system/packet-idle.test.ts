@@ -32,17 +32,13 @@ let sluice: SluiceProcess;
 let client: Agent;
 let backends: Agent[] = [];
 let dir = '';
+let config = '';
 let serial = 0;
 
 before(async () => {
   if (systemUnavailable() !== undefined) return;
   topo = Topology.create();
   dir = mkdtempSync(join(tmpdir(), 'sluice-system-'));
-  const config = writeLbConfig(dir, [
-    { name: 'with-reset', frontendPort: PORT_RESET, backendPort: BACKEND_PORT, enableTcpReset: true },
-    { name: 'silent-drop', frontendPort: PORT_DROP, backendPort: BACKEND_PORT, enableTcpReset: false },
-    { name: 'udp', protocol: 'Udp', frontendPort: PORT_UDP, backendPort: PORT_UDP },
-  ]);
   backends = [topo.agent('backend1'), topo.agent('backend2')];
   for (const b of backends) {
     b.send({ cmd: 'serve', port: BACKEND_PORT });
@@ -52,19 +48,29 @@ before(async () => {
   client = topo.agent('client');
   // A blackholed connection then gives up after about 3 s of retransmissions.
   topo.sysctl('client', 'net.ipv4.tcp_retries2', '3');
-  sluice = topo.sluice(config, [
+  config = writeLbConfig(dir, [
+    { name: 'with-reset', frontendPort: PORT_RESET, backendPort: BACKEND_PORT, enableTcpReset: true },
+    { name: 'silent-drop', frontendPort: PORT_DROP, backendPort: BACKEND_PORT, enableTcpReset: false },
+    { name: 'udp', protocol: 'Udp', frontendPort: PORT_UDP, backendPort: PORT_UDP },
+  ]);
+  sluice = await startSluice(SCALE);
+});
+
+async function startSluice(scale: number): Promise<SluiceProcess> {
+  const s = topo.sluice(config, [
     '--dataplane',
     'packet',
     '--time-scale',
-    String(SCALE),
+    String(scale),
     '--udp-flow-timeout',
     '600',
     '--tun',
     'sltun0',
     '--configure-host',
   ]);
-  await sluice.ready();
-});
+  await s.ready();
+  return s;
+}
 
 after(async () => {
   await topo?.destroy();
@@ -78,19 +84,32 @@ interface Conn {
   backendId: string;
   /** Monotonic seconds of the last data seen by the client. */
   lastData: number;
+  /** Sluice's log lines before this connection: a reused client port must not match older ones. */
+  sluiceFrom: number;
 }
 
 /** Connects through the frontend and exchanges one echo, so the flow is established. */
 async function open(port: number, keepalive?: [number, number, number]): Promise<Conn> {
   const id = `c${serial++}`;
+  // Only lines after the connect: the client's port may be one an earlier connection used.
+  const backendFrom = backends.map((b) => b.lines.length);
+  const sluiceFrom = sluice.lines.length;
   client.send({ cmd: 'connect', id, host: FRONTEND, port, ...(keepalive ? { keepalive } : {}) });
   const connected = await client.event(id, 'connected', 5000);
   const localPort = connected.localPort as number;
   // DNAT keeps the client's address and port: that is how the backend side is found.
   const accepted = await Promise.any(
-    backends.map((b) =>
+    backends.map((b, i) =>
       b
-        .waitFor('accept', (l) => l.ev === 'accept' && l.peer === CLIENT && l.peerPort === localPort, 5000)
+        .waitFor(
+          'accept',
+          (l) =>
+            l.ev === 'accept' &&
+            l.peer === CLIENT &&
+            l.peerPort === localPort &&
+            b.lines.indexOf(l) >= backendFrom[i]!,
+          5000,
+        )
         .then((l) => ({ b, l })),
     ),
   );
@@ -102,11 +121,15 @@ async function open(port: number, keepalive?: [number, number, number]): Promise
     backend: accepted.b,
     backendId: accepted.l.id as string,
     lastData: echo.t as number,
+    sluiceFrom,
   };
 }
 
 function expiredLine(c: Conn, msg: string): (l: Record<string, unknown>) => boolean {
-  return (l) => l.client === `${CLIENT}:${c.localPort}` && String(l.msg).includes(msg);
+  return (l) =>
+    l.client === `${CLIENT}:${c.localPort}` &&
+    String(l.msg).includes(msg) &&
+    sluice.lines.indexOf(l) >= c.sluiceFrom;
 }
 
 systemTest('reset on: at the idle timeout both endpoints fail with ECONNRESET', async () => {
@@ -164,37 +187,87 @@ systemTest(
   },
 );
 
+/** RSTs the backends' kernels sent: a segment that reached a backend of no socket adds one. */
+function backendRsts(): number {
+  return topo.tcpCounter('backend1', 'OutRsts') + topo.tcpCounter('backend2', 'OutRsts');
+}
+
+/** Drops every RST arriving at the client while `fn` runs: the idle RST is lost. */
+async function losingRsts<T>(fn: () => Promise<T>): Promise<T> {
+  topo.exec('client', 'nft', 'add', 'table', 'ip', 'sltest');
+  topo.exec(
+    'client',
+    'nft',
+    'add chain ip sltest in { type filter hook input priority 0 ; policy accept ; }',
+  );
+  topo.exec('client', 'nft', 'add rule ip sltest in tcp flags & rst == rst counter drop');
+  try {
+    const out = await fn();
+    const ruleset = topo.exec('client', 'nft', 'list', 'table', 'ip', 'sltest');
+    assert.match(ruleset, /counter packets [1-9]/, 'the RST to the client was dropped by the nft rule');
+    return out;
+  } finally {
+    topo.exec('client', 'nft', 'delete', 'table', 'ip', 'sltest');
+  }
+}
+
 systemTest(
   'B6: when the idle RST is lost, the next segment of the flow is answered with a RST the client accepts',
   async () => {
-    topo.exec('client', 'nft', 'add', 'table', 'ip', 'sltest');
-    topo.exec(
-      'client',
-      'nft',
-      'add chain ip sltest in { type filter hook input priority 0 ; policy accept ; }',
-    );
-    topo.exec('client', 'nft', 'add rule ip sltest in tcp flags & rst == rst counter drop');
-    try {
+    const c = await losingRsts(async () => {
       const c = await open(PORT_RESET);
       // The backend's RST arrives: the idle timeout has passed.
       const backendErr = await c.backend.event(c.backendId, 'error', IDLE_S * 3000);
       assert.equal(backendErr.code, 'ECONNRESET');
       await sleep(200);
-      const ruleset = topo.exec('client', 'nft', 'list', 'table', 'ip', 'sltest');
-      assert.match(ruleset, /counter packets [1-9]/, 'the RST to the client was dropped by the nft rule');
       assert.equal(client.events(c.id).filter((e) => e.ev === 'error').length, 0);
-    } finally {
-      topo.exec('client', 'nft', 'delete', 'table', 'ip', 'sltest');
-    }
-    const c = client.lines.filter((l) => l.ev === 'connected').at(-1)!;
-    const backendRsts = (): number =>
-      topo.tcpCounter('backend1', 'OutRsts') + topo.tcpCounter('backend2', 'OutRsts');
+      return c;
+    });
     const rstsBefore = backendRsts();
     client.send({ cmd: 'send', id: c.id, text: 'anyone?' });
-    const err = await client.event(c.id as string, 'error', 3000);
+    const err = await client.event(c.id, 'error', 3000);
     assert.equal(err.code, 'ECONNRESET');
     // Sluice answered: the segment never reached a backend, whose stack would have reset it too.
     assert.equal(backendRsts(), rstsBefore);
+  },
+);
+
+systemTest(
+  'B6 without a time limit: writes 20 and 120 minutes after a lost idle RST, long after the flow is forgotten, get ECONNRESET',
+  async () => {
+    // 600x: the 4-minute timeout is 0.4 s, the 15-minute tombstone 1.5 s, 120 minutes 12 s.
+    const scale = 600;
+    const minute = 60_000 / scale;
+    await sluice.stop();
+    sluice = await startSluice(scale);
+    try {
+      const [early, late] = await losingRsts(async () => {
+        const conns = [await open(PORT_RESET), await open(PORT_RESET)];
+        for (const c of conns) {
+          const err = await c.backend.event(c.backendId, 'error', 4 * minute * 5);
+          assert.equal(err.code, 'ECONNRESET', 'the backend got its idle RST');
+        }
+        await sleep(200);
+        for (const c of conns) assert.equal(client.events(c.id).filter((e) => e.ev === 'error').length, 0);
+        return conns;
+      });
+      const expiredAt = Date.now();
+      const rstsBefore = backendRsts();
+      for (const [c, minutes] of [
+        [early!, 20],
+        [late!, 120],
+      ] as const) {
+        await sleep(Math.max(0, expiredAt + minutes * minute - Date.now()));
+        client.send({ cmd: 'send', id: c.id, text: `after ${minutes} minutes` });
+        const err = await client.event(c.id, 'error', 3000);
+        assert.equal(err.code, 'ECONNRESET', `the write ${minutes} minutes after expiry was reset`);
+      }
+      // Sluice answered: the segments never reached a backend, whose stack would have reset them too.
+      assert.equal(backendRsts(), rstsBefore);
+    } finally {
+      await sluice.stop();
+      sluice = await startSluice(SCALE);
+    }
   },
 );
 

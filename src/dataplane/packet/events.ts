@@ -9,7 +9,7 @@ export interface PacketStats {
   /** Idle resets (B4), by direction. */
   rstToClient: number;
   rstToBackend: number;
-  /** RSTs answering a later segment of an expired flow (B6). */
+  /** RSTs answering a later segment of an expired flow, or any non-SYN of no flow (B6). */
   rstAnswers: number;
   readErrors: number;
   writeErrors: number;

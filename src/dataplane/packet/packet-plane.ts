@@ -3,7 +3,8 @@
  * engine and forwarded with their addresses rewritten (DNAT to the chosen backend, the
  * client's address kept; or full NAT with an inbound SNAT address). At idle timeout Sluice
  * writes the RSTs itself, with the sequence numbers each endpoint accepts, and later segments
- * of an expired flow are dropped or answered with a RST as the engine decides (B3-B6).
+ * of an expired or unknown flow are dropped or answered with a RST as the engine decides
+ * (B3-B6).
  * Everything the engine sees is a packet, keepalive probes included (B7).
  */
 import { SluiceError } from '../../core/errors.js';

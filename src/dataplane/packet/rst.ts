@@ -1,6 +1,6 @@
 /**
  * TCP resets Sluice sends itself: at idle timeout to both ends of a flow (B4), and in answer
- * to later segments of an expired flow (B6). Each is a 40-byte IPv4 + TCP packet with complete
+ * to later segments of an expired or unknown flow (B6). Each is a 40-byte IPv4 + TCP packet with complete
  * checksums, behind a virtio-net header that asks nothing of the kernel.
  */
 import { fold, sumBytes } from './checksum.js';

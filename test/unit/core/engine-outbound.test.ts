@@ -355,6 +355,38 @@ test('outbound: a TCP-only outbound rule leaves UDP alone; inbound rules still w
   assert.equal(midStream.reason, 'no-flow');
 });
 
+test("B6: on a reset path a member's non-SYN of no flow gets a RST, however late; its backend port's replies do not", () => {
+  const { engine, clock } = setup({ reset: true });
+  const c = connect(engine);
+  c.clientSends(10);
+  clock.advance(4 * MIN);
+  assert.equal(advance(engine)[0]!.action, 'reset');
+  clock.advance(120 * MIN);
+  advance(engine);
+  assert.equal(engine.tombstoneCount, 0);
+  const late = c.fromClient({ flags: TCP_ACK, len: 5 });
+  assert.deepEqual([late.action, late.reason, late.rstSeq], ['reset', 'no-flow', c.clientRcv]);
+  // From the port its load-balancing rule forwards to, the member is a backend replying to a
+  // client: which rule (and whether it resets) the packet does not say, so it is dropped (B3).
+  const reply = new Outbound(engine, '10.1.0.1', 8080, '192.0.2.10', 40000).fromClient({
+    flags: TCP_ACK,
+    len: 5,
+  });
+  assert.deepEqual([reply.action, reply.reason], ['drop', 'no-flow']);
+});
+
+test('B6: on an outbound path without reset a non-SYN of no flow is dropped silently', () => {
+  const { engine } = setup({ reset: false });
+  const late = new Outbound(engine, '10.1.0.1', 45000, REMOTE, 443).fromClient({ flags: TCP_ACK, len: 3 });
+  assert.deepEqual([late.action, late.reason], ['drop', 'no-flow']);
+});
+
+test('B6: behind a NAT gateway a non-SYN of no flow gets a RST', () => {
+  const { engine } = setup({ reset: false, gateway: { minutes: 10, members: [1] } });
+  const late = new Outbound(engine, '10.1.0.2', 45000, REMOTE, 443).fromClient({ flags: TCP_ACK, len: 3 });
+  assert.equal(late.action, 'reset');
+});
+
 test('outbound: reconfiguration keeps the ports of live flows; flows of a removed path are listed for ending', () => {
   const { engine } = setup({ ports: 8 });
   const c = connect(engine, '10.1.0.1');

@@ -315,14 +315,98 @@ test('tombstones are bounded in time and in count', () => {
   assert.equal(advance(engine).length, 3);
   assert.equal(engine.tombstoneCount, 2);
   assert.equal(engine.stats().tombstonesEvicted, 1);
-  // The oldest was evicted: its later packets are simply without a flow.
+  // The oldest was evicted: its later packets are without a flow, and B6 answers them anyway.
   const results = convs.map((c) => c.fromClient({ flags: TCP_ACK, len: 1 }));
-  assert.equal(results.filter((r) => r.reason === 'no-flow').length, 1);
-  assert.equal(results.filter((r) => r.action === 'reset').length, 2);
+  assert.deepEqual(
+    results.map((r) => [r.action, r.reason]),
+    [
+      ['reset', 'no-flow'],
+      ['reset', 'expired'],
+      ['reset', 'expired'],
+    ],
+  );
   clock.advance(15 * MIN);
   advance(engine);
   assert.equal(engine.tombstoneCount, 0);
-  for (const c of convs) assert.equal(c.fromClient({ flags: TCP_ACK, len: 1 }).reason, 'no-flow');
+  for (const c of convs)
+    assert.deepEqual(
+      [c.fromClient({ flags: TCP_ACK, len: 1 }).action, c.fromClient({ flags: TCP_ACK, len: 1 }).reason],
+      ['reset', 'no-flow'],
+    );
+});
+
+test('B6 without a time limit: 20 and 120 minutes after expiry, and with no flow ever seen, a reset rule answers a non-SYN from the segment alone', () => {
+  const { engine, clock } = setup({ reset: true });
+  const c = new TcpConversation(engine, '192.0.2.10', 40000, '10.0.0.1', 80, 1000, 5000);
+  c.handshake();
+  c.clientSends(100);
+  clock.advance(4 * MIN);
+  assert.equal(advance(engine)[0]!.action, 'reset');
+  for (const minutes of [20, 120]) {
+    clock.advance((minutes === 20 ? 20 : 100) * MIN);
+    advance(engine);
+    assert.equal(engine.tombstoneCount, 0, `no tombstone left at ${minutes} minutes`);
+    // The client missed the idle RST and writes: seq 1101, ack 5001. The RST's seq is its ACK.
+    const late = c.clientSends(10, false);
+    assert.deepEqual(
+      [late.action, late.reason, late.rstSeq, late.rstAck, late.rstFlags],
+      ['reset', 'no-flow', 5001, 0, TCP_RST],
+      `at ${minutes} minutes`,
+    );
+  }
+  // Without ACK (RFC 9293 3.10.7.1): seq 0, ack = its sequence end, RST|ACK.
+  const fin = c.fromClient({ flags: TCP_FIN, seq: 7000, len: 5 });
+  assert.deepEqual([fin.action, fin.rstSeq, fin.rstAck, fin.rstFlags], ['reset', 0, 7006, TCP_RST | TCP_ACK]);
+  // A flow Sluice never saw (after a restart, say) is answered the same way.
+  const never = new TcpConversation(engine, '192.0.2.77', 51000, '10.0.0.1', 80).fromClient({
+    flags: TCP_ACK | TCP_FIN,
+    seq: 42,
+    ack: 0xfffffff0,
+    len: 3,
+  });
+  assert.deepEqual([never.action, never.rstSeq, never.rstFlags], ['reset', 0xfffffff0, TCP_RST]);
+  // A RST is never answered with a RST.
+  const rst = c.fromClient({ flags: TCP_RST | TCP_ACK });
+  assert.deepEqual([rst.action, rst.reason], ['drop', 'no-flow']);
+  assert.equal(engine.stats().noFlowResets, 4);
+  assert.equal(engine.stats().noFlowDrops, 1);
+  assert.equal(engine.flowCount, 0, 'answering keeps no state');
+  // A SYN still starts a flow.
+  const syn = c.fromClient({ flags: TCP_SYN, seq: 90_000 });
+  assert.deepEqual([syn.action, syn.created], ['forward', true]);
+  assert.equal(engine.flowCount, 1);
+});
+
+test('B6 and B3: on a drop rule a non-SYN of no flow is dropped silently, however late', () => {
+  const { engine, clock } = setup({ reset: false });
+  const c = new TcpConversation(engine);
+  c.handshake();
+  clock.advance(4 * MIN);
+  assert.equal(advance(engine)[0]!.action, 'drop');
+  for (const minutes of [20, 100]) {
+    clock.advance(minutes * MIN);
+    advance(engine);
+    const late = c.clientSends(10, false);
+    assert.deepEqual([late.action, late.reason], ['drop', 'no-flow']);
+  }
+  const never = new TcpConversation(engine, '192.0.2.77', 51000).fromClient({ flags: TCP_ACK, len: 1 });
+  assert.deepEqual([never.action, never.reason], ['drop', 'no-flow']);
+  assert.equal(engine.stats().noFlowResets, 0);
+  assert.equal(engine.stats().noFlowDrops, 3);
+});
+
+test("B6: a backend's reply of no flow is not answered once the tombstone is gone: the packet does not tell its rule", () => {
+  const { engine, clock } = setup({ reset: true });
+  const c = new TcpConversation(engine);
+  c.handshake();
+  clock.advance(4 * MIN);
+  advance(engine);
+  // While the tombstone lasts the backend's late segment is answered (it names the flow).
+  assert.equal(c.fromBackend({ flags: TCP_ACK, len: 3 }).action, 'reset');
+  clock.advance(20 * MIN);
+  advance(engine);
+  const late = c.fromBackend({ flags: TCP_ACK, len: 3 });
+  assert.deepEqual([late.action, late.reason], ['drop', 'no-rule']);
 });
 
 test('capacity: beyond maxFlows new flows are refused and counted', () => {

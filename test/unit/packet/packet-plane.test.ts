@@ -188,6 +188,31 @@ test('silent drop: nothing is sent at idle and later segments are discarded (B3)
   await r.plane.stop();
 });
 
+test('B6: a segment of no flow on a reset rule gets a checksummed RST from the frontend; on a drop rule nothing', async () => {
+  for (const inboundSnat of [undefined, SNAT]) {
+    const { tun, plane } = await setup({ reset: true, ...(inboundSnat ? { inboundSnat } : {}) });
+    const stray = { src: CLIENT, dst: FE, sport: 41000, dport: 80, seq: 7000, ack: 9000 };
+    tun.inject(tcpPacket({ ...stray, flags: TCP_ACK | TCP_PSH, payload: Buffer.from('late') }));
+    const [answer] = tun.take();
+    assert.ok(answer);
+    assert.deepEqual(
+      [answer.src, answer.sport, answer.dst, answer.dport, answer.seq, answer.flags],
+      [FE, 80, CLIENT, 41000, 9000, TCP_RST],
+    );
+    assert.ok(answer.ipChecksumOk && answer.l4ChecksumOk);
+    tun.inject(tcpPacket({ ...stray, flags: TCP_RST }));
+    assert.equal(tun.written.length, 0, 'a RST is not answered');
+    assert.equal(plane.stats.rstAnswers, 1);
+    assert.equal(plane.stats.drops['no-flow'], 1);
+    await plane.stop();
+  }
+  const { tun, plane } = await setup({ reset: false });
+  tun.inject(tcpPacket({ src: CLIENT, dst: FE, sport: 41000, dport: 80, seq: 1, ack: 2, flags: TCP_ACK }));
+  assert.equal(tun.written.length, 0);
+  assert.equal(plane.stats.drops['no-flow'], 1);
+  await plane.stop();
+});
+
 test('UDP: datagrams are DNATed and replies come back from the frontend', async () => {
   const { tun, plane } = await setup();
   tun.inject(udpPacket({ src: CLIENT, dst: FE, sport: 5000, dport: 53, payload: Buffer.from('query') }));
