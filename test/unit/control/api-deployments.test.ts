@@ -300,6 +300,36 @@ test('a resource as `az network lb show` prints it is stored as a single PUT sto
   }
 });
 
+test('dependsOn is ignored; a template expression elsewhere is a validation error at its resource', async () => {
+  const h = await harness();
+  try {
+    const [lb, pip] = pair() as Record<string, unknown>[];
+    const ordered = await deploy(h, [
+      { ...lb, dependsOn: ["[resourceId('Microsoft.Network/publicIPAddresses', 'lb-pip')]"] },
+      pip,
+    ]);
+    assert.equal(ordered.statusCode, 200, ordered.body);
+    const withExpression = {
+      ...pip,
+      properties: { ipAddress: "[parameters('ip')]", idleTimeoutInMinutes: 10 },
+    };
+    const res = await deploy(h, [lb, withExpression]);
+    assert.equal(res.statusCode, 400, res.body);
+    const err = (res.json() as ArmError).error;
+    assert.equal(err.code, 'SLUICE_API_VALIDATION');
+    assert.ok(
+      err.details.some(
+        (d) =>
+          d.code === 'SLUICE_CONFIG_TEMPLATE_EXPRESSION' && d.target === `${IP_URL}#/properties/ipAddress`,
+      ),
+      JSON.stringify(err),
+    );
+    assert.equal(h.persisted.length, 1);
+  } finally {
+    await h.api.close();
+  }
+});
+
 test('a template Sluice cannot deploy is 400 SLUICE_API_INVALID_TEMPLATE naming each resource by pointer', async () => {
   const h = await harness();
   try {
