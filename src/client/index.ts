@@ -4,9 +4,9 @@
  */
 import type { ArmErrorBody } from '../control/arm.js';
 import type { SluiceEvent } from '../control/events.js';
-import type { FlowsResponse } from '../control/server.js';
+import type { DeploymentView, FlowsResponse } from '../control/server.js';
 
-export type { FlowsResponse, FlowView } from '../control/server.js';
+export type { DeploymentView, FlowsResponse, FlowView } from '../control/server.js';
 export type { SluiceEvent } from '../control/events.js';
 
 export const DEFAULT_API_VERSION = '2024-05-01';
@@ -74,6 +74,18 @@ function baseUrl(base: string): string {
 export function resourcePath(a: ResourceAddress): string {
   const e = encodeURIComponent;
   return `/subscriptions/${e(a.subscription)}/resourceGroups/${e(a.resourceGroup)}/providers/Microsoft.Network/${a.type}/${e(a.name)}`;
+}
+
+/** Where a deployment goes: resources without an id are filed in its resource group. */
+export interface DeploymentAddress {
+  readonly subscription: string;
+  readonly resourceGroup: string;
+  readonly name: string;
+}
+
+export function deploymentPath(a: DeploymentAddress): string {
+  const e = encodeURIComponent;
+  return `/subscriptions/${e(a.subscription)}/resourceGroups/${e(a.resourceGroup)}/providers/Microsoft.Resources/deployments/${e(a.name)}`;
 }
 
 export class SluiceClient {
@@ -149,6 +161,16 @@ export class SluiceClient {
       headers,
     });
     return { created: r.status === 201, resource: r.body };
+  }
+
+  /**
+   * Creates or replaces every resource of `resources` as one change (ARM's template deployment,
+   * Incremental mode): all are applied, or on any error none.
+   */
+  async deploy(address: DeploymentAddress, resources: readonly unknown[]): Promise<DeploymentView> {
+    const body = { properties: { mode: 'Incremental', template: { resources } } };
+    return (await this.request<DeploymentView>('PUT', this.withVersion(deploymentPath(address)), { body }))
+      .body;
   }
 
   async get(address: ResourceAddress): Promise<ArmResource> {

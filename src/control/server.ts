@@ -11,10 +11,11 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { Share, type ApiShareRefusal } from '../core/budget.js';
 import type { FlowInfo } from '../core/events.js';
+import { isRecord } from '../config/index.js';
 import { ApiError, armView, checkPathName, resourceSegment, type ResourceRef } from './arm.js';
 import { EVENT_TYPES, type SluiceEvent, type SluiceEventType } from './events.js';
 import { guardOf, installGuard, type GuardOptions } from './guard.js';
-import type { ResourceStore } from './store.js';
+import type { DeploymentResult, ResourceStore } from './store.js';
 
 export const BODY_LIMIT = 1024 * 1024;
 export const DEFAULT_API_PORT = 9180;
@@ -79,6 +80,10 @@ export const ROUTES = [
   [
     'DELETE',
     '/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.Network/{resourceType}/{name}',
+  ],
+  [
+    'PUT',
+    '/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.Resources/deployments/{deploymentName}',
   ],
 ] as const;
 
@@ -157,6 +162,82 @@ function refOf(p: ResourceParams): ResourceRef {
     );
   checkPathName(segment, p.name);
   return { subscription: p.subscriptionId, resourceGroup: p.resourceGroupName, segment, name: p.name };
+}
+
+/** ARM's rule for deployment names. */
+const DEPLOYMENT_NAME = /^[-\w.()]{1,64}$/;
+
+interface DeploymentParams {
+  subscriptionId: string;
+  resourceGroupName: string;
+  deploymentName: string;
+}
+
+/** What a deployment answers: ARM's deployment resource, with what changed per resource. */
+export interface DeploymentView {
+  readonly id: string;
+  readonly name: string;
+  readonly type: 'Microsoft.Resources/deployments';
+  readonly properties: {
+    readonly provisioningState: 'Succeeded';
+    readonly mode: 'Incremental';
+    /** The generation serving the result (the previous one when nothing changed). */
+    readonly generation: number;
+    readonly outputResources: readonly { readonly id: string }[];
+    readonly changes: readonly {
+      readonly id: string;
+      readonly type: string;
+      readonly etag: string;
+      readonly change: 'added' | 'changed' | 'unchanged';
+      readonly changedProperties: readonly string[];
+    }[];
+  };
+}
+
+function deploymentView(p: DeploymentParams, result: DeploymentResult): DeploymentView {
+  return {
+    id: `/subscriptions/${p.subscriptionId}/resourceGroups/${p.resourceGroupName}/providers/Microsoft.Resources/deployments/${p.deploymentName}`,
+    name: p.deploymentName,
+    type: 'Microsoft.Resources/deployments',
+    properties: {
+      provisioningState: 'Succeeded',
+      mode: 'Incremental',
+      generation: result.generation,
+      outputResources: result.resources.map((d) => ({ id: d.resource.id })),
+      changes: result.resources.map((d) => ({
+        id: d.resource.id,
+        type: d.resource.type,
+        etag: d.resource.etag,
+        change: d.change,
+        changedProperties: d.changedProperties,
+      })),
+    },
+  };
+}
+
+/** The template of a deployment body; Sluice deploys only what the request holds, incrementally. */
+function templateOf(body: unknown): unknown {
+  if (!isRecord(body))
+    throw new ApiError('SLUICE_API_BAD_REQUEST', 'the request body must be a JSON object (a deployment)');
+  const props = body['properties'];
+  if (!isRecord(props))
+    throw new ApiError('SLUICE_API_INVALID_TEMPLATE', 'a deployment needs properties.template', {
+      target: '/properties',
+    });
+  const mode = props['mode'];
+  if (mode !== undefined && (typeof mode !== 'string' || mode.toLowerCase() !== 'incremental'))
+    throw new ApiError(
+      'SLUICE_API_INVALID_TEMPLATE',
+      `mode '${String(mode)}' is not supported: Sluice deploys in Incremental mode (resources the template does not name stay as they are)`,
+      { target: '/properties/mode' },
+    );
+  if (props['templateLink'] !== undefined)
+    throw new ApiError(
+      'SLUICE_API_INVALID_TEMPLATE',
+      'templateLink is not supported: give the template itself in properties.template',
+      { target: '/properties/templateLink' },
+    );
+  return props['template'];
 }
 
 function header(req: FastifyRequest, name: string): string | undefined {
@@ -469,6 +550,24 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     void reply.code(deleted ? 200 : 204);
     return deleted ? { status: 'Succeeded' } : undefined;
   });
+
+  app.put<{ Params: DeploymentParams }>(
+    '/subscriptions/:subscriptionId/resourceGroups/:resourceGroupName/providers/Microsoft.Resources/deployments/:deploymentName',
+    async (req): Promise<DeploymentView> => {
+      apiVersionOf(req);
+      const p = req.params;
+      if (!DEPLOYMENT_NAME.test(p.deploymentName))
+        throw new ApiError(
+          'SLUICE_API_BAD_REQUEST',
+          `'${p.deploymentName}' is not a deployment name: 1-64 letters, digits, '-', '_', '.', '(' or ')'`,
+        );
+      const result = await store.deploy(
+        { subscription: p.subscriptionId, resourceGroup: p.resourceGroupName },
+        templateOf(req.body),
+      );
+      return deploymentView(p, result);
+    },
+  );
 
   await app.ready();
   return app;

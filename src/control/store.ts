@@ -4,7 +4,14 @@
  * then becomes the stored state; a failure at any step leaves the store, the running state and
  * the file as they were. Changes are serialised: one at a time, in arrival order.
  */
-import { checkResourceDepth, isRecord, normalizeDocument, type ValidationResult } from '../config/index.js';
+import {
+  checkResourceDepth,
+  invalidNameMessage,
+  isRecord,
+  nameProblem,
+  normalizeDocument,
+  type ValidationResult,
+} from '../config/index.js';
 import { SluiceError, type Diagnostic } from '../core/errors.js';
 import type { RuntimeSnapshot } from '../core/snapshot.js';
 import {
@@ -38,6 +45,34 @@ export interface Preconditions {
   readonly ifMatch?: string | undefined;
   readonly ifNoneMatch?: string | undefined;
 }
+
+/** Where a deployment goes: resources of its template without an id are filed here. */
+export interface DeploymentScope {
+  readonly subscription: string;
+  readonly resourceGroup: string;
+}
+
+export type DeploymentChange = 'added' | 'changed' | 'unchanged';
+
+/** What a deployment did to one resource of its template, in template order. */
+export interface DeployedResource {
+  readonly resource: StoredResource;
+  readonly change: DeploymentChange;
+  /** Top-level properties (`properties.X`, or `sku`, `tags`...) that differ; empty unless changed. */
+  readonly changedProperties: readonly string[];
+}
+
+export interface DeploymentResult {
+  /** The generation serving the result: unchanged when nothing changed. */
+  readonly generation: number;
+  readonly resources: readonly DeployedResource[];
+}
+
+/**
+ * Keys a template resource may carry that are instructions to ARM's deployment engine, not part
+ * of the resource: one request applies everything at once, so there is no order to depend on.
+ */
+const TEMPLATE_ONLY = new Set(['apiVersion', 'dependsOn', 'comments']);
 
 export const EMPTY_SNAPSHOT: RuntimeSnapshot = Object.freeze({
   loadBalancers: Object.freeze([]),
@@ -145,6 +180,31 @@ function validationError(
       ...(targetIndex >= 0 ? { target: resources[targetIndex]!.id } : {}),
     },
   );
+}
+
+/** JSON with sorted keys, so that two bodies compare by content alone. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (isRecord(value))
+    return `{${Object.keys(value)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical(value[k])}`)
+      .join(',')}}`;
+  return JSON.stringify(value) ?? 'null';
+}
+
+/** The top-level properties in which two bodies differ: `properties.X` as `X`, others by key. */
+export function changedProperties(before: Record<string, unknown>, after: Record<string, unknown>): string[] {
+  const changed: string[] = [];
+  const differ = (a: Record<string, unknown>, b: Record<string, unknown>, skip?: string): string[] =>
+    [...new Set([...Object.keys(a), ...Object.keys(b)])]
+      .filter((k) => k !== skip && canonical(a[k]) !== canonical(b[k]))
+      .sort();
+  const props = (r: Record<string, unknown>): Record<string, unknown> =>
+    isRecord(r['properties']) ? r['properties'] : {};
+  changed.push(...differ(props(before), props(after)));
+  changed.push(...differ(before, after, 'properties'));
+  return changed;
 }
 
 function etagMatches(header: string, etag: string): boolean {
@@ -263,6 +323,133 @@ export class ResourceStore {
       next.delete(key);
       await this.commit([...next.values()], -1, `deleting ${id}`);
       return true;
+    });
+  }
+
+  /**
+   * Creates or replaces every resource of a template as one change: validated together with
+   * the rest of the stored state, applied as one generation and stored once. On any error
+   * nothing changes. Resources of the store the template does not name stay as they are (ARM's
+   * Incremental mode).
+   */
+  deploy(scope: DeploymentScope, template: unknown): Promise<DeploymentResult> {
+    return this.serial(async () => {
+      const parsed = this.parseTemplate(scope, template);
+      const next = new Map(this.resources);
+      const deployed: DeployedResource[] = [];
+      for (const resource of parsed) {
+        const existing = this.resources.get(idKey(resource.id));
+        const changed = existing === undefined ? [] : changedProperties(existing.body, resource.body);
+        if (existing !== undefined && changed.length === 0) {
+          // The same resource again keeps its etag: nothing about it changed.
+          deployed.push({ resource: existing, change: 'unchanged', changedProperties: [] });
+          continue;
+        }
+        next.set(idKey(resource.id), resource);
+        deployed.push({
+          resource,
+          change: existing === undefined ? 'added' : 'changed',
+          changedProperties: changed,
+        });
+      }
+      if (deployed.every((d) => d.change === 'unchanged'))
+        return { generation: this.gen, resources: deployed };
+      await this.commit([...next.values()], -1, 'this deployment');
+      return { generation: this.gen, resources: deployed };
+    });
+  }
+
+  /** The resources of `properties.template.resources`, normalised as a single PUT's body is. */
+  private parseTemplate(scope: DeploymentScope, template: unknown): StoredResource[] {
+    const at = (i: number): string => `/properties/template/resources/${i}`;
+    const list = isRecord(template) ? template['resources'] : undefined;
+    if (!Array.isArray(list))
+      throw new ApiError(
+        'SLUICE_API_INVALID_TEMPLATE',
+        'a deployment needs properties.template.resources, an array of resources',
+        { target: '/properties/template/resources' },
+      );
+    const problems: ArmErrorDetail[] = [];
+    const problem = (i: number, message: string): void => {
+      problems.push({ code: 'SLUICE_API_INVALID_TEMPLATE', message, target: at(i) });
+    };
+    const refs: (ResourceRef | undefined)[] = list.map((raw, i) => {
+      if (!isRecord(raw)) return (problem(i, 'a resource must be a JSON object'), undefined);
+      const typeText = typeof raw['type'] === 'string' ? raw['type'] : undefined;
+      const typeSegment =
+        typeText === undefined
+          ? undefined
+          : /^Microsoft\.Network\//i.test(typeText)
+            ? resourceSegment(typeText.replace(/^Microsoft\.Network\//i, ''))
+            : undefined;
+      if (typeText !== undefined && typeSegment === undefined)
+        return (problem(i, `type '${typeText}' is not served by Sluice`), undefined);
+      if (typeof raw['id'] === 'string') {
+        const ref = parseResourceId(raw['id']);
+        if (ref === undefined)
+          return (
+            problem(i, `'${raw['id']}' is not the id of a Microsoft.Network resource Sluice serves`),
+            undefined
+          );
+        if (typeSegment !== undefined && typeSegment !== ref.segment)
+          return (problem(i, `type '${typeText!}' does not match the id '${raw['id']}'`), undefined);
+        const nameProblemText = nameProblem(ref.name);
+        if (nameProblemText !== undefined)
+          return (problem(i, invalidNameMessage(`the ${ref.segment}`, ref.name, nameProblemText)), undefined);
+        return ref;
+      }
+      const name = raw['name'];
+      if (typeof name !== 'string') return (problem(i, 'a resource needs an id or a name'), undefined);
+      const segment = typeSegment ?? 'loadBalancers';
+      const nameProblemText = nameProblem(name);
+      if (nameProblemText !== undefined)
+        return (problem(i, invalidNameMessage(`the ${segment}`, name, nameProblemText)), undefined);
+      return { ...scope, segment, name };
+    });
+    const seen = new Map<string, number>();
+    refs.forEach((ref, i) => {
+      if (ref === undefined) return;
+      const key = idKey(resourceId(ref));
+      const first = seen.get(key);
+      if (first !== undefined)
+        problem(i, `${resourceId(ref)} is also resource ${first}; give each resource once`);
+      else seen.set(key, i);
+    });
+    if (problems.length > 0)
+      throw new ApiError(
+        'SLUICE_API_INVALID_TEMPLATE',
+        `this deployment's template cannot be deployed (${problems.length} problem${problems.length === 1 ? '' : 's'}); first: ${problems[0]!.message}; nothing changed`,
+        { details: problems },
+      );
+    // Every resource is walked recursively from here on: each is checked for depth first.
+    const deep = list.flatMap((raw, i) => {
+      const d = checkResourceDepth(raw);
+      return d === undefined ? [] : [{ d, id: resourceId(refs[i]!) }];
+    });
+    if (deep.length > 0) {
+      this.options.rejected?.(deep.map((x) => x.d));
+      throw new ApiError(
+        'SLUICE_API_VALIDATION',
+        `this deployment holds a resource nested too deep (${deep[0]!.id}); nothing changed`,
+        {
+          details: deep.map(({ d, id }) => ({ code: d.code, message: d.message, target: `${id}#${d.path}` })),
+          diagnostics: deep.map((x) => x.d),
+        },
+      );
+    }
+    return (list as Record<string, unknown>[]).map((raw, i) => {
+      const ref = refs[i]!;
+      const type = RESOURCE_TYPES[ref.segment];
+      const own = Object.fromEntries(Object.entries(raw).filter(([k]) => !TEMPLATE_ONLY.has(k)));
+      const { document } = normalizeDocument({ ...own, name: ref.name, type });
+      const nested = document.resources[0];
+      return {
+        id: resourceId(ref),
+        type,
+        name: ref.name,
+        etag: newEtag(),
+        body: bodyOf(isRecord(nested) ? nested : {}),
+      };
     });
   }
 

@@ -97,6 +97,9 @@ export const ERRORS = {
   SLUICE_API_VALIDATION: def(
     'The resource, with the rest of the stored state, is not a valid configuration.',
   ),
+  SLUICE_API_INVALID_TEMPLATE: def(
+    'A deployment whose template Sluice cannot deploy: no resources array, a resource that is not an object, of a type Sluice does not serve, without id or name, or given twice; nothing changed.',
+  ),
   SLUICE_API_CONFLICT: def(
     'The change would leave two load balancers on one frontend (IP configuration, or address, protocol and port); nothing changed.',
   ),

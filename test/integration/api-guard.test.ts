@@ -42,11 +42,18 @@ const requests = [...ROUTES]
       .replace('{subscriptionId}', SUB)
       .replace('{resourceGroupName}', 'test')
       .replace('{resourceType}', 'loadBalancers')
-      .replace('{name}', 'test-lb');
+      .replace('{name}', 'test-lb')
+      .replace('{deploymentName}', 'test-deployment');
+    const deployment = path.includes('/Microsoft.Resources/deployments/');
     return {
       method,
       path: path.startsWith('/subscriptions/') ? path + V : path,
-      body: method === 'PUT' ? lbBody() : undefined,
+      body:
+        method !== 'PUT'
+          ? undefined
+          : deployment
+            ? JSON.stringify({ properties: { template: { resources: [JSON.parse(lbBody()) as unknown] } } })
+            : lbBody(),
       stream: path === '/sluice/v1/events',
     };
   });
@@ -175,7 +182,8 @@ test('with a token: the exact token is accepted on every route, the scheme in an
         );
       }
     }
-    // Three PUTs of test-lb (created, then replaced twice) and the DELETE that found it.
+    // Three PUTs of test-lb (created, then replaced twice) and the DELETE that found it; the
+    // deployments of the same test-lb change nothing.
     assert.equal(s.store.generation, 4);
   } finally {
     await s.close();

@@ -10,7 +10,7 @@ import { startSluice } from '../helpers/process.js';
 
 /** `sluice apply` and `sluice flows` against a running `sluice run`, through the API client. */
 
-test('sluice apply PUTs a document (exit 0) or prints its errors (exit 1); sluice flows lists the live flow', async () => {
+test('sluice apply applies a document (exit 0) or prints its errors (exit 1); sluice flows lists the live flow', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-apply-'));
   const backend = new EchoBackend('b', '127.0.9.2');
   const bport = await freePort('127.0.9.2');
@@ -39,7 +39,11 @@ test('sluice apply PUTs a document (exit 0) or prints its errors (exit 1); sluic
     );
     const ok = await sluice('apply', next, '--api', api);
     assert.equal(ok.code, 0, ok.stderr);
-    assert.match(ok.stdout, /^updated \/subscriptions\/.+\/loadBalancers\/test-lb \(W\/".+"\)$/m);
+    assert.match(
+      ok.stdout,
+      /^changed \/subscriptions\/.+\/loadBalancers\/test-lb \(W\/".+"\): loadBalancingRules$/m,
+    );
+    assert.match(ok.stdout, /^applied as generation \d+$/m);
     await run.waitFor((l) => l.msg === 'configuration applied', 2000);
 
     const bad = join(dir, 'bad.json');
@@ -56,6 +60,7 @@ test('sluice apply PUTs a document (exit 0) or prints its errors (exit 1); sluic
     const rejected = await sluice('apply', bad, '--api', api);
     assert.equal(rejected.code, 1);
     assert.match(rejected.stderr, /\[SLUICE_API_VALIDATION\]/);
+    assert.match(rejected.stderr, /^nothing changed$/m);
     assert.match(
       rejected.stderr,
       /\/properties\/loadBalancingRules\/0\/properties\/idleTimeoutInMinutes: .* \[SLUICE_CONFIG_IDLE_TIMEOUT_RANGE\]/,

@@ -243,7 +243,7 @@ test('a token from SLUICE_API_TOKEN_FILE or --api-token-file (not on the command
     const doc = file('apply.json', JSON.stringify(lb()));
     const applied = await sluiceWith({ env: env() }, 'apply', doc, '--api', api, '--token-file', tokenFile);
     assert.equal(applied.code, 0, applied.stderr);
-    assert.match(applied.stdout, /^created \/subscriptions\/.+\/loadBalancers\/test-lb/m);
+    assert.match(applied.stdout, /^added \/subscriptions\/.+\/loadBalancers\/test-lb/m);
     const flows = await sluiceWith({ env: env({ SLUICE_API_TOKEN_FILE: tokenFile }) }, 'flows', '--api', api);
     assert.equal(flows.code, 0, flows.stderr);
     assert.match(flows.stdout, /0 flows/);

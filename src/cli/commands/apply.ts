@@ -1,5 +1,11 @@
+import { basename, extname } from 'node:path';
 import type { Command } from 'commander';
-import { ApiClientError, SluiceClient, type ResourceAddress, type ResourceType } from '../../client/index.js';
+import {
+  ApiClientError,
+  SluiceClient,
+  type DeploymentView,
+  type ResourceAddress,
+} from '../../client/index.js';
 import { isRecord, normalizeDocument, readConfigFile } from '../../config/index.js';
 import {
   DEFAULT_RESOURCE_GROUP,
@@ -11,7 +17,10 @@ import { DEFAULT_API } from '../control-setup.js';
 import { clientToken } from '../token.js';
 import { EXIT_INVALID, EXIT_OK, EXIT_USAGE, formatDiagnostic } from '../options.js';
 
-/** `sluice apply FILE`: PUT every resource of a document into a running Sluice. */
+/**
+ * `sluice apply FILE`: every resource of a document into a running Sluice as one deployment, so
+ * that it is applied whole or not at all.
+ */
 
 export interface ApplyCliOptions {
   api?: string;
@@ -19,13 +28,17 @@ export interface ApplyCliOptions {
   tokenFile?: string;
 }
 
-/** Load balancers refer to the others, so they go last: each PUT is checked with what is stored. */
-const ORDER: Record<ResourceType, number> = {
-  publicIPAddresses: 0,
-  natGateways: 1,
-  networkInterfaces: 2,
-  loadBalancers: 3,
-};
+/** The deployment's name, after the file as `az deployment group create` names it. */
+export function deploymentName(file: string): string {
+  const name = basename(file, extname(file))
+    .replace(/[^-\w.()]/g, '-')
+    .slice(0, 64);
+  return name === '' ? 'sluice-apply' : name;
+}
+
+function idOf(a: ResourceAddress): string {
+  return `/subscriptions/${a.subscription}/resourceGroups/${a.resourceGroup}/providers/Microsoft.Network/${a.type}/${a.name}`;
+}
 
 /**
  * Where a resource goes: its own id, or for a hand-written resource without one, the scope its
@@ -87,29 +100,46 @@ export async function runApply(file: string, opts: ApplyCliOptions): Promise<num
     }
     items.push({ address, body: r });
   }
-  items.sort((a, b) => ORDER[a.address.type] - ORDER[b.address.type]);
   const client = new SluiceClient({
     base: opts.api ?? DEFAULT_API,
     token: chosen.token,
   });
-  for (const { address, body } of items) {
-    try {
-      const { created, resource } = await client.put(address, body);
-      process.stdout.write(`${created ? 'created' : 'updated'} ${resource.id} (${resource.etag})\n`);
-    } catch (err) {
-      if (!(err instanceof ApiClientError)) {
-        process.stderr.write(`sluice apply: ${client.base}: ${(err as Error).message}\n`);
-        return EXIT_INVALID;
-      }
-      const e = err.body?.error;
-      process.stderr.write(`${address.type}/${address.name}: ${err.message}${e ? ` [${e.code}]` : ''}\n`);
-      for (const d of e?.details ?? [])
-        process.stderr.write(
-          `  ${d.target === undefined || d.target === '' ? '(resource)' : d.target}: ${d.message} [${d.code}]\n`,
-        );
+  const scope = items[0]?.address ?? {
+    subscription: DEFAULT_SUBSCRIPTION,
+    resourceGroup: DEFAULT_RESOURCE_GROUP,
+  };
+  const name = deploymentName(file);
+  let answer: DeploymentView;
+  try {
+    answer = await client.deploy(
+      { subscription: scope.subscription, resourceGroup: scope.resourceGroup, name },
+      // Each resource carries the id it goes to, so the deployment's own scope decides nothing.
+      items.map(({ address, body }) => ({ ...body, id: idOf(address) })),
+    );
+  } catch (err) {
+    if (!(err instanceof ApiClientError)) {
+      process.stderr.write(`sluice apply: ${client.base}: ${(err as Error).message}\n`);
       return EXIT_INVALID;
     }
+    const e = err.body?.error;
+    process.stderr.write(`deployment ${name}: ${err.message}${e ? ` [${e.code}]` : ''}\n`);
+    for (const d of e?.details ?? [])
+      process.stderr.write(
+        `  ${d.target === undefined || d.target === '' ? '(resource)' : d.target}: ${d.message} [${d.code}]\n`,
+      );
+    process.stderr.write('nothing changed\n');
+    return EXIT_INVALID;
   }
+  for (const c of answer.properties.changes) {
+    const what = c.changedProperties.length > 0 ? `: ${c.changedProperties.join(', ')}` : '';
+    process.stdout.write(`${c.change} ${c.id} (${c.etag})${what}\n`);
+  }
+  const changed = answer.properties.changes.filter((c) => c.change !== 'unchanged').length;
+  process.stdout.write(
+    changed === 0
+      ? `nothing changed (generation ${answer.properties.generation})\n`
+      : `applied as generation ${answer.properties.generation}\n`,
+  );
   return EXIT_OK;
 }
 
@@ -117,7 +147,7 @@ export function registerApply(program: Command): void {
   program
     .command('apply')
     .description(
-      'PUT every load balancer, public IP, NAT gateway and NIC of a document into a running Sluice',
+      'apply every load balancer, public IP, NAT gateway and NIC of a document to a running Sluice, all or nothing',
     )
     .argument('<file>', 'ARM JSON: one resource, an array of resources, or {"resources": [...]}')
     .option('--api <ADDR:PORT>', 'where the API listens', DEFAULT_API)
