@@ -46,6 +46,21 @@ test('sluice apply applies a document (exit 0) or prints its errors (exit 1); sl
     assert.match(ok.stdout, /^applied as generation \d+$/m);
     await run.waitFor((l) => l.msg === 'configuration applied', 2000);
 
+    // Several files are one document and one change: the load balancer again, and a public IP.
+    const pip = join(dir, 'pip.json');
+    writeFileSync(
+      pip,
+      JSON.stringify({
+        name: 'spare-pip',
+        type: 'Microsoft.Network/publicIPAddresses',
+        properties: { ipAddress: '127.0.9.50', idleTimeoutInMinutes: 10 },
+      }),
+    );
+    const two = await sluice('apply', next, pip, '--api', api);
+    assert.equal(two.code, 0, two.stderr);
+    assert.match(two.stdout, /^unchanged \/subscriptions\/.+\/loadBalancers\/test-lb /m);
+    assert.match(two.stdout, /^added \/subscriptions\/.+\/publicIPAddresses\/spare-pip /m);
+
     const bad = join(dir, 'bad.json');
     writeFileSync(
       bad,

@@ -6,7 +6,7 @@ import {
   type DeploymentView,
   type ResourceAddress,
 } from '../../client/index.js';
-import { isRecord, normalizeDocument, readConfigFile } from '../../config/index.js';
+import { isRecord, normalizeDocument, readInputs } from '../../config/index.js';
 import {
   DEFAULT_RESOURCE_GROUP,
   DEFAULT_SUBSCRIPTION,
@@ -75,13 +75,16 @@ export function addressOf(resource: Record<string, unknown>, index: number): Res
   };
 }
 
-export async function runApply(file: string, opts: ApplyCliOptions): Promise<number> {
+export async function runApply(files: string | readonly string[], opts: ApplyCliOptions): Promise<number> {
+  const inputs = typeof files === 'string' ? [files] : files;
+  // A deployment is named after its (first) file, as `az deployment group create` names it.
+  const file = inputs[0] === '-' ? 'stdin' : (inputs[0] ?? 'sluice-apply');
   const chosen = clientToken(opts);
   if ('error' in chosen) {
     process.stderr.write(`sluice apply: ${chosen.error}\n`);
     return EXIT_USAGE;
   }
-  const parsed = await readConfigFile(file);
+  const parsed = await readInputs(inputs);
   if (!parsed.ok) {
     process.stderr.write(`${formatDiagnostic(parsed.diagnostic)}\n`);
     return EXIT_USAGE;
@@ -149,7 +152,10 @@ export function registerApply(program: Command): void {
     .description(
       'apply every load balancer, public IP, NAT gateway and NIC of a document to a running Sluice, all or nothing',
     )
-    .argument('<file>', 'ARM JSON: one resource, an array of resources, or {"resources": [...]}')
+    .argument(
+      '<files...>',
+      'ARM JSON: one resource, an array of resources, or {"resources": [...]}; several files are one document (- is standard input)',
+    )
     .option('--api <ADDR:PORT>', 'where the API listens', DEFAULT_API)
     .option('--token <TOKEN>', 'bearer token (or SLUICE_API_TOKEN)')
     .option(
@@ -159,7 +165,7 @@ export function registerApply(program: Command): void {
     .exitOverride((err) => {
       process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE);
     })
-    .action(async (file: string, opts: ApplyCliOptions) => {
-      process.exitCode = await runApply(file, opts);
+    .action(async (files: string[], opts: ApplyCliOptions) => {
+      process.exitCode = await runApply(files, opts);
     });
 }
