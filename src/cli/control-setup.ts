@@ -25,6 +25,7 @@ import {
   loadConfig,
   reportDiagnostics,
   type LoadedConfig,
+  unservedLines,
 } from './options.js';
 import { chooseToken } from './token.js';
 import { isIP } from 'node:net';
@@ -135,7 +136,8 @@ export async function loadInitialState(
 ): Promise<InitialState> {
   let app: ControlledApp | undefined;
   const store = new ResourceStore({
-    compile: (doc) => validateDocument(doc, { map: plan.map }),
+    // The store holds every resource it serves: a public IP it does not hold is an error there.
+    compile: (doc) => validateDocument(doc, { map: plan.map, outsideReferences: 'error' }),
     apply: async (snapshot, generation) => {
       const problems = unsupported(snapshot);
       if (problems.length > 0) throw new SluiceError('SLUICE_PLANE_UNSUPPORTED', problems.join('; '));
@@ -167,6 +169,11 @@ export async function loadInitialState(
     config = await loadConfig(inputs, plan.map);
     reportDiagnostics(config.result);
     if (config.exit !== EXIT_OK) return done(config.exit, config.result);
+    const unserved = config.result.snapshot === undefined ? [] : unservedLines(config.result.snapshot);
+    if (unserved.length > 0) {
+      for (const line of unserved) process.stderr.write(`sluice: ${line}\n`);
+      return done(EXIT_INVALID, config.result);
+    }
   }
   const dirProblem = await stateDirProblem(plan.stateDir);
   if (dirProblem !== undefined)

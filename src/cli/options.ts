@@ -1,5 +1,6 @@
 /** Pieces every command that reads a configuration shares: repeatable options and diagnostics. */
 import type { Diagnostic } from '../core/errors.js';
+import type { RuntimeSnapshot } from '../core/snapshot.js';
 import { parseAddressMap, validateInputs, type ValidationResult } from '../config/index.js';
 
 export const EXIT_OK = 0;
@@ -42,6 +43,24 @@ export async function loadConfig(
   });
   if (result.errors.some((d) => UNUSABLE_FILE.has(d.code))) return { result, exit: EXIT_USAGE };
   return { result, exit: result.valid ? EXIT_OK : EXIT_INVALID, ...(json !== undefined ? { json } : {}) };
+}
+
+/**
+ * The rules a document cannot have served as it stands: their frontend's public IP is not in
+ * it (a load balancer exported alone). One line each, saying what to add.
+ */
+export function unservedLines(snapshot: RuntimeSnapshot): string[] {
+  const kind = {
+    loadBalancingRule: 'load-balancing',
+    inboundNatRule: 'inbound NAT',
+    outboundRule: 'outbound',
+  };
+  return snapshot.loadBalancers.flatMap((lb) =>
+    (lb.unserved ?? []).map(
+      (u) =>
+        `load balancer '${lb.name}': ${kind[u.kind]} rule '${u.name}' cannot be served: frontend '${u.frontend}' has no address, since public IP ${u.publicIpId} is not in the document; get it with \`az network public-ip show --ids ${u.publicIpId} > pip.json\` and give pip.json beside the load balancer [SLUICE_CONFIG_REFERENCE_OUTSIDE]`,
+    ),
+  );
 }
 
 /** How commands name their inputs in messages: `lb.json`, `lb.json + pip.json`, `(standard input)`. */

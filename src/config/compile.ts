@@ -17,6 +17,7 @@ import {
   type Probe,
   type Protocol,
   type RuntimeSnapshot,
+  type UnservedRule,
 } from '../core/snapshot.js';
 import { applyAddressMap, type AddressMap } from './address-map.js';
 import type {
@@ -305,9 +306,47 @@ class Compiler {
     const frontends = lb.frontends.filter((f) => f.ipAddress !== undefined).map((f) => this.frontend(f));
     const pools = lb.pools.map((p) => this.pool(p));
     const probes = lb.probes.map((p) => this.probe(p));
-    const loadBalancingRules = lb.rules.map((r) => this.lbRule(r));
-    const inboundNatRules = lb.natRules.map((r) => this.natRule(r));
-    const outboundRules = lb.outboundRules.map((r) => this.outboundRule(r));
+    // A rule whose frontend has no address (its public IP is not in the document) is not
+    // served; it is listed so that explain and run can say so.
+    const unserved: UnservedRule[] = [];
+    const served = <R extends { readonly name: string }>(
+      kind: UnservedRule['kind'],
+      rules: readonly R[],
+      frontendsOf: (r: R) => readonly FrontendModel[],
+      settings: (r: R) => { idle?: number; reset?: boolean },
+    ): R[] =>
+      rules.filter((r) => {
+        const missing = frontendsOf(r).find(
+          (f) => f.ipAddress === undefined && f.missingPublicIpId !== undefined,
+        );
+        if (missing === undefined) return true;
+        const { idle, reset } = settings(r);
+        unserved.push({
+          kind,
+          name: r.name,
+          frontend: missing.name,
+          publicIpId: missing.missingPublicIpId!,
+          idleTimeoutInMinutes: idle ?? DEFAULTS.idleTimeoutInMinutes,
+          enableTcpReset: reset ?? DEFAULTS.enableTcpReset,
+        });
+        return false;
+      });
+    const inboundSettings = (r: LbRuleModel | NatRuleModel | OutboundRuleModel) => ({
+      ...(r.idleTimeoutInMinutes !== undefined ? { idle: r.idleTimeoutInMinutes } : {}),
+      ...(r.enableTcpReset !== undefined ? { reset: r.enableTcpReset } : {}),
+    });
+    const loadBalancingRules = served(
+      'loadBalancingRule',
+      lb.rules,
+      (r) => [r.frontend],
+      inboundSettings,
+    ).map((r) => this.lbRule(r));
+    const inboundNatRules = served('inboundNatRule', lb.natRules, (r) => [r.frontend], inboundSettings).map(
+      (r) => this.natRule(r),
+    );
+    const outboundRules = served('outboundRule', lb.outboundRules, (r) => r.frontends, inboundSettings).map(
+      (r) => this.outboundRule(r),
+    );
     return {
       id: lb.key,
       name: lb.name,
@@ -319,6 +358,7 @@ class Compiler {
       inboundNatRules,
       outboundRules,
       outboundPaths: outboundPaths(pools, outboundRules, gateways),
+      ...(unserved.length > 0 ? { unserved } : {}),
     };
   }
 }

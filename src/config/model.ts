@@ -27,6 +27,8 @@ export interface FrontendModel {
   /** The configured address: the private one, or the public IP resource's. */
   readonly ipAddress?: string;
   readonly publicIp?: PublicIpModel;
+  /** The id of a public IP the frontend uses that is not in the document (no address then). */
+  readonly missingPublicIpId?: string;
   /** Internal frontends: the subnet their private address is in, when stated. */
   readonly subnetKey?: string;
 }
@@ -140,4 +142,10 @@ export interface ResolvedDocument {
 export interface ResolveOptions {
   /** The address Sluice will serve for a configured one (after `--map`): conflicts are about those. */
   readonly addressOf?: (configured: string) => string;
+  /**
+   * A public IP the document refers to but does not hold: a warning for a document a user gives
+   * (a load balancer exported alone), an error for the API's stored state, which holds every
+   * resource it serves (as ARM refuses a public IP still in use).
+   */
+  readonly outsideReferences?: 'warning' | 'error';
 }

@@ -19,6 +19,8 @@ import { checkStructure } from './schema.js';
 export interface ValidateOptions {
   /** `--map OLD=NEW` arguments, or a map already parsed with parseAddressMap. */
   readonly map?: readonly string[] | AddressMap;
+  /** A public IP referred to but not in the document: a warning (default) or an error (the API's store). */
+  readonly outsideReferences?: 'warning' | 'error';
 }
 
 export interface ValidationResult {
@@ -79,7 +81,10 @@ export function validateDocument(json: unknown, options: ValidateOptions = {}): 
   let semantic: readonly Diagnostic[] = [];
   let model: ResolvedDocument | undefined;
   try {
-    const resolved = resolveDocument(loaded.document, { addressOf: (a) => applyAddressMap(map, a) });
+    const resolved = resolveDocument(loaded.document, {
+      addressOf: (a) => applyAddressMap(map, a),
+      ...(options.outsideReferences !== undefined ? { outsideReferences: options.outsideReferences } : {}),
+    });
     semantic = [...resolved.diagnostics, ...checkCounts(resolved.model.loadBalancers)];
     model = resolved.model;
   } catch (err) {

@@ -113,8 +113,19 @@ function readFrontend(ctx: ResolveContext, c: Rec, path: string, lbKey: string):
     );
   }
   if (hasPublic && privateRaw === undefined) {
-    const pip = ctx.resolveRef(ctx.publicIps, props, 'publicIPAddress', pp, owner, 'public IP address');
-    if (pip === undefined) return { ...base, internal: false };
+    const pipId = refId(props, 'publicIPAddress')!;
+    const pip = ctx.publicIps.get(pipId);
+    if (pip === undefined) {
+      // `az network lb show` prints the load balancer alone: its public IPs are ids only.
+      ctx.report(
+        ctx.outsideReferences === 'error'
+          ? 'SLUICE_CONFIG_REFERENCE_NOT_FOUND'
+          : 'SLUICE_CONFIG_REFERENCE_OUTSIDE',
+        join(pp, 'publicIPAddress', 'id'),
+        `${owner} uses public IP address ${JSON.stringify(pipId)}, which is not in the document: its address and idle timeout are unknown, so the rules on this frontend are not served (and if its idleTimeoutInMinutes differs from a rule's, it wins, B9); get it with \`az network public-ip show --ids ${pipId} > pip.json\` and give pip.json beside the load balancer`,
+      );
+      return { ...base, internal: false, missingPublicIpId: pipId };
+    }
     if (pip.ipAddress === undefined) {
       ctx.report(
         'SLUICE_CONFIG_REQUIRED',

@@ -17,15 +17,18 @@ export function readNatGateway(ctx: ResolveContext, res: Rec, path: string): Nat
   checkIdle(ctx, idle, join(pp, 'idleTimeoutInMinutes'), owner, IDLE_RANGES.natGateway);
   const publicIps: PublicIpModel[] = [];
   arr(props, 'publicIpAddresses').forEach((r, i) => {
-    const pip = ctx.resolveRef(
-      ctx.publicIps,
-      { [i]: r },
-      String(i),
-      join(pp, 'publicIpAddresses'),
-      owner,
-      'public IP address',
-    );
+    const pipId = str(rec(r), 'id');
+    if (pipId === undefined) return;
+    const pip = ctx.publicIps.get(pipId);
     if (pip !== undefined) publicIps.push(pip);
+    else
+      ctx.report(
+        ctx.outsideReferences === 'error'
+          ? 'SLUICE_CONFIG_REFERENCE_NOT_FOUND'
+          : 'SLUICE_CONFIG_REFERENCE_OUTSIDE',
+        join(pp, 'publicIpAddresses', i, 'id'),
+        `${owner} uses public IP address ${JSON.stringify(pipId)}, which is not in the document: its members' outbound flows leave from no address of it; get it with \`az network public-ip show --ids ${pipId} > pip.json\` and give pip.json beside the gateway`,
+      );
   });
   const subnetKeys = arr(props, 'subnets').flatMap((r) => {
     const sid = str(rec(r), 'id');

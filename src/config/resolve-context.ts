@@ -42,9 +42,11 @@ export class ResolveContext {
   /** Load balancers that state no `id`: their children answer to loose references. */
   readonly idless = new Set<string>();
   private readonly addressOf: (a: string) => string;
+  readonly outsideReferences: 'warning' | 'error';
 
   constructor(options: ResolveOptions) {
     this.addressOf = options.addressOf ?? ((a) => a);
+    this.outsideReferences = options.outsideReferences ?? 'warning';
   }
 
   report(code: ErrorCode, path: string, message: string): void {

@@ -77,6 +77,10 @@ export const ERRORS = {
     'TCP reset on an HA-ports rule is not honoured when a network virtual appliance is in the path.',
     'warning',
   ),
+  SLUICE_CONFIG_REFERENCE_OUTSIDE: def(
+    'An id refers to a public IP address that is not in the document (a load balancer exported alone): its properties are unknown; the message gives the az command that prints it.',
+    'warning',
+  ),
   SLUICE_CONFIG_UNRESOLVED_BACKEND: def(
     'A rule points at a backend that is not in the document; that backend gets no traffic.',
     'warning',

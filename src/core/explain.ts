@@ -15,6 +15,7 @@ import type {
   NatGateway,
   OutboundRule,
   RuntimeSnapshot,
+  UnservedRule,
 } from './snapshot.js';
 
 export type PathKind = 'loadBalancingRule' | 'inboundNatRule' | 'outboundRule' | 'natGateway';
@@ -326,6 +327,25 @@ function natGatewayPath(
   };
 }
 
+const KIND_LABEL: Record<UnservedRule['kind'], string> = {
+  loadBalancingRule: 'load-balancing rule',
+  inboundNatRule: 'inbound NAT rule',
+  outboundRule: 'outbound rule',
+};
+
+/** What can be said of a rule whose frontend's public IP is not in the document. */
+function unservedNote(lb: string, u: UnservedRule): string {
+  const action = u.enableTcpReset
+    ? 'reset (TCP RST to both ends)'
+    : 'silent drop (no RST: both ends still think the connection is open)';
+  return (
+    `${KIND_LABEL[u.kind]} '${u.name}' (load balancer '${lb}') uses frontend '${u.frontend}', whose public IP is not in the ` +
+    `document (${u.publicIpId}): its address is unknown, so the rule is not served. Its own idle timeout is ` +
+    `${u.idleTimeoutInMinutes} minutes with ${action} at idle; if the public IP's idleTimeoutInMinutes differs, that one ` +
+    `wins (B9). Get it with \`az network public-ip show --ids ${u.publicIpId}\` and give it beside the load balancer.`
+  );
+}
+
 export function explain(snapshot: RuntimeSnapshot, options: ExplainOptions): ExplainReport {
   const paths: ExplainedPath[] = [];
   const notes: string[] = [];
@@ -349,6 +369,9 @@ export function explain(snapshot: RuntimeSnapshot, options: ExplainOptions): Exp
           : outboundRulePath(lb.name, path.via.rule, path.idleTimeout, members, options),
       );
     }
+  }
+  for (const lb of snapshot.loadBalancers) {
+    for (const u of lb.unserved ?? []) notes.push(unservedNote(lb.name, u));
   }
   if (options.keepalive && paths.some((p) => p.onIdle !== 'none')) {
     notes.push(

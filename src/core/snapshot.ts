@@ -157,6 +157,23 @@ export interface LoadBalancerSnapshot {
   readonly inboundNatRules: readonly InboundNatRule[];
   readonly outboundRules: readonly OutboundRule[];
   readonly outboundPaths: readonly OutboundPath[];
+  /**
+   * Rules that cannot be served as the document stands: their frontend has no address, because
+   * the public IP it uses is not in the document (a load balancer exported alone).
+   */
+  readonly unserved?: readonly UnservedRule[];
+}
+
+export interface UnservedRule {
+  readonly kind: 'loadBalancingRule' | 'inboundNatRule' | 'outboundRule';
+  readonly name: string;
+  /** The frontend IP configuration with no address. */
+  readonly frontend: string;
+  /** The ARM id of the public IP that is not in the document. */
+  readonly publicIpId: string;
+  /** The rule's own idle timeout; the public IP's, unknown here, would win if it differed (B9). */
+  readonly idleTimeoutInMinutes: number;
+  readonly enableTcpReset: boolean;
 }
 
 /** Everything one document (or the control plane's store) describes. */

@@ -33,7 +33,7 @@ export async function serveApi(
   const stateDir = join(mkdtempSync(join(tmpdir(), 'sluice-api-')), 'state');
   const hub = new EventHub();
   const store = new ResourceStore({
-    compile: (doc) => validateDocument(doc),
+    compile: (doc) => validateDocument(doc, { outsideReferences: 'error' }),
     apply: async () => {},
     persist: (s) => writeState(stateDir, s),
   });

@@ -46,7 +46,7 @@ export async function apiHarness(): Promise<ApiHarness> {
   const rejected: (readonly Diagnostic[])[] = [];
   const hub = new EventHub();
   const store = new ResourceStore({
-    compile: (doc) => validateDocument(doc),
+    compile: (doc) => validateDocument(doc, { outsideReferences: 'error' }),
     apply: async (s) => {
       applied.push(s);
     },

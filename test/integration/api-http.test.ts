@@ -23,7 +23,10 @@ async function serve(
   options: Partial<Pick<ApiOptions, 'requestTimeoutMs' | 'heartbeatMs'>>,
 ): Promise<{ api: FastifyInstance; port: number; hub: EventHub }> {
   const hub = new EventHub();
-  const store = new ResourceStore({ compile: (doc) => validateDocument(doc), apply: async () => {} });
+  const store = new ResourceStore({
+    compile: (doc) => validateDocument(doc, { outsideReferences: 'error' }),
+    apply: async () => {},
+  });
   const api = await buildApi({
     store,
     registry: new Registry(),

@@ -4,7 +4,10 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { lbDocument } from '../helpers/arm.js';
 import { cliPath, fixturesPath, repoRoot, sluice, type CliRun } from '../helpers/cli.js';
+import { freePort } from '../helpers/net.js';
+import { startSluice } from '../helpers/process.js';
 
 /**
  * Several inputs read as one document, as users have them: `az network lb show > lb.json`,
@@ -104,4 +107,73 @@ test('- reads the document from standard input, alone or beside files', async ()
   const twice = await withStdin(lbText, 'validate', '-', '-');
   assert.equal(twice.code, 2);
   assert.match(twice.stderr, /standard input \(-\) can be given only once/);
+});
+
+const PIP_ID =
+  '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/test/providers/Microsoft.Network/publicIPAddresses/lb-pip';
+
+/** A load balancer as `az network lb show` prints it: its public frontend's IP by id only. */
+function lbAlone(port: number): Record<string, unknown> {
+  const lb = lbDocument({
+    frontend: '127.0.14.10',
+    backends: ['127.0.14.2'],
+    rules: [
+      { name: 'web', frontendPort: port, backendPort: 80, idleTimeoutInMinutes: 10, enableTcpReset: true },
+    ],
+  });
+  const props = lb['properties'] as { frontendIPConfigurations: { properties: Record<string, unknown> }[] };
+  props.frontendIPConfigurations[0]!.properties = { publicIPAddress: { id: PIP_ID } };
+  return lb;
+}
+
+test('the load balancer alone: its public IP is a warning with the az command, explain says what B9 would do, run names what to add', async () => {
+  const port = await freePort('127.0.14.10');
+  const lbFile = join(dir, 'lb-alone.json');
+  writeFileSync(lbFile, JSON.stringify(lbAlone(port)));
+  const v = await sluice('validate', lbFile);
+  assert.equal(v.code, 0, v.stderr);
+  assert.match(
+    v.stderr,
+    /^warning: \/properties\/frontendIPConfigurations\/0\/properties\/publicIPAddress\/id: .*not in the document.*az network public-ip show --ids \/subscriptions\/.*\/publicIPAddresses\/lb-pip.*\[SLUICE_CONFIG_REFERENCE_OUTSIDE\]$/m,
+  );
+  const e = await sluice('explain', lbFile);
+  assert.equal(e.code, 0, e.stderr);
+  assert.match(
+    e.stdout.replace(/\s+/g, ' '),
+    /load-balancing rule 'web' .* not served\. Its own idle timeout is 10 minutes with reset .* if the public IP's idleTimeoutInMinutes differs, that one wins \(B9\)/,
+  );
+  const r = await sluice('run', lbFile, '--api', 'off', '--state-dir', join(dir, 'alone-state'));
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(
+    r.stderr,
+    /load-balancing rule 'web' cannot be served: frontend 'fe' has no address.*az network public-ip show --ids .*lb-pip.*\[SLUICE_CONFIG_REFERENCE_OUTSIDE\]/,
+  );
+
+  // With the public IP beside it, as `az network public-ip show` prints it: served, and its 4 minutes win (B9).
+  const pipFile = join(dir, 'pip.json');
+  writeFileSync(
+    pipFile,
+    JSON.stringify({
+      id: PIP_ID,
+      name: 'lb-pip',
+      type: 'Microsoft.Network/publicIPAddresses',
+      ipAddress: '127.0.14.10',
+      idleTimeoutInMinutes: 4,
+    }),
+  );
+  const both = await sluice('validate', lbFile, pipFile);
+  assert.equal(both.code, 0, both.stderr);
+  assert.doesNotMatch(both.stderr, /REFERENCE_OUTSIDE/);
+  const explained = await sluice('explain', '--json', lbFile, pipFile);
+  const path = (
+    JSON.parse(explained.stdout) as { paths: { name: string; idleTimeoutMinutes: number }[] }
+  ).paths.find((p) => p.name === 'web');
+  assert.equal(path?.idleTimeoutMinutes, 4, 'the public IP decides');
+  const run = startSluice(['run', lbFile, pipFile, '--api', 'off', '--state-dir', join(dir, 'both-state')]);
+  try {
+    const ready = await run.waitFor((l) => l.msg === 'ready', 10_000);
+    assert.deepEqual(ready.listeners, [`Tcp|127.0.14.10|${port}`]);
+  } finally {
+    await run.stop('SIGTERM');
+  }
 });

@@ -71,7 +71,13 @@ export function formatReport(report: ExplainReport): string {
     for (const p of paths) out.push('', formatPath(p));
     out.push('');
   }
-  if (report.paths.length === 0) out.push('The document has no rules: no traffic would pass.', '');
+  if (report.paths.length === 0)
+    out.push(
+      report.notes.length > 0
+        ? 'No rule of the document can be served as it stands (see below).'
+        : 'The document has no rules: no traffic would pass.',
+      '',
+    );
   for (const note of report.notes) out.push(wrap(`Note: ${note}`, '  ', ''), '');
   return out.join('\n');
 }

@@ -40,7 +40,7 @@ async function harness(token?: string): Promise<Harness> {
   const persisted: StateContents[] = [];
   const failApply = { next: false };
   const store = new ResourceStore({
-    compile: (doc) => validateDocument(doc),
+    compile: (doc) => validateDocument(doc, { outsideReferences: 'error' }),
     apply: async (s) => {
       if (failApply.next) {
         failApply.next = false;

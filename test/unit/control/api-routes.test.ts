@@ -41,7 +41,7 @@ async function harness(token?: string): Promise<Harness> {
   const failApply = { next: false };
   const hub = new EventHub();
   const store = new ResourceStore({
-    compile: (doc) => validateDocument(doc),
+    compile: (doc) => validateDocument(doc, { outsideReferences: 'error' }),
     apply: async (s) => {
       if (failApply.next) {
         failApply.next = false;
