@@ -192,7 +192,10 @@ export async function loadInitialState(
     const generation = stored === undefined ? 0 : stored.generation + 1;
     const resources = resourcesOfDocument(config.json);
     const seeded = store.load({ generation, resources });
-    if (!seeded.valid) return done(EXIT_INVALID, seeded);
+    if (!seeded.valid) {
+      reportDiagnostics(seeded);
+      return done(EXIT_INVALID, seeded);
+    }
     if (stored !== undefined) {
       // Written now, before anything is served: the stored state no longer says what runs.
       try {

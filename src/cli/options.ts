@@ -58,7 +58,7 @@ export function unservedLines(snapshot: RuntimeSnapshot): string[] {
   return snapshot.loadBalancers.flatMap((lb) =>
     (lb.unserved ?? []).map(
       (u) =>
-        `load balancer '${lb.name}': ${kind[u.kind]} rule '${u.name}' cannot be served: frontend '${u.frontend}' has no address, since public IP ${u.publicIpId} is not in the document; get it with \`az network public-ip show --ids ${u.publicIpId} > pip.json\` and give pip.json beside the load balancer [SLUICE_CONFIG_REFERENCE_OUTSIDE]`,
+        `load balancer '${lb.name}': ${kind[u.kind]} rule '${u.name}' cannot be served: frontend '${u.frontend}' has no address, since public IP ${u.publicIpId} is not in the document: add --map ${u.frontend}=ADDR to serve it at a local ADDR, or get it with \`az network public-ip show --ids ${u.publicIpId} > pip.json\` and give pip.json beside the load balancer [SLUICE_CONFIG_REFERENCE_OUTSIDE]`,
     ),
   );
 }

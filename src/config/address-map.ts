@@ -3,9 +3,24 @@ import { diagnostic, type Diagnostic } from '../core/errors.js';
 
 /**
  * `--map OLD=NEW`: an exported Azure configuration names Azure's addresses; mapping them to
- * local ones lets the same document run on a laptop without editing it.
+ * local ones lets the same document run on a laptop without editing it. OLD may also be a name
+ * (`--map fe-public=127.0.0.10`): the frontend IP configuration or public IP of that name gets
+ * the address, which is how a frontend whose public IP is not in the document is served.
  */
 export type AddressMap = ReadonlyMap<string, string>;
+
+/** Names and addresses share the map; a name's key cannot be mistaken for an address. */
+const NAME_KEY = 'name:';
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+
+export function nameKey(name: string): string {
+  return NAME_KEY + name.toLowerCase();
+}
+
+/** The address `--map NAME=ADDR` gives `name`, if any. */
+export function mappedName(map: AddressMap, name: string): string | undefined {
+  return map.get(nameKey(name));
+}
 
 /** IPv6 has many spellings of one address; compare the canonical one. */
 export function canonicalAddress(address: string): string {
@@ -24,12 +39,28 @@ export function parseAddressMap(args: readonly string[]): { map: AddressMap; dia
     const eq = arg.indexOf('=');
     const from = eq < 0 ? '' : arg.slice(0, eq).trim();
     const to = eq < 0 ? '' : arg.slice(eq + 1).trim();
+    if (isIP(from) === 0 && NAME.test(from) && isIP(to) !== 0) {
+      const key = nameKey(from);
+      const previous = map.get(key);
+      if (previous !== undefined && previous !== canonicalAddress(to)) {
+        diagnostics.push(
+          diagnostic(
+            'SLUICE_CONFIG_ADDRESS_MAP',
+            '',
+            `--map ${JSON.stringify(arg)}: ${from} is already mapped to ${previous}`,
+          ),
+        );
+        continue;
+      }
+      map.set(key, canonicalAddress(to));
+      continue;
+    }
     if (isIP(from) === 0 || isIP(to) === 0) {
       diagnostics.push(
         diagnostic(
           'SLUICE_CONFIG_ADDRESS_MAP',
           '',
-          `--map ${JSON.stringify(arg)} is not OLD=NEW with two IP addresses`,
+          `--map ${JSON.stringify(arg)} is not OLD=NEW with OLD an IP address or a name and NEW an IP address`,
         ),
       );
       continue;

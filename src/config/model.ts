@@ -134,6 +134,8 @@ export interface LoadBalancerModel {
 }
 
 export interface ResolvedDocument {
+  /** The names `--map NAME=ADDR` gave an address to that the document used. */
+  readonly mappedNames: readonly string[];
   readonly loadBalancers: readonly LoadBalancerModel[];
   readonly publicIps: readonly PublicIpModel[];
   readonly natGateways: readonly NatGatewayModel[];
@@ -148,4 +150,6 @@ export interface ResolveOptions {
    * resource it serves (as ARM refuses a public IP still in use).
    */
   readonly outsideReferences?: 'warning' | 'error';
+  /** The address `--map NAME=ADDR` gives a name (a frontend's, a public IP's), if any. */
+  readonly nameAddress?: (name: string) => string | undefined;
 }

@@ -1,6 +1,13 @@
 import { diagnostic, type Diagnostic } from '../core/errors.js';
 import type { RuntimeSnapshot } from '../core/snapshot.js';
-import { applyAddressMap, canonicalAddress, parseAddressMap, type AddressMap } from './address-map.js';
+import {
+  applyAddressMap,
+  canonicalAddress,
+  mappedName,
+  nameKey,
+  parseAddressMap,
+  type AddressMap,
+} from './address-map.js';
 import { compileSnapshot } from './compile.js';
 import { checkCounts } from './limits.js';
 import { normalizeDocument, parseConfigText, readConfigFile, type InputForm } from './load.js';
@@ -45,6 +52,7 @@ function configuredAddresses(model: ResolvedDocument): Set<string> {
     if (a !== undefined) out.add(canonicalAddress(a));
   };
   for (const p of model.publicIps) add(p.ipAddress);
+  for (const n of model.mappedNames) out.add(nameKey(n));
   for (const lb of model.loadBalancers) {
     for (const f of lb.frontends) add(f.ipAddress);
     for (const p of lb.pools) for (const m of p.members) add(m.ipAddress);
@@ -84,6 +92,7 @@ export function validateDocument(json: unknown, options: ValidateOptions = {}): 
     const resolved = resolveDocument(loaded.document, {
       addressOf: (a) => applyAddressMap(map, a),
       ...(options.outsideReferences !== undefined ? { outsideReferences: options.outsideReferences } : {}),
+      nameAddress: (n) => mappedName(map, n),
     });
     semantic = [...resolved.diagnostics, ...checkCounts(resolved.model.loadBalancers)];
     model = resolved.model;
@@ -108,7 +117,9 @@ export function validateDocument(json: unknown, options: ValidateOptions = {}): 
           diagnostic(
             'SLUICE_CONFIG_ADDRESS_MAP_UNUSED',
             '',
-            `--map ${from}=...: the document uses no address ${from}`,
+            from.startsWith('name:')
+              ? `--map ${from.slice(5)}=...: no frontend or public IP of the document that lacks an address is called ${from.slice(5)}`
+              : `--map ${from}=...: the document uses no address ${from}`,
           ),
         );
       }

@@ -115,6 +115,17 @@ function readFrontend(ctx: ResolveContext, c: Rec, path: string, lbKey: string):
   if (hasPublic && privateRaw === undefined) {
     const pipId = refId(props, 'publicIPAddress')!;
     const pip = ctx.publicIps.get(pipId);
+    // `--map NAME=ADDR` may give the frontend, or its public IP by name, an address to serve.
+    const mapped = pip === undefined ? ctx.mappedAddress(name, pipId.split('/').pop() ?? '') : undefined;
+    if (pip === undefined && mapped !== undefined) {
+      // Served at the address the user gave it: a warning also where the public IP must be held.
+      ctx.report(
+        'SLUICE_CONFIG_REFERENCE_OUTSIDE',
+        join(pp, 'publicIPAddress', 'id'),
+        `${owner} uses public IP address ${JSON.stringify(pipId)}, which is not in the document: served at ${mapped} as --map gives it, but its idle timeout is unknown (if its idleTimeoutInMinutes differs from a rule's, it wins, B9); \`az network public-ip show --ids ${pipId}\` prints it`,
+      );
+      return { ...base, internal: false, ipAddress: mapped, missingPublicIpId: pipId };
+    }
     if (pip === undefined) {
       // `az network lb show` prints the load balancer alone: its public IPs are ids only.
       ctx.report(

@@ -43,10 +43,14 @@ export class ResolveContext {
   readonly idless = new Set<string>();
   private readonly addressOf: (a: string) => string;
   readonly outsideReferences: 'warning' | 'error';
+  /** The address `--map NAME=ADDR` gives a name; the names used are recorded. */
+  private readonly nameAddress: (name: string) => string | undefined;
+  readonly mappedNames = new Set<string>();
 
   constructor(options: ResolveOptions) {
     this.addressOf = options.addressOf ?? ((a) => a);
     this.outsideReferences = options.outsideReferences ?? 'warning';
+    this.nameAddress = options.nameAddress ?? (() => undefined);
   }
 
   report(code: ErrorCode, path: string, message: string): void {
@@ -85,6 +89,18 @@ export class ResolveContext {
         `${owner} refers to ${what} ${JSON.stringify(id)}, which is not in the document`,
       );
     }
+  }
+
+  /** The address `--map` gives the first of `names` it names, recording that it was used. */
+  mappedAddress(...names: string[]): string | undefined {
+    for (const n of names) {
+      const a = this.nameAddress(n);
+      if (a !== undefined) {
+        this.mappedNames.add(n.toLowerCase());
+        return a;
+      }
+    }
+    return undefined;
   }
 
   /** Records that a rule serves ports `lo`-`hi` of `protocol` (both, for All) on a frontend. */

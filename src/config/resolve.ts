@@ -81,7 +81,12 @@ function run(ctx: ResolveContext, resources: readonly unknown[]): ResolvedDocume
     ),
   );
   ctx.diagnostics.push(...shared.diagnostics, ...portConflicts(ctx.claims, shared.pairs));
-  return { loadBalancers: lbs.map((l) => l.model), publicIps, natGateways };
+  return {
+    loadBalancers: lbs.map((l) => l.model),
+    publicIps,
+    natGateways,
+    mappedNames: [...ctx.mappedNames],
+  };
 }
 
 /** A load balancer's rules, once its pools hold every member: load-balancing, inbound NAT, outbound. */

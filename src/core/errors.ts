@@ -85,7 +85,9 @@ export const ERRORS = {
     'A rule points at a backend that is not in the document; that backend gets no traffic.',
     'warning',
   ),
-  SLUICE_CONFIG_ADDRESS_MAP: def('A --map argument is not of the form OLD=NEW with two IP addresses.'),
+  SLUICE_CONFIG_ADDRESS_MAP: def(
+    'A --map argument is not OLD=NEW with NEW an IP address and OLD an IP address or a name (a frontend IP configuration or public IP).',
+  ),
   SLUICE_CONFIG_ADDRESS_MAP_UNUSED: def(
     'A --map argument names an address that the document does not use.',
     'warning',

@@ -177,3 +177,39 @@ test('the load balancer alone: its public IP is a warning with the az command, e
     await run.stop('SIGTERM');
   }
 });
+
+test('--map NAME=ADDR serves a frontend whose public IP is not in the document; a name the document does not use is a warning', async () => {
+  const port = await freePort('127.0.14.10');
+  const lbFile = join(dir, 'lb-alone-mapped.json');
+  writeFileSync(lbFile, JSON.stringify(lbAlone(port)));
+  const refused = await sluice('run', lbFile, '--api', 'off', '--state-dir', join(dir, 'refused-state'));
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /add --map fe=ADDR to serve it at a local ADDR/);
+  for (const name of ['fe', 'lb-pip']) {
+    const v = await sluice('validate', lbFile, '--map', `${name}=127.0.14.10`);
+    assert.equal(v.code, 0, v.stderr);
+    assert.match(v.stderr, /served at 127\.0\.14\.10 as --map gives it.*\[SLUICE_CONFIG_REFERENCE_OUTSIDE\]/);
+    assert.doesNotMatch(v.stderr, /ADDRESS_MAP_UNUSED/);
+  }
+  const unused = await sluice('validate', lbFile, '--map', 'fe=127.0.14.10', '--map', 'nobody=127.0.14.11');
+  assert.match(
+    unused.stderr,
+    /--map nobody=\.\.\.: no frontend or public IP .* \[SLUICE_CONFIG_ADDRESS_MAP_UNUSED\]/,
+  );
+  const run = startSluice([
+    'run',
+    lbFile,
+    '--map',
+    'fe=127.0.14.10',
+    '--api',
+    'off',
+    '--state-dir',
+    join(dir, 'mapped-state'),
+  ]);
+  try {
+    const ready = await run.waitFor((l) => l.msg === 'ready', 10_000);
+    assert.deepEqual(ready.listeners, [`Tcp|127.0.14.10|${port}`]);
+  } finally {
+    await run.stop('SIGTERM');
+  }
+});

@@ -77,7 +77,8 @@ test('--map is repeatable; an unused mapping warns, a malformed one is a usage e
     report.warnings.map((w) => w.code),
     ['SLUICE_CONFIG_ADDRESS_MAP_UNUSED'],
   );
-  const bad = await sluice('validate', '--map', 'localhost=127.0.0.1', quickstart);
+  // NEW must be an address (OLD may be an address or a name, --map NAME=ADDR).
+  const bad = await sluice('validate', '--map', '127.0.0.1=localhost', quickstart);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /\[SLUICE_CONFIG_ADDRESS_MAP\]/);
 });
