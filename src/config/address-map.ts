@@ -35,56 +35,26 @@ export function canonicalAddress(address: string): string {
 export function parseAddressMap(args: readonly string[]): { map: AddressMap; diagnostics: Diagnostic[] } {
   const map = new Map<string, string>();
   const diagnostics: Diagnostic[] = [];
+  const problem = (arg: string, why: string): void => {
+    diagnostics.push(diagnostic('SLUICE_CONFIG_ADDRESS_MAP', '', `--map ${JSON.stringify(arg)}${why}`));
+  };
   for (const arg of args) {
     const eq = arg.indexOf('=');
     const from = eq < 0 ? '' : arg.slice(0, eq).trim();
     const to = eq < 0 ? '' : arg.slice(eq + 1).trim();
-    if (isIP(from) === 0 && NAME.test(from) && isIP(to) !== 0) {
-      const key = nameKey(from);
-      const previous = map.get(key);
-      if (previous !== undefined && previous !== canonicalAddress(to)) {
-        diagnostics.push(
-          diagnostic(
-            'SLUICE_CONFIG_ADDRESS_MAP',
-            '',
-            `--map ${JSON.stringify(arg)}: ${from} is already mapped to ${previous}`,
-          ),
-        );
-        continue;
-      }
-      map.set(key, canonicalAddress(to));
+    const byName = isIP(from) === 0 && NAME.test(from) && isIP(to) !== 0;
+    if (!byName && (isIP(from) === 0 || isIP(to) === 0)) {
+      problem(arg, ' is not OLD=NEW with OLD an IP address or a name and NEW an IP address');
       continue;
     }
-    if (isIP(from) === 0 || isIP(to) === 0) {
-      diagnostics.push(
-        diagnostic(
-          'SLUICE_CONFIG_ADDRESS_MAP',
-          '',
-          `--map ${JSON.stringify(arg)} is not OLD=NEW with OLD an IP address or a name and NEW an IP address`,
-        ),
-      );
+    if (!byName && isIP(from) !== isIP(to)) {
+      problem(arg, ' maps between IPv4 and IPv6');
       continue;
     }
-    if (isIP(from) !== isIP(to)) {
-      diagnostics.push(
-        diagnostic(
-          'SLUICE_CONFIG_ADDRESS_MAP',
-          '',
-          `--map ${JSON.stringify(arg)} maps between IPv4 and IPv6`,
-        ),
-      );
-      continue;
-    }
-    const key = canonicalAddress(from);
+    const key = byName ? nameKey(from) : canonicalAddress(from);
     const previous = map.get(key);
     if (previous !== undefined && previous !== canonicalAddress(to)) {
-      diagnostics.push(
-        diagnostic(
-          'SLUICE_CONFIG_ADDRESS_MAP',
-          '',
-          `--map ${JSON.stringify(arg)}: ${from} is already mapped to ${previous}`,
-        ),
-      );
+      problem(arg, `: ${from} is already mapped to ${previous}`);
       continue;
     }
     map.set(key, canonicalAddress(to));

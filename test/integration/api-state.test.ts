@@ -8,6 +8,7 @@ import { lbDocument } from '../helpers/arm.js';
 import { sluice } from '../helpers/cli.js';
 import { freePort } from '../helpers/net.js';
 import { startSluice } from '../helpers/process.js';
+import { SEED, seeded } from '../helpers/seed.js';
 
 /** Desired state on disk: atomic under kill -9, reloaded on restart, refused when corrupt. */
 
@@ -24,21 +25,6 @@ function doc(port: number, idle: number): Record<string, unknown> {
     backends: ['127.0.8.2'],
     rules: [{ name: 'web', frontendPort: port, backendPort: 80, idleTimeoutInMinutes: idle }],
   });
-}
-
-/** SLUICE_TEST_SEED replays a run; each run otherwise draws its own seed and names it on failure. */
-const SEED = Number(process.env['SLUICE_TEST_SEED'] ?? Math.floor(Math.random() * 2 ** 31));
-
-/** mulberry32: a small deterministic generator, so a failing kill point can be replayed. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 interface StateFile {
