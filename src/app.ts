@@ -318,6 +318,11 @@ export class SluiceApp<P extends DataPlane = DefaultPlane> {
     this.log.info({ generation, listeners: this.plane.listening().length }, 'configuration applied');
   }
 
+  /** Logs a warning about what a configuration serves (what a plane leaves out of it). */
+  warn(message: string): void {
+    this.log.warn(message);
+  }
+
   /** The load balancer and rule names of a rule id, also for rules removed since. */
   labelsOf(ruleId: string): { lb: string; rule: string } {
     return this.names.get(ruleId) ?? { lb: '', rule: ruleId };

@@ -94,6 +94,23 @@ export function planControl(
   };
 }
 
+/**
+ * A snapshot made ready for the data plane: what it serves of it (all of it, or with `partial`
+ * what it can, with a warning per item left out), or the problems that refuse it.
+ */
+export interface PreparedSnapshot {
+  readonly snapshot: RuntimeSnapshot;
+  readonly warnings: readonly string[];
+  readonly problems: readonly string[];
+}
+
+/** Prepares by refusing whatever `unsupported` names (`--strict`, and planes with no `partial`). */
+export function refuseUnsupported(
+  unsupported: (snapshot: RuntimeSnapshot) => readonly string[],
+): (snapshot: RuntimeSnapshot) => PreparedSnapshot {
+  return (snapshot) => ({ snapshot, warnings: [], problems: unsupported(snapshot) });
+}
+
 /** What `sluice run` needs of the running load balancer to serve the API. */
 export interface ControlledApp {
   readonly engine: { flows(): readonly FlowInfo[] };
@@ -104,6 +121,8 @@ export interface ControlledApp {
   /** The API's shares of descriptors: connections, and event streams among them. */
   readonly budget: Pick<BudgetPlan, 'apiConnections' | 'eventStreams'>;
   apply(snapshot: RuntimeSnapshot, generation: number): Promise<void>;
+  /** Logs a warning about what a configuration change serves. */
+  warn(message: string): void;
   labelsOf(ruleId: string): { lb: string; rule: string };
   /** Counts (and logs) an API connection or event stream refused for want of room. */
   apiRefused(reason: ApiShareRefusal): void;
@@ -132,18 +151,20 @@ export interface InitialState {
 export async function loadInitialState(
   files: string | readonly string[] | undefined,
   plan: ControlPlan,
-  unsupported: (snapshot: RuntimeSnapshot) => readonly string[],
+  prepare: (snapshot: RuntimeSnapshot) => PreparedSnapshot,
 ): Promise<InitialState> {
   let app: ControlledApp | undefined;
   const store = new ResourceStore({
     // The store holds every resource it serves: a public IP it does not hold is an error there.
     compile: (doc) => validateDocument(doc, { map: plan.map, outsideReferences: 'error' }),
     apply: async (snapshot, generation) => {
-      const problems = unsupported(snapshot);
-      if (problems.length > 0) throw new SluiceError('SLUICE_PLANE_UNSUPPORTED', problems.join('; '));
+      const prepared = prepare(snapshot);
+      if (prepared.problems.length > 0)
+        throw new SluiceError('SLUICE_PLANE_UNSUPPORTED', prepared.problems.join('; '));
       if (app === undefined)
         throw new SluiceError('SLUICE_API_INTERNAL', 'the load balancer is not running yet');
-      await app.apply(snapshot, generation);
+      for (const w of prepared.warnings) app.warn(w);
+      await app.apply(prepared.snapshot, generation);
     },
     persist: (state) => writeState(plan.stateDir, state),
     rejected: () => app?.metrics.configApplied('invalid'),

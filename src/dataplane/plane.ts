@@ -62,6 +62,12 @@ export interface DataPlaneModule<P extends DataPlane = DataPlane> {
   readonly indexReplies: boolean;
   /** What of `snapshot` this plane cannot serve, one line each, saying what to do instead. */
   unsupported(snapshot: RuntimeSnapshot): string[];
+  /**
+   * What of `snapshot` this plane serves when it is not told to refuse the rest (`--strict`):
+   * the snapshot it can serve, and one warning for each item it leaves out or serves otherwise.
+   * A plane without it refuses what it cannot serve.
+   */
+  partial?(snapshot: RuntimeSnapshot): { readonly snapshot: RuntimeSnapshot; readonly warnings: string[] };
   /** Why this plane cannot run here with `settings`, or undefined when it can. */
   unavailable(settings: PlaneSettings): string | undefined;
   /** The running plane; it serves nothing until its first `apply`. */

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { SluiceApp } from '../../src/app.js';
-import { loadInitialState, planControl, startApi } from '../../src/cli/control-setup.js';
+import { loadInitialState, planControl, startApi, refuseUnsupported } from '../../src/cli/control-setup.js';
 import { SluiceClient, type FlowView, type ResourceAddress } from '../../src/client/index.js';
 import { proxyUnsupported } from '../../src/dataplane/proxy/listeners.js';
 import { lbDocument, type TestLb } from '../helpers/arm.js';
@@ -44,7 +44,7 @@ test('a PUT lowering idleTimeoutInMinutes: a quiet connection keeps its old dead
   writeFileSync(file, JSON.stringify(lbDocument(lb(8))));
   const plan = planControl({ api: '127.0.0.1:0', stateDir: join(dir, 'state') });
   assert.ok(typeof plan !== 'string', String(plan));
-  const initial = await loadInitialState(file, plan, proxyUnsupported);
+  const initial = await loadInitialState(file, plan, refuseUnsupported(proxyUnsupported));
   const app = await SluiceApp.start(initial.result.snapshot!, {
     logger: pino({ level: 'silent' }),
     timeScale: SCALE,

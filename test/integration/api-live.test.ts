@@ -5,7 +5,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { SluiceApp } from '../../src/app.js';
-import { loadInitialState, planControl, startApi, type RunningApi } from '../../src/cli/control-setup.js';
+import {
+  loadInitialState,
+  planControl,
+  startApi,
+  type RunningApi,
+  refuseUnsupported,
+} from '../../src/cli/control-setup.js';
 import {
   ApiClientError,
   SluiceClient,
@@ -38,7 +44,7 @@ async function start(lb: TestLb, timeScale = 1): Promise<Running> {
   writeFileSync(file, JSON.stringify(lbDocument(lb)));
   const plan = planControl({ api: '127.0.0.1:0', stateDir: join(dir, 'state') });
   assert.ok(typeof plan !== 'string', String(plan));
-  const initial = await loadInitialState(file, plan, proxyUnsupported);
+  const initial = await loadInitialState(file, plan, refuseUnsupported(proxyUnsupported));
   assert.equal(initial.exit, 0);
   const app = await SluiceApp.start(initial.result.snapshot!, {
     logger: pino({ level: 'silent' }),

@@ -9,6 +9,7 @@ import { lbDocument, type TestLb } from '../helpers/arm.js';
 import { fixturesPath, sluice } from '../helpers/cli.js';
 import { EchoBackend, freePort, tcpClient, within } from '../helpers/net.js';
 import { startSluice } from '../helpers/process.js';
+import { SluiceClient } from '../../src/client/index.js';
 
 /** `sluice run` as a user runs it: the ready line, the exits, the signals. */
 
@@ -85,10 +86,69 @@ test('run: a port in use exits 1 naming the rule and the address, leaving no lis
   }
 });
 
-test('run: outbound rules and HA ports are refused with a pointer to the packet data plane', async () => {
-  const r = await sluice('run', join(fixturesPath, 'valid/standard-public-outbound.json'));
+test('run --strict: what the proxy plane cannot serve (an outbound rule) is refused with a pointer to the packet plane', async () => {
+  const r = await sluice(
+    'run',
+    join(fixturesPath, 'valid/standard-public-outbound.json'),
+    '--strict',
+    '--api',
+    'off',
+  );
   assert.equal(r.code, 1);
-  assert.match(r.stderr, /outbound rule 'egress'.*use --dataplane packet/);
+  assert.match(r.stderr, /outbound rule 'egress'.*use --dataplane packet \[SLUICE_PLANE_UNSUPPORTED\]/);
+  assert.match(r.stderr, /--strict refuses these; without it the rest is served/);
+});
+
+test('run: the proxy plane serves the rules it can and warns, once each, about the outbound rules it leaves out', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-partial-'));
+  const run = startSluice([
+    'run',
+    join(fixturesPath, 'valid/standard-public-outbound.json'),
+    '--map',
+    '20.50.60.70=127.0.4.15',
+    '--api',
+    '127.0.0.1:0',
+    '--state-dir',
+    join(dir, 'state'),
+  ]);
+  try {
+    const ready = await run.waitFor((l) => l.msg === 'ready', 10_000);
+    // Its load-balancing rules (80, 443) and inbound NAT rules (2201, 50000-50002) are served.
+    assert.deepEqual(
+      [...(ready.listeners as string[])].sort(),
+      ['2201', '443', '50000', '50001', '50002', '80'].map((p) => `Tcp|127.0.4.15|${p}`),
+    );
+    for (const name of ['egress', 'egress-nic']) {
+      const warned = run.lines.filter(
+        (l) => l.level === 40 && typeof l.msg === 'string' && l.msg.includes(`outbound rule '${name}'`),
+      );
+      assert.equal(warned.length, 1, `one warning for ${name}: ${JSON.stringify(run.lines.slice(0, 6))}`);
+      assert.match(
+        String(warned[0]!.msg),
+        /not served by the proxy data plane \(--dataplane packet serves it\)/,
+      );
+    }
+    // A change through the API is served the same way: accepted, the outbound rules warned about.
+    const client = new SluiceClient({ base: String(ready.api) });
+    const address = {
+      subscription: '00000000-0000-0000-0000-000000000000',
+      resourceGroup: 'sluice-test',
+      type: 'loadBalancers' as const,
+      name: 'public-lb',
+    };
+    const lb = await client.get(address);
+    const rules = lb.properties['loadBalancingRules'] as { properties: Record<string, unknown> }[];
+    rules[0]!.properties['idleTimeoutInMinutes'] = 9;
+    await client.put(address, lb);
+    await run.waitFor((l) => l.msg === 'configuration applied', 5000);
+    assert.ok(
+      run.lines.filter((l) => l.level === 40 && String(l.msg).includes("outbound rule 'egress'")).length >= 2,
+      'warned again for the change',
+    );
+    assert.equal(await run.stop('SIGTERM'), 0);
+  } finally {
+    await run.stop('SIGKILL');
+  }
 });
 
 test('run: usage errors exit 2', async () => {

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { SluiceApp, createLogger, type LogLevel } from '../../app.js';
 import { SluiceError } from '../../core/errors.js';
+import type { RuntimeSnapshot } from '../../core/snapshot.js';
 import {
   PLANE_DEFAULTS,
   dataPlaneModule,
@@ -15,6 +16,7 @@ import {
   planControl,
   startApi,
   type ControlCliOptions,
+  type PreparedSnapshot,
 } from '../control-setup.js';
 import { EXIT_INVALID, EXIT_OK, EXIT_USAGE, collect } from '../options.js';
 import { stopOnSignal } from '../shutdown.js';
@@ -26,6 +28,7 @@ import { openFilesLimit } from '../../host-limits.js';
 const LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
 export interface RunCliOptions extends ControlCliOptions {
+  strict?: boolean;
   map?: string[];
   timeScale?: string;
   udpFlowTimeout?: string;
@@ -136,7 +139,15 @@ export async function runRun(
     process.stderr.write(`sluice: ${budget}\n`);
     return EXIT_USAGE;
   }
-  const initial = await loadInitialState(file, control, (s) => plane.unsupported(s));
+  // What the plane cannot serve is refused with --strict; otherwise it serves what it can and
+  // warns about the rest, at start and for every change through the API alike.
+  const prepare = (s: RuntimeSnapshot): PreparedSnapshot => {
+    const problems = plane.unsupported(s);
+    if (problems.length === 0 || opts.strict === true || plane.partial === undefined)
+      return { snapshot: s, warnings: [], problems };
+    return { ...plane.partial(s), problems: [] };
+  };
+  const initial = await loadInitialState(file, control, prepare);
   const { result, exit } = initial;
   if (exit !== EXIT_OK || !result.snapshot) return exit;
   const why = plane.unavailable(settings);
@@ -144,15 +155,18 @@ export async function runRun(
     process.stderr.write(`sluice: ${why} [SLUICE_PLANE_UNAVAILABLE]\n`);
     return EXIT_INVALID;
   }
-  const unsupported = plane.unsupported(result.snapshot);
-  if (unsupported.length > 0) {
-    for (const line of unsupported) process.stderr.write(`${line} [SLUICE_PLANE_UNSUPPORTED]\n`);
+  const prepared = prepare(result.snapshot);
+  if (prepared.problems.length > 0) {
+    for (const line of prepared.problems) process.stderr.write(`${line} [SLUICE_PLANE_UNSUPPORTED]\n`);
+    if (plane.partial !== undefined)
+      process.stderr.write('sluice: --strict refuses these; without it the rest is served\n');
     return EXIT_INVALID;
   }
   const logger = createLogger(level);
+  for (const w of prepared.warnings) logger.warn(w);
   let app: SluiceApp<DataPlane>;
   try {
-    app = await SluiceApp.start(result.snapshot, {
+    app = await SluiceApp.start(prepared.snapshot, {
       ...settings,
       plane,
       logger,
@@ -226,6 +240,10 @@ export function registerRun(program: Command): void {
       '60',
     )
     .option('--log-level <LEVEL>', LEVELS.join(', '), 'info')
+    .option(
+      '--strict',
+      'refuse a configuration the data plane cannot serve whole (by default the proxy plane serves what it can and warns about the rest)',
+    )
     .option(
       '--dataplane <PLANE>',
       dataPlaneNames()

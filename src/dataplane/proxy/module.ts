@@ -4,6 +4,7 @@
  * ports, floating IP, SNAT of backend traffic).
  */
 import type { FlowShareRefusal } from '../../core/budget.js';
+import type { RuntimeSnapshot } from '../../core/snapshot.js';
 import type { DataPlaneModule, PlaneContext, PlaneSettings } from '../plane.js';
 import type { ProxyEvent } from './events.js';
 import { proxyUnsupported } from './listeners.js';
@@ -19,6 +20,7 @@ export const proxyPlaneModule: DataPlaneModule<ProxyPlane> = {
     proxyUnsupported(snapshot).map(
       (line) => `${line}: not possible in the proxy data plane; use --dataplane packet`,
     ),
+  partial: (snapshot) => servable(snapshot),
   unavailable: (settings) =>
     (settings.tcpRelay ?? DEFAULT_TCP_RELAY) === 'handles' && tcpHandles === undefined
       ? "--tcp-relay handles: this Node does not hand out libuv's TCP handles"
@@ -37,6 +39,44 @@ export const proxyPlaneModule: DataPlaneModule<ProxyPlane> = {
     }),
   readyFields: (plane) => ({ tcpRelay: plane.tcpRelay }),
 };
+
+/**
+ * What the proxy plane serves of a snapshot: every load-balancing and inbound NAT rule it can.
+ * HA-ports rules and outbound rules need packets and are left out; a floating-IP rule is served
+ * by connecting to the member at its backend port, so the backend sees Sluice's address, not the
+ * frontend IP.
+ */
+function servable(snapshot: RuntimeSnapshot): { snapshot: RuntimeSnapshot; warnings: string[] } {
+  const warnings: string[] = [];
+  const packet = 'not served by the proxy data plane (--dataplane packet serves it)';
+  const loadBalancers = snapshot.loadBalancers.map((lb) => {
+    for (const r of lb.loadBalancingRules) {
+      if (r.haPorts)
+        warnings.push(`load balancer '${lb.name}': load-balancing rule '${r.name}' uses HA ports: ${packet}`);
+      else if (r.enableFloatingIP)
+        warnings.push(
+          `load balancer '${lb.name}': load-balancing rule '${r.name}' enables floating IP: served by connecting to each member at port ${r.backendPort}, so the backend sees Sluice's address rather than the frontend IP (--dataplane packet keeps it)`,
+        );
+    }
+    for (const r of lb.inboundNatRules)
+      if (r.enableFloatingIP)
+        warnings.push(
+          `load balancer '${lb.name}': inbound NAT rule '${r.name}' enables floating IP: served by connecting to the member at its backend port, so the backend sees Sluice's address rather than the frontend IP (--dataplane packet keeps it)`,
+        );
+    for (const r of lb.outboundRules)
+      warnings.push(
+        `load balancer '${lb.name}': outbound rule '${r.name}' (SNAT of the backends' own connections): ${packet}`,
+      );
+    if (!lb.loadBalancingRules.some((r) => r.haPorts) && lb.outboundRules.length === 0) return lb;
+    return {
+      ...lb,
+      loadBalancingRules: lb.loadBalancingRules.filter((r) => !r.haPorts),
+      outboundRules: [],
+      outboundPaths: [],
+    };
+  });
+  return { snapshot: { ...snapshot, loadBalancers }, warnings };
+}
 
 /** Out of descriptors, new flows are refused: said at most once a second. */
 function descriptorShortage(context: PlaneContext, why: string): void {
