@@ -38,16 +38,25 @@ export interface ApiHarness {
   readonly applied: RuntimeSnapshot[];
   readonly persisted: StateContents[];
   readonly rejected: (readonly Diagnostic[])[];
+  readonly hub: EventHub;
+  /** Set `next`: the next apply fails as a listener whose port is taken would. */
+  readonly failApply: { next: boolean };
 }
 
-export async function apiHarness(): Promise<ApiHarness> {
+/** `token`: the API requires that bearer token. */
+export async function apiHarness(options: { token?: string } = {}): Promise<ApiHarness> {
   const applied: RuntimeSnapshot[] = [];
   const persisted: StateContents[] = [];
   const rejected: (readonly Diagnostic[])[] = [];
+  const failApply = { next: false };
   const hub = new EventHub();
   const store = new ResourceStore({
     compile: (doc) => validateDocument(doc, { outsideReferences: 'error' }),
     apply: async (s) => {
+      if (failApply.next) {
+        failApply.next = false;
+        throw new Error('cannot listen on Tcp 127.0.7.1:8080: address already in use');
+      }
       applied.push(s);
     },
     persist: async (s) => {
@@ -62,7 +71,8 @@ export async function apiHarness(): Promise<ApiHarness> {
   const api = await buildApi({
     store,
     registry,
+    ...(options.token !== undefined ? { token: options.token } : {}),
     runtime: noPlaneRuntime(hub),
   });
-  return { api, store, applied, persisted, rejected };
+  return { api, store, applied, persisted, rejected, hub, failApply };
 }

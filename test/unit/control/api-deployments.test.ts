@@ -2,17 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { FastifyInstance } from 'fastify';
-import { Registry } from 'prom-client';
-import { validateDocument } from '../../../src/config/index.js';
-import { EventHub } from '../../../src/control/events.js';
-import { buildApi, type DeploymentView } from '../../../src/control/server.js';
-import { ResourceStore, changedProperties } from '../../../src/control/store.js';
-import type { StateContents } from '../../../src/control/state.js';
+import type { DeploymentView } from '../../../src/control/server.js';
+import { changedProperties } from '../../../src/control/store.js';
 import type { RuntimeSnapshot } from '../../../src/core/snapshot.js';
 import { lbDocument } from '../../helpers/arm.js';
-import { idleMetrics } from '../../helpers/metrics.js';
-import { API_VERSION as V, noPlaneRuntime, resourceUrl } from '../../helpers/api.js';
+import { API_VERSION as V, apiHarness, resourceUrl, type ApiHarness } from '../../helpers/api.js';
 
 /**
  * PUT .../providers/Microsoft.Resources/deployments/NAME: every resource of a template applied
@@ -28,39 +22,9 @@ interface ArmError {
   error: { code: string; message: string; target?: string; details: { code: string; target?: string }[] };
 }
 
-interface Harness {
-  api: FastifyInstance;
-  applied: RuntimeSnapshot[];
-  persisted: StateContents[];
-  failApply: { next: boolean };
-}
-
-async function harness(token?: string): Promise<Harness> {
-  const applied: RuntimeSnapshot[] = [];
-  const persisted: StateContents[] = [];
-  const failApply = { next: false };
-  const store = new ResourceStore({
-    compile: (doc) => validateDocument(doc, { outsideReferences: 'error' }),
-    apply: async (s) => {
-      if (failApply.next) {
-        failApply.next = false;
-        throw new Error('cannot listen on Tcp 127.0.7.9:8080: address already in use');
-      }
-      applied.push(s);
-    },
-    persist: async (s) => {
-      persisted.push(s);
-    },
-  });
-  const registry = new Registry();
-  idleMetrics(registry);
-  const api = await buildApi({
-    store,
-    registry,
-    ...(token !== undefined ? { token } : {}),
-    runtime: noPlaneRuntime(new EventHub()),
-  });
-  return { api, applied, persisted, failApply };
+/** The API over an in-memory store (test/helpers/api.ts). */
+function harness(token?: string): Promise<ApiHarness> {
+  return apiHarness(token === undefined ? {} : { token });
 }
 
 /** A public IP and the load balancer it fronts, in ARM's nested shape. */
@@ -95,11 +59,14 @@ function deployment(resources: unknown, extra: Record<string, unknown> = {}): un
   return { properties: { mode: 'Incremental', template: { resources }, ...extra } };
 }
 
-async function deploy(h: Harness, resources: unknown, url = DEPLOY_URL) {
+async function deploy(h: ApiHarness, resources: unknown, url = DEPLOY_URL) {
   return h.api.inject({ method: 'PUT', url: url + V, payload: deployment(resources) as object });
 }
 
-async function get(h: Harness, url: string): Promise<{ etag: string; properties: Record<string, unknown> }> {
+async function get(
+  h: ApiHarness,
+  url: string,
+): Promise<{ etag: string; properties: Record<string, unknown> }> {
   const res = await h.api.inject({ method: 'GET', url: url + V });
   assert.equal(res.statusCode, 200, res.body);
   return res.json();

@@ -1,17 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
-import type { FastifyInstance } from 'fastify';
-import { Registry } from 'prom-client';
-import { validateDocument } from '../../../src/config/index.js';
-import { EventHub } from '../../../src/control/events.js';
-import { buildApi } from '../../../src/control/server.js';
-import { ResourceStore } from '../../../src/control/store.js';
-import type { StateContents } from '../../../src/control/state.js';
-import type { RuntimeSnapshot } from '../../../src/core/snapshot.js';
 import { lbDocument } from '../../helpers/arm.js';
-import { idleMetrics } from '../../helpers/metrics.js';
-import { noPlaneRuntime } from '../../helpers/api.js';
+import { apiHarness, type ApiHarness } from '../../helpers/api.js';
 
 /** Every route, error and auth case of the API, through fastify's inject (no sockets). */
 
@@ -27,41 +18,9 @@ function lb(idle = 4, port = 8080): Record<string, unknown> {
   });
 }
 
-interface Harness {
-  api: FastifyInstance;
-  applied: RuntimeSnapshot[];
-  persisted: StateContents[];
-  hub: EventHub;
-  failApply: { next: boolean };
-}
-
-async function harness(token?: string): Promise<Harness> {
-  const applied: RuntimeSnapshot[] = [];
-  const persisted: StateContents[] = [];
-  const failApply = { next: false };
-  const hub = new EventHub();
-  const store = new ResourceStore({
-    compile: (doc) => validateDocument(doc, { outsideReferences: 'error' }),
-    apply: async (s) => {
-      if (failApply.next) {
-        failApply.next = false;
-        throw new Error('cannot listen on Tcp 127.0.7.1:8080: address already in use');
-      }
-      applied.push(s);
-    },
-    persist: async (s) => {
-      persisted.push(s);
-    },
-  });
-  const registry = new Registry();
-  idleMetrics(registry);
-  const api = await buildApi({
-    store,
-    registry,
-    ...(token !== undefined ? { token } : {}),
-    runtime: noPlaneRuntime(hub),
-  });
-  return { api, applied, persisted, hub, failApply };
+/** The API over an in-memory store (test/helpers/api.ts). */
+function harness(token?: string): Promise<ApiHarness> {
+  return apiHarness(token === undefined ? {} : { token });
 }
 
 test('PUT creates (201), GET returns the ARM shape with child ids, PUT again updates (200), list, DELETE', async () => {
