@@ -1,5 +1,6 @@
 /** Pieces every command that reads a configuration shares: repeatable options and diagnostics. */
 import type { Diagnostic } from '../core/errors.js';
+import { RULE_KIND_LABEL } from '../core/explain.js';
 import type { RuntimeSnapshot } from '../core/snapshot.js';
 import { parseAddressMap, validateInputs, type ValidationResult } from '../config/index.js';
 
@@ -50,15 +51,10 @@ export async function loadConfig(
  * it (a load balancer exported alone). One line each, saying what to add.
  */
 export function unservedLines(snapshot: RuntimeSnapshot): string[] {
-  const kind = {
-    loadBalancingRule: 'load-balancing',
-    inboundNatRule: 'inbound NAT',
-    outboundRule: 'outbound',
-  };
   return snapshot.loadBalancers.flatMap((lb) =>
     (lb.unserved ?? []).map(
       (u) =>
-        `load balancer '${lb.name}': ${kind[u.kind]} rule '${u.name}' cannot be served: frontend '${u.frontend}' has no address, since public IP ${u.publicIpId} is not in the document: add --map ${u.frontend}=ADDR to serve it at a local ADDR, or get it with \`az network public-ip show --ids ${u.publicIpId} > pip.json\` and give pip.json beside the load balancer [SLUICE_CONFIG_REFERENCE_OUTSIDE]`,
+        `load balancer '${lb.name}': ${RULE_KIND_LABEL[u.kind]} '${u.name}' cannot be served: frontend '${u.frontend}' has no address, since public IP ${u.publicIpId} is not in the document: add --map ${u.frontend}=ADDR to serve it at a local ADDR, or get it with \`az network public-ip show --ids ${u.publicIpId} > pip.json\` and give pip.json beside the load balancer [SLUICE_CONFIG_REFERENCE_OUTSIDE]`,
     ),
   );
 }

@@ -17,6 +17,11 @@ export function nameKey(name: string): string {
   return NAME_KEY + name.toLowerCase();
 }
 
+/** The name a key of the map stands for, or undefined for an address's key. */
+export function nameOfKey(key: string): string | undefined {
+  return key.startsWith(NAME_KEY) ? key.slice(NAME_KEY.length) : undefined;
+}
+
 /** The address `--map NAME=ADDR` gives `name`, if any. */
 export function mappedName(map: AddressMap, name: string): string | undefined {
   return map.get(nameKey(name));

@@ -5,6 +5,7 @@ import {
   canonicalAddress,
   mappedName,
   nameKey,
+  nameOfKey,
   parseAddressMap,
   type AddressMap,
 } from './address-map.js';
@@ -112,17 +113,17 @@ export function validateDocument(json: unknown, options: ValidateOptions = {}): 
   if (model !== undefined) {
     const used = configuredAddresses(model);
     for (const from of map.keys()) {
-      if (!used.has(from)) {
-        all.push(
-          diagnostic(
-            'SLUICE_CONFIG_ADDRESS_MAP_UNUSED',
-            '',
-            from.startsWith('name:')
-              ? `--map ${from.slice(5)}=...: no frontend or public IP of the document that lacks an address is called ${from.slice(5)}`
-              : `--map ${from}=...: the document uses no address ${from}`,
-          ),
-        );
-      }
+      if (used.has(from)) continue;
+      const name = nameOfKey(from);
+      all.push(
+        diagnostic(
+          'SLUICE_CONFIG_ADDRESS_MAP_UNUSED',
+          '',
+          name !== undefined
+            ? `--map ${name}=...: no frontend or public IP of the document that lacks an address is called ${name}`
+            : `--map ${from}=...: the document uses no address ${from}`,
+        ),
+      );
     }
   }
   if (all.some((d) => d.severity === 'error') || model === undefined)

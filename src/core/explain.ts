@@ -327,7 +327,8 @@ function natGatewayPath(
   };
 }
 
-const KIND_LABEL: Record<UnservedRule['kind'], string> = {
+/** How messages name a kind of rule: `load-balancing rule`, `inbound NAT rule`, `outbound rule`. */
+export const RULE_KIND_LABEL: Record<UnservedRule['kind'], string> = {
   loadBalancingRule: 'load-balancing rule',
   inboundNatRule: 'inbound NAT rule',
   outboundRule: 'outbound rule',
@@ -339,7 +340,7 @@ function unservedNote(lb: string, u: UnservedRule): string {
     ? 'reset (TCP RST to both ends)'
     : 'silent drop (no RST: both ends still think the connection is open)';
   return (
-    `${KIND_LABEL[u.kind]} '${u.name}' (load balancer '${lb}') uses frontend '${u.frontend}', whose public IP is not in the ` +
+    `${RULE_KIND_LABEL[u.kind]} '${u.name}' (load balancer '${lb}') uses frontend '${u.frontend}', whose public IP is not in the ` +
     `document (${u.publicIpId}): its address is unknown, so the rule is not served. Its own idle timeout is ` +
     `${u.idleTimeoutInMinutes} minutes with ${action} at idle; if the public IP's idleTimeoutInMinutes differs, that one ` +
     `wins (B9). Get it with \`az network public-ip show --ids ${u.publicIpId}\` and give it beside the load balancer.`
