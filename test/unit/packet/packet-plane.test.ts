@@ -6,6 +6,7 @@ import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN } from '../../../src/core/t
 import { PacketPlane } from '../../../src/dataplane/packet/packet-plane.js';
 import { compileLb } from '../../helpers/arm.js';
 import { FakeTun, tcpPacket, udpPacket } from './packets.js';
+import { seeded } from '../../helpers/seed.js';
 
 const FE = '198.18.100.10';
 const CLIENT = '198.18.1.2';
@@ -272,21 +273,9 @@ test('--inbound-snat: the backend sees the SNAT address and a port of its own; r
   await plane.stop();
 });
 
-/** A tiny deterministic PRNG, so a failure can be replayed. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 test('fuzz: 1,000,000 random and malformed packets crash nothing and every one is accounted for', async () => {
   const { tun, plane } = await setup({ reset: true });
-  const rand = rng(0x51c3);
+  const rand = seeded(0x51c3);
   const templates = [
     tcpPacket({ src: CLIENT, dst: FE, sport: 40000, dport: 80, seq: 100, flags: TCP_SYN }),
     tcpPacket({
