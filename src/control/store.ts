@@ -207,6 +207,20 @@ export function changedProperties(before: Record<string, unknown>, after: Record
   return changed;
 }
 
+/** A resource as the store keeps it: at `ref`, its body in ARM's nested shape, a new etag. */
+function storedResource(ref: ResourceRef, body: Record<string, unknown>): StoredResource {
+  const type = RESOURCE_TYPES[ref.segment];
+  const { document } = normalizeDocument({ ...body, name: ref.name, type });
+  const nested = document.resources[0];
+  return {
+    id: resourceId(ref),
+    type,
+    name: ref.name,
+    etag: newEtag(),
+    body: bodyOf(isRecord(nested) ? nested : {}),
+  };
+}
+
 function etagMatches(header: string, etag: string): boolean {
   const strip = (s: string): string => s.trim().replace(/^W\//, '');
   return header.split(',').some((h) => h.trim() === '*' || strip(h) === strip(etag));
@@ -293,16 +307,7 @@ export class ResourceStore {
       const key = idKey(id);
       const existing = this.resources.get(key);
       this.checkPreconditions(existing, pre, id);
-      const type = RESOURCE_TYPES[ref.segment];
-      const { document } = normalizeDocument({ ...body, name: ref.name, type });
-      const nested = document.resources[0];
-      const resource: StoredResource = {
-        id,
-        type,
-        name: ref.name,
-        etag: newEtag(),
-        body: bodyOf(isRecord(nested) ? nested : {}),
-      };
+      const resource = storedResource(ref, body);
       const next = new Map(this.resources);
       next.set(key, resource);
       const list = [...next.values()];
@@ -437,20 +442,12 @@ export class ResourceStore {
         },
       );
     }
-    return (list as Record<string, unknown>[]).map((raw, i) => {
-      const ref = refs[i]!;
-      const type = RESOURCE_TYPES[ref.segment];
-      const own = Object.fromEntries(Object.entries(raw).filter(([k]) => !TEMPLATE_ONLY.has(k)));
-      const { document } = normalizeDocument({ ...own, name: ref.name, type });
-      const nested = document.resources[0];
-      return {
-        id: resourceId(ref),
-        type,
-        name: ref.name,
-        etag: newEtag(),
-        body: bodyOf(isRecord(nested) ? nested : {}),
-      };
-    });
+    return (list as Record<string, unknown>[]).map((raw, i) =>
+      storedResource(
+        refs[i]!,
+        Object.fromEntries(Object.entries(raw).filter(([k]) => !TEMPLATE_ONLY.has(k))),
+      ),
+    );
   }
 
   private checkPreconditions(existing: StoredResource | undefined, pre: Preconditions, id: string): void {
