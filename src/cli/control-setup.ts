@@ -136,6 +136,8 @@ export interface InitialState {
   readonly result: ValidationResult;
   readonly store: ResourceStore;
   readonly source: StateSource;
+  /** The `--map` arguments in force (given, or stored with the state). */
+  readonly map: readonly string[];
   /** Binds the store to the running load balancer once it has started. */
   bind(app: ControlledApp): void;
 }
@@ -154,9 +156,12 @@ export async function loadInitialState(
   prepare: (snapshot: RuntimeSnapshot) => PreparedSnapshot,
 ): Promise<InitialState> {
   let app: ControlledApp | undefined;
+  // The `--map` arguments in force: the ones given, or with neither CONFIG nor --map, the
+  // stored ones. They are stored with every state written, so a restart serves the same.
+  let map: readonly string[] = plan.map;
   const store = new ResourceStore({
     // The store holds every resource it serves: a public IP it does not hold is an error there.
-    compile: (doc) => validateDocument(doc, { map: plan.map, outsideReferences: 'error' }),
+    compile: (doc) => validateDocument(doc, { map, outsideReferences: 'error' }),
     apply: async (snapshot, generation) => {
       const prepared = prepare(snapshot);
       if (prepared.problems.length > 0)
@@ -166,7 +171,7 @@ export async function loadInitialState(
       for (const w of prepared.warnings) app.warn(w);
       await app.apply(prepared.snapshot, generation);
     },
-    persist: (state) => writeState(plan.stateDir, state),
+    persist: (state) => writeState(plan.stateDir, { ...state, map }),
     rejected: () => app?.metrics.configApplied('invalid'),
   });
   const inputs = files === undefined ? [] : typeof files === 'string' ? [files] : files;
@@ -176,6 +181,7 @@ export async function loadInitialState(
     result,
     store,
     source,
+    map,
     bind: (a) => {
       app = a;
     },
@@ -220,7 +226,7 @@ export async function loadInitialState(
     if (stored !== undefined) {
       // Written now, before anything is served: the stored state no longer says what runs.
       try {
-        await writeState(plan.stateDir, { generation, resources });
+        await writeState(plan.stateDir, { generation, resources, map });
       } catch (err) {
         if (!(err instanceof SluiceError)) throw err;
         process.stderr.write(`sluice: ${err.message} [${err.code}]\n`);
@@ -234,6 +240,12 @@ export async function loadInitialState(
   }
   if (stored !== undefined) {
     source = 'stored';
+    if (plan.map.length === 0 && stored.map !== undefined) {
+      map = stored.map;
+      process.stderr.write(
+        `sluice: serving the stored state with its mappings: --map ${map.join(' --map ')}\n`,
+      );
+    }
     const result = store.load(stored);
     if (!result.valid) {
       process.stderr.write(

@@ -1,6 +1,6 @@
 /** Pieces every command that reads a configuration shares: repeatable options and diagnostics. */
 import type { Diagnostic } from '../core/errors.js';
-import { RULE_KIND_LABEL } from '../core/explain.js';
+import { RULE_KIND_LABEL, missingAddresses, missingRemedy } from '../core/explain.js';
 import type { RuntimeSnapshot } from '../core/snapshot.js';
 import { parseAddressMap, validateInputs, type ValidationResult } from '../config/index.js';
 
@@ -54,7 +54,7 @@ export function unservedLines(snapshot: RuntimeSnapshot): string[] {
   return snapshot.loadBalancers.flatMap((lb) =>
     (lb.unserved ?? []).map(
       (u) =>
-        `load balancer '${lb.name}': ${RULE_KIND_LABEL[u.kind]} '${u.name}' cannot be served: frontend '${u.frontend}' has no address, since public IP ${u.publicIpId} is not in the document: add --map ${u.frontend}=ADDR to serve it at a local ADDR, or get it with \`az network public-ip show --ids ${u.publicIpId} > pip.json\` and give pip.json beside the load balancer [SLUICE_CONFIG_REFERENCE_OUTSIDE]`,
+        `load balancer '${lb.name}': ${RULE_KIND_LABEL[u.kind]} '${u.name}' cannot be served: ${missingAddresses(u.missing)}: ${missingRemedy(u.missing)} [SLUICE_CONFIG_REFERENCE_OUTSIDE]`,
     ),
   );
 }
@@ -71,4 +71,20 @@ export function reportDiagnostics(
 ): void {
   for (const w of result.warnings) stream.write(`warning: ${formatDiagnostic(w)}\n`);
   for (const e of result.errors) stream.write(`${formatDiagnostic(e)}\n`);
+}
+
+/** `--instance-ports 22,443,8000-8010`: the ports, each once, in order; a string is a usage error. */
+export function parsePorts(text: string | undefined): number[] | string {
+  if (text === undefined) return [];
+  const out = new Set<number>();
+  for (const part of text.split(',')) {
+    const m = /^\s*(\d{1,5})(?:\s*-\s*(\d{1,5}))?\s*$/.exec(part);
+    const lo = m === null ? NaN : Number(m[1]);
+    const hi = m === null ? NaN : Number(m[2] ?? m[1]);
+    if (!(lo >= 1 && hi <= 65535 && lo <= hi) || hi - lo >= 4096)
+      return `--instance-ports expects ports 1-65535 or ranges of them (at most 4096 ports a range), separated by commas, got '${part.trim()}'`;
+    for (let p = lo; p <= hi; p++) out.add(p);
+  }
+  if (out.size > 4096) return `--instance-ports names ${out.size} ports; at most 4096`;
+  return [...out];
 }

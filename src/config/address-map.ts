@@ -4,14 +4,17 @@ import { diagnostic, type Diagnostic } from '../core/errors.js';
 /**
  * `--map OLD=NEW`: an exported Azure configuration names Azure's addresses; mapping them to
  * local ones lets the same document run on a laptop without editing it. OLD may also be a name
- * (`--map fe-public=127.0.0.10`): the frontend IP configuration or public IP of that name gets
- * the address, which is how a frontend whose public IP is not in the document is served.
+ * (`--map fe-public=127.0.0.10`, `--map vm1-nic/ipconfig1=127.0.0.2`): the frontend IP
+ * configuration, public IP, NIC ip configuration (`nic/ipconfig`) or backend address of that
+ * name gets the address, which is how a frontend whose public IP, or a member whose NIC, is not
+ * in the document is served.
  */
 export type AddressMap = ReadonlyMap<string, string>;
 
 /** Names and addresses share the map; a name's key cannot be mistaken for an address. */
 const NAME_KEY = 'name:';
-const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+/** A resource's name, or a NIC ip configuration's `nic/ipconfig` (`scaleset/instance/nic/ipconfig`). */
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*(\/[A-Za-z0-9][A-Za-z0-9_.-]*){0,3}$/;
 
 export function nameKey(name: string): string {
   return NAME_KEY + name.toLowerCase();

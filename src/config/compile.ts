@@ -17,14 +17,18 @@ import {
   type Probe,
   type Protocol,
   type RuntimeSnapshot,
+  type MissingAddress,
   type UnservedRule,
 } from '../core/snapshot.js';
 import { applyAddressMap, type AddressMap } from './address-map.js';
+import { nicShowCommand, normId as normIdOf } from './ids.js';
 import type {
   FrontendModel,
+  InstancePublicIpModel,
   LbRuleModel,
   LoadBalancerModel,
   MemberModel,
+  MissingMemberModel,
   NatGatewayModel,
   NatRuleModel,
   OutboundRuleModel,
@@ -299,6 +303,88 @@ class Compiler {
     };
   }
 
+  /**
+   * A VM's instance-level public IP as the one rule it is: every port of the public IP, TCP and
+   * UDP, to the same port of the private address (HA ports with one member and no probe), with
+   * the public IP's idle timeout (4 minutes unless it says otherwise) and silent drop at idle.
+   */
+  instancePublicIp(i: InstancePublicIpModel): LoadBalancerSnapshot {
+    const minutes = i.publicIp?.idleTimeoutInMinutes ?? DEFAULTS.idleTimeoutInMinutes;
+    const name = i.publicIp?.name ?? i.missingPublicIpId?.split('/').pop() ?? i.name;
+    const pool: BackendPool = {
+      id: `${i.key}#pool`,
+      name: i.name,
+      members: [this.member(i.member, i.key.slice(0, i.key.lastIndexOf('/ipconfigurations/')))],
+      drainPeriodMs: 0,
+    };
+    const base = {
+      id: `${i.key}#public-ip`,
+      name,
+      sku: 'Standard' as const,
+      pools: [pool],
+      probes: [],
+      inboundNatRules: [],
+      outboundRules: [],
+      outboundPaths: [],
+      instancePublicIp: { publicIp: name, ipConfiguration: i.name },
+    };
+    if (i.ipAddress === undefined)
+      return {
+        ...base,
+        frontends: [],
+        loadBalancingRules: [],
+        unserved: [
+          {
+            kind: 'instancePublicIp',
+            name: i.name,
+            missing: [
+              {
+                kind: 'frontend',
+                name,
+                resourceId: i.missingPublicIpId ?? '',
+                fetch: `az network public-ip show --ids ${i.missingPublicIpId ?? ''}`,
+              },
+            ],
+            idleTimeoutInMinutes: minutes,
+            enableTcpReset: false,
+          },
+        ],
+      };
+    const frontend: Frontend = {
+      id: i.publicIp?.key ?? normIdOf(i.missingPublicIpId ?? `${i.key}#public-ip`),
+      name,
+      address: this.addr(i.ipAddress),
+      configuredAddress: i.ipAddress,
+      internal: false,
+      publicIp: {
+        id: i.publicIp?.key ?? normIdOf(i.missingPublicIpId ?? ''),
+        name,
+        ...(i.publicIp?.idleTimeoutInMinutes === undefined
+          ? {}
+          : { idleTimeoutMinutes: i.publicIp.idleTimeoutInMinutes }),
+      },
+    };
+    const rule: LoadBalancingRule = {
+      kind: 'loadBalancingRule',
+      id: `${i.key}#inbound`,
+      name: 'inbound',
+      frontend,
+      protocols: ['Tcp', 'Udp'],
+      armProtocol: 'All',
+      idleTimeout: idle(minutes, 'instancePublicIP'),
+      // Public IPs have no TCP reset: an idle flow is dropped silently.
+      enableTcpReset: false,
+      enableFloatingIP: false,
+      frontendPort: 0,
+      backendPort: 0,
+      haPorts: true,
+      pool,
+      distribution: DEFAULTS.loadDistribution,
+      disableOutboundSnat: true,
+    };
+    return { ...base, frontends: [frontend], loadBalancingRules: [rule] };
+  }
+
   loadBalancer(
     lb: LoadBalancerModel,
     gateways: readonly { model: NatGatewayModel; compiled: NatGateway }[],
@@ -306,26 +392,34 @@ class Compiler {
     const frontends = lb.frontends.filter((f) => f.ipAddress !== undefined).map((f) => this.frontend(f));
     const pools = lb.pools.map((p) => this.pool(p));
     const probes = lb.probes.map((p) => this.probe(p));
-    // A rule whose frontend has no address (its public IP is not in the document) is not
-    // served; it is listed so that explain and run can say so.
+    // A rule whose frontend or backend has no address (its public IP or NIC is not in the
+    // document, and --map gives none) is not served; it is listed so that explain and run can say so.
     const unserved: UnservedRule[] = [];
     const served = <R extends { readonly name: string }>(
       kind: UnservedRule['kind'],
       rules: readonly R[],
-      frontendsOf: (r: R) => readonly FrontendModel[],
+      needs: (r: R) => { frontends: readonly FrontendModel[]; members: readonly MissingMemberModel[] },
       settings: (r: R) => { idle?: number; reset?: boolean },
     ): R[] =>
       rules.filter((r) => {
-        const missing = frontendsOf(r).find(
-          (f) => f.ipAddress === undefined && f.missingPublicIpId !== undefined,
-        );
-        if (missing === undefined) return true;
+        const { frontends, members } = needs(r);
+        const missing: MissingAddress[] = [];
+        for (const f of frontends)
+          if (f.ipAddress === undefined && f.missingPublicIpId !== undefined)
+            missing.push({
+              kind: 'frontend',
+              name: f.name,
+              resourceId: f.missingPublicIpId,
+              fetch: `az network public-ip show --ids ${f.missingPublicIpId}`,
+            });
+        for (const m of members)
+          missing.push({ kind: 'member', name: m.mapName, resourceId: m.id, fetch: nicShowCommand([m.id]) });
+        if (missing.length === 0) return true;
         const { idle, reset } = settings(r);
         unserved.push({
           kind,
           name: r.name,
-          frontend: missing.name,
-          publicIpId: missing.missingPublicIpId!,
+          missing,
           idleTimeoutInMinutes: idle ?? DEFAULTS.idleTimeoutInMinutes,
           enableTcpReset: reset ?? DEFAULTS.enableTcpReset,
         });
@@ -338,15 +432,27 @@ class Compiler {
     const loadBalancingRules = served(
       'loadBalancingRule',
       lb.rules,
-      (r) => [r.frontend],
+      (r) => ({ frontends: [r.frontend], members: r.pool?.missingMembers ?? [] }),
       inboundSettings,
     ).map((r) => this.lbRule(r));
-    const inboundNatRules = served('inboundNatRule', lb.natRules, (r) => [r.frontend], inboundSettings).map(
-      (r) => this.natRule(r),
-    );
-    const outboundRules = served('outboundRule', lb.outboundRules, (r) => r.frontends, inboundSettings).map(
-      (r) => this.outboundRule(r),
-    );
+    const inboundNatRules = served(
+      'inboundNatRule',
+      lb.natRules,
+      (r) => ({
+        frontends: [r.frontend],
+        members: [
+          ...(r.pool?.missingMembers ?? []),
+          ...(r.missingTarget === undefined ? [] : [r.missingTarget]),
+        ],
+      }),
+      inboundSettings,
+    ).map((r) => this.natRule(r));
+    const outboundRules = served(
+      'outboundRule',
+      lb.outboundRules,
+      (r) => ({ frontends: r.frontends, members: r.pool.missingMembers }),
+      inboundSettings,
+    ).map((r) => this.outboundRule(r));
     return {
       id: lb.key,
       name: lb.name,
@@ -419,7 +525,10 @@ export function compileSnapshot(model: ResolvedDocument, map: AddressMap = new M
   const compiler = new Compiler(map);
   const gateways = model.natGateways.map((g) => ({ model: g, compiled: compiler.natGateway(g) }));
   const snapshot: RuntimeSnapshot = {
-    loadBalancers: model.loadBalancers.map((lb) => compiler.loadBalancer(lb, gateways)),
+    loadBalancers: [
+      ...model.loadBalancers.map((lb) => compiler.loadBalancer(lb, gateways)),
+      ...model.instancePublicIps.map((i) => compiler.instancePublicIp(i)),
+    ],
     natGateways: gateways.map((g) => g.compiled),
   };
   return deepFreeze(snapshot);

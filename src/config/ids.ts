@@ -60,3 +60,39 @@ export function childKey(parentKey: string, kind: string, name: string): string 
 export function parentLoadBalancerKey(id: string): string | undefined {
   return /^(.*\/providers\/microsoft\.network\/loadbalancers\/[^/]+)\//.exec(normId(id))?.[1];
 }
+
+const SCALE_SET_NIC_CONFIG =
+  /\/virtualmachinescalesets\/([^/]+)\/virtualmachines\/([^/]+)\/networkinterfaces\/([^/]+)\/ipconfigurations\/([^/]+)$/i;
+const NIC_CONFIG = /\/networkinterfaces\/([^/]+)\/ipconfigurations\/([^/]+)$/i;
+
+/**
+ * The name `--map` knows a NIC ip configuration by: `nic/ipconfig`, and for an instance of a
+ * virtual machine scale set (AKS node pools), whose NICs all share one name,
+ * `scaleset/instance/nic/ipconfig`. Undefined for an id that names no ip configuration.
+ */
+export function nicConfigMapName(id: string): string | undefined {
+  const trimmed = id.trim().replace(/\/+$/, '');
+  const set = SCALE_SET_NIC_CONFIG.exec(trimmed);
+  if (set !== null) return `${set[1]}/${set[2]}/${set[3]}/${set[4]}`;
+  const nic = NIC_CONFIG.exec(trimmed);
+  return nic === null ? undefined : `${nic[1]}/${nic[2]}`;
+}
+
+/**
+ * The `az` command that prints the NICs of these ip configurations, in a form Sluice reads
+ * beside the load balancer: `az network nic show --ids ...` (an array for several), or, for
+ * a scale set's instances, `az vmss nic list`.
+ */
+export function nicShowCommand(configIds: readonly string[]): string {
+  const nics = new Set<string>();
+  const sets = new Set<string>();
+  for (const id of configIds) {
+    const trimmed = id.trim().replace(/\/+$/, '');
+    const set = SCALE_SET_NIC_CONFIG.exec(trimmed);
+    if (set !== null) {
+      const group = /\/resourcegroups\/([^/]+)\//i.exec(trimmed)?.[1] ?? 'RESOURCE_GROUP';
+      sets.add(`az vmss nic list -g ${group} --vmss-name ${set[1]!}`);
+    } else nics.add(trimmed.replace(/\/ipconfigurations\/[^/]+$/i, ''));
+  }
+  return [...(nics.size > 0 ? [`az network nic show --ids ${[...nics].join(' ')}`] : []), ...sets].join('; ');
+}

@@ -265,14 +265,18 @@ export function normalizeDocument(json: unknown): NormalizedDocument {
       (t === undefined && isRecord(item.value) && looksLikeLoadBalancer(item.value))
     );
   });
-  if (!hasLb) {
+  // A VM with a public IP of its own (no load balancer) is a path Sluice serves too.
+  const hasInstancePublicIp = items.some(
+    (item, i) => resourceType(item.value) === TYPE_NETWORK_INTERFACE && nicHasPublicIp(resources[i]),
+  );
+  if (!hasLb && !hasInstancePublicIp) {
     diagnostics.push(
       diagnostic(
         'SLUICE_CONFIG_NO_LOAD_BALANCER',
         '',
         form === 'resource'
-          ? 'the document is not a Microsoft.Network/loadBalancers resource'
-          : 'the document holds no Microsoft.Network/loadBalancers resource',
+          ? 'the document is not a Microsoft.Network/loadBalancers resource (nor a networkInterfaces resource with a public IP)'
+          : 'the document holds no Microsoft.Network/loadBalancers resource (nor a networkInterfaces resource with a public IP)',
       ),
     );
   }
@@ -291,5 +295,19 @@ export function looksLikeLoadBalancer(v: Record<string, unknown>): boolean {
     Array.isArray(props['frontendIPConfigurations']) ||
     Array.isArray(props['loadBalancingRules']) ||
     Array.isArray(props['backendAddressPools'])
+  );
+}
+
+/** A normalized networkInterfaces resource with an instance-level public IP on an ip configuration. */
+function nicHasPublicIp(resource: unknown): boolean {
+  if (!isRecord(resource)) return false;
+  const props = resource['properties'];
+  const configs = isRecord(props) ? props['ipConfigurations'] : undefined;
+  return (
+    Array.isArray(configs) &&
+    configs.some((c) => {
+      const p = isRecord(c) ? c['properties'] : undefined;
+      return isRecord(p) && isRecord(p['publicIPAddress']);
+    })
   );
 }

@@ -42,6 +42,19 @@ export interface MemberModel {
   readonly subnetKey?: string;
 }
 
+/**
+ * A NIC ip configuration a load balancer names by id that is not in the document (`az network
+ * lb show` prints NIC-based pools as ids only) and that `--map` gives no address: the rules that
+ * need it are not served.
+ */
+export interface MissingMemberModel {
+  /** The ARM id, as the document writes it. */
+  readonly id: string;
+  /** The name `--map NAME=ADDR` takes for it (`nic/ipconfig`). */
+  readonly mapName: string;
+  readonly path: string;
+}
+
 export interface PoolModel {
   readonly key: string;
   readonly id: string;
@@ -49,6 +62,8 @@ export interface PoolModel {
   readonly path: string;
   /** Filled in document order: IP-based members, then NIC ip configurations. */
   readonly members: MemberModel[];
+  /** NIC ip configurations the pool names that the document lacks and `--map` does not give. */
+  readonly missingMembers: MissingMemberModel[];
   readonly drainPeriodInSeconds?: number;
 }
 
@@ -94,6 +109,8 @@ export interface NatRuleModel extends InboundRuleModel {
   readonly pool?: PoolModel;
   /** Single-port rules: the NIC ip configuration the rule forwards to. */
   target?: MemberModel;
+  /** Single-port rules: the NIC ip configuration it forwards to, when the document lacks it. */
+  missingTarget?: MissingMemberModel;
 }
 
 export interface OutboundRuleModel {
@@ -133,12 +150,33 @@ export interface LoadBalancerModel {
   readonly outboundRules: OutboundRuleModel[];
 }
 
+/**
+ * An instance-level public IP: a NIC ip configuration with a public IP of its own, reached with
+ * no load balancer. Inbound it is 1:1 NAT to the private address (every port, TCP and UDP) with
+ * the public IP's idle timeout and no TCP reset (public IPs have none).
+ */
+export interface InstancePublicIpModel {
+  /** The ip configuration's key. */
+  readonly key: string;
+  /** `nic/ipconfig`. */
+  readonly name: string;
+  readonly path: string;
+  readonly member: MemberModel;
+  /** The public IP, when in the document. */
+  readonly publicIp?: PublicIpModel;
+  /** The public IP's id when it is not in the document. */
+  readonly missingPublicIpId?: string;
+  /** The address served: the public IP's, or the one `--map` gives. */
+  readonly ipAddress?: string;
+}
+
 export interface ResolvedDocument {
   /** The names `--map NAME=ADDR` gave an address to that the document used. */
   readonly mappedNames: readonly string[];
   readonly loadBalancers: readonly LoadBalancerModel[];
   readonly publicIps: readonly PublicIpModel[];
   readonly natGateways: readonly NatGatewayModel[];
+  readonly instancePublicIps: readonly InstancePublicIpModel[];
 }
 
 export interface ResolveOptions {
@@ -150,6 +188,7 @@ export interface ResolveOptions {
    * resource it serves (as ARM refuses a public IP still in use).
    */
   readonly outsideReferences?: 'warning' | 'error';
-  /** The address `--map NAME=ADDR` gives a name (a frontend's, a public IP's), if any. */
+  /** The address `--map NAME=ADDR` gives a name (a frontend's, a public IP's, a NIC ip
+   * configuration's `nic/ipconfig`, a backend address's), if any. */
   readonly nameAddress?: (name: string) => string | undefined;
 }

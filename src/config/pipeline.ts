@@ -120,7 +120,7 @@ export function validateDocument(json: unknown, options: ValidateOptions = {}): 
           'SLUICE_CONFIG_ADDRESS_MAP_UNUSED',
           '',
           name !== undefined
-            ? `--map ${name}=...: no frontend or public IP of the document that lacks an address is called ${name}`
+            ? `--map ${name}=...: no frontend IP configuration, public IP, NIC ip configuration (nic/ipconfig) or backend address of the document is called ${name}`
             : `--map ${from}=...: the document uses no address ${from}`,
         ),
       );

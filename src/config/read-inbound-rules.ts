@@ -256,12 +256,11 @@ export function readNatRule(
   if (single !== undefined && backRef !== undefined) {
     const nic = ctx.nicIpConfigs.get(backRef);
     if (nic !== undefined) rule.target = nic.member;
-    else
-      ctx.report(
-        'SLUICE_CONFIG_UNRESOLVED_BACKEND',
-        join(pp, 'backendIPConfiguration', 'id'),
-        `${owner} forwards to NIC ip configuration ${JSON.stringify(backRef)}, which is not in the document; add its networkInterfaces resource or the rule forwards nowhere`,
-      );
+    else {
+      const member = ctx.outsideNicMember(backRef, join(pp, 'backendIPConfiguration', 'id'), owner);
+      if (member !== undefined && 'ipAddress' in member) rule.target = member;
+      else if (member !== undefined) rule.missingTarget = member;
+    }
   }
   return rule;
 }

@@ -116,7 +116,8 @@ function readFrontend(ctx: ResolveContext, c: Rec, path: string, lbKey: string):
     const pipId = refId(props, 'publicIPAddress')!;
     const pip = ctx.publicIps.get(pipId);
     // `--map NAME=ADDR` may give the frontend, or its public IP by name, an address to serve.
-    const mapped = pip === undefined ? ctx.mappedAddress(name, pipId.split('/').pop() ?? '') : undefined;
+    const mapped =
+      pip === undefined ? ctx.mappedAddress(name, pipId.split('/').pop() ?? '') : ctx.mappedAddress(name);
     if (pip === undefined && mapped !== undefined) {
       // Served at the address the user gave it: a warning also where the public IP must be held.
       ctx.report(
@@ -137,6 +138,7 @@ function readFrontend(ctx: ResolveContext, c: Rec, path: string, lbKey: string):
       );
       return { ...base, internal: false, missingPublicIpId: pipId };
     }
+    if (mapped !== undefined) return { ...base, internal: false, ipAddress: mapped, publicIp: pip };
     if (pip.ipAddress === undefined) {
       ctx.report(
         'SLUICE_CONFIG_REQUIRED',
@@ -154,7 +156,9 @@ function readFrontend(ctx: ResolveContext, c: Rec, path: string, lbKey: string):
     );
     return { ...base, internal: true };
   }
-  const ipAddress = checkIp(ctx, privateRaw, join(pp, 'privateIPAddress'), `${owner} privateIPAddress`);
+  const ipAddress =
+    ctx.mappedAddress(name) ??
+    checkIp(ctx, privateRaw, join(pp, 'privateIPAddress'), `${owner} privateIPAddress`);
   const subnet = refId(props, 'subnet');
   return {
     ...base,
@@ -181,6 +185,12 @@ function readPool(ctx: ResolveContext, c: Rec, path: string, lbKey: string): Poo
   }
   const key = childKey(lbKey, 'backendAddressPools', name);
   const members: MemberModel[] = [];
+  // NIC-based pools: `az network lb show` names each member's NIC ip configuration by id.
+  const nicRefs: { id: string; path: string }[] = [];
+  arr(props, 'backendIPConfigurations').forEach((r, i) => {
+    const id = str(rec(r), 'id');
+    if (id !== undefined) nicRefs.push({ id, path: join(pp, 'backendIPConfigurations', i, 'id') });
+  });
   const addresses = arr(props, 'loadBalancerBackendAddresses');
   checkNames(
     ctx,
@@ -195,29 +205,36 @@ function readPool(ctx: ResolveContext, c: Rec, path: string, lbKey: string): Poo
     if (memberName === undefined) return;
     const ap = rec(addr['properties']);
     const raw = str(ap, 'ipAddress');
-    if (raw === undefined) {
+    if (raw === undefined && refId(ap, 'loadBalancerFrontendIPConfiguration') !== undefined) {
       // Cross-region pools name a regional frontend instead of an address.
-      if (refId(ap, 'loadBalancerFrontendIPConfiguration') !== undefined) {
-        ctx.report(
-          'SLUICE_CONFIG_UNSUPPORTED',
-          join(apath, 'properties', 'loadBalancerFrontendIPConfiguration'),
-          `${owner} member '${memberName}' points at a regional frontend (cross-region load balancer); it is ignored`,
-        );
-      } else if (refId(ap, 'networkInterfaceIPConfiguration') === undefined) {
-        ctx.report(
-          'SLUICE_CONFIG_REQUIRED',
-          join(apath, 'properties', 'ipAddress'),
-          `${owner} member '${memberName}' needs an ipAddress`,
-        );
-      }
+      ctx.report(
+        'SLUICE_CONFIG_UNSUPPORTED',
+        join(apath, 'properties', 'loadBalancerFrontendIPConfiguration'),
+        `${owner} member '${memberName}' points at a regional frontend (cross-region load balancer); it is ignored`,
+      );
       return;
     }
-    const ipAddress = checkIp(
-      ctx,
-      raw,
-      join(apath, 'properties', 'ipAddress'),
-      `${owner} member '${memberName}' ipAddress`,
-    );
+    if (raw === undefined && refId(ap, 'networkInterfaceIPConfiguration') !== undefined) {
+      // A NIC-based pool as newer API versions print it: the member is the NIC's ip configuration.
+      nicRefs.push({
+        id: refId(ap, 'networkInterfaceIPConfiguration')!,
+        path: join(apath, 'properties', 'networkInterfaceIPConfiguration', 'id'),
+      });
+      return;
+    }
+    // `--map NAME=ADDR` may give a backend address another address by its name.
+    const mapped = ctx.mappedAddress(memberName);
+    if (raw === undefined && mapped === undefined) {
+      ctx.report(
+        'SLUICE_CONFIG_REQUIRED',
+        join(apath, 'properties', 'ipAddress'),
+        `${owner} member '${memberName}' needs an ipAddress (or --map ${memberName}=ADDR)`,
+      );
+      return;
+    }
+    const ipAddress =
+      mapped ??
+      checkIp(ctx, raw, join(apath, 'properties', 'ipAddress'), `${owner} member '${memberName}' ipAddress`);
     if (ipAddress === undefined) return;
     const subnet = refId(ap, 'subnet');
     members.push({
@@ -229,7 +246,17 @@ function readPool(ctx: ResolveContext, c: Rec, path: string, lbKey: string): Poo
       subnetKey: subnet === undefined ? undefined : normId(subnet),
     });
   });
-  return { key, id: str(c, 'id') ?? '', name, path, members, drainPeriodInSeconds: drain };
+  const pool: PoolModel = {
+    key,
+    id: str(c, 'id') ?? '',
+    name,
+    path,
+    members,
+    missingMembers: [],
+    drainPeriodInSeconds: drain,
+  };
+  ctx.poolNicRefs.set(pool, nicRefs);
+  return pool;
 }
 
 function readProbe(ctx: ResolveContext, c: Rec, path: string, lbKey: string): ProbeModel | undefined {

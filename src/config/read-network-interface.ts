@@ -1,5 +1,5 @@
 import { checkIp, checkNames } from './checks.js';
-import { childKey, normId, resourceKey } from './ids.js';
+import { childKey, nicConfigMapName, normId, resourceKey } from './ids.js';
 import { arr, rec, refId, str, type Rec } from './json.js';
 import type { MemberModel } from './model.js';
 import { join } from './pointer.js';
@@ -32,18 +32,23 @@ export function readNetworkInterface(ctx: ResolveContext, res: Rec, path: string
     const label = `${nicName}/${name}`;
     const derived = childKey(nicKey, 'ipConfigurations', name);
     const own = str(cfg, 'id');
-    const address = checkIp(
-      ctx,
-      str(props, 'privateIPAddress'),
-      join(pp, 'privateIPAddress'),
-      `ip configuration '${label}' privateIPAddress`,
-    );
+    // `--map nic/ipconfig=ADDR` serves the member at another address (or gives one it lacks).
+    const mapName = (own === undefined ? undefined : nicConfigMapName(own)) ?? label;
+    const mapped = ctx.mappedAddress(mapName);
+    const address =
+      mapped ??
+      checkIp(
+        ctx,
+        str(props, 'privateIPAddress'),
+        join(pp, 'privateIPAddress'),
+        `ip configuration '${label}' privateIPAddress`,
+      );
     if (address === undefined) {
       if (str(props, 'privateIPAddress') === undefined) {
         ctx.report(
           'SLUICE_CONFIG_REQUIRED',
           join(pp, 'privateIPAddress'),
-          `ip configuration '${label}' needs its privateIPAddress to be used as a backend`,
+          `ip configuration '${label}' needs its privateIPAddress to be used as a backend (or --map ${mapName}=ADDR)`,
         );
       }
       return;
@@ -51,7 +56,8 @@ export function readNetworkInterface(ctx: ResolveContext, res: Rec, path: string
     const subnet = refId(props, 'subnet');
     const member: MemberModel = {
       key: derived,
-      name: label,
+      // A scale set's instances share NIC names: their members are told apart by instance.
+      name: mapName.split('/').length > 2 ? mapName : label,
       path: cpath,
       ipAddress: address,
       adminState: 'None',
@@ -62,11 +68,13 @@ export function readNetworkInterface(ctx: ResolveContext, res: Rec, path: string
         const id = str(rec(r), 'id');
         return id === undefined ? [] : [{ id, path: join(pp, prop, j, 'id') }];
       });
+    const pip = refId(props, 'publicIPAddress');
     const entry: NicIpConfig = {
       member,
       path: cpath,
       poolRefs: refsOf('loadBalancerBackendAddressPools'),
       natRuleRefs: refsOf('loadBalancerInboundNatRules'),
+      ...(pip === undefined ? {} : { publicIpRef: { id: pip, path: join(pp, 'publicIPAddress', 'id') } }),
     };
     ctx.nicIpConfigs.add(derived, entry, known, own === undefined ? undefined : normId(own));
     out.push(entry);

@@ -15,7 +15,10 @@ export function readPublicIp(ctx: ResolveContext, res: Rec, path: string): Publi
   const owner = `publicIPAddresses '${name}'`;
   const idle = int(props, 'idleTimeoutInMinutes');
   checkIdle(ctx, idle, join(ppath, 'idleTimeoutInMinutes'), owner, IDLE_RANGES.publicIp);
-  const ipAddress = checkIp(ctx, str(props, 'ipAddress'), join(ppath, 'ipAddress'), `${owner} ipAddress`);
+  // `--map NAME=ADDR` serves the public IP at a local address (or gives one it lacks).
+  const ipAddress =
+    ctx.mappedAddress(name) ??
+    checkIp(ctx, str(props, 'ipAddress'), join(ppath, 'ipAddress'), `${owner} ipAddress`);
   const model: PublicIpModel = { key, id, name, path, ipAddress, idleTimeoutInMinutes: idle };
   ctx.publicIps.add(key, model, known);
   return model;

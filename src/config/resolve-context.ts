@@ -1,12 +1,13 @@
 import { diagnostic, type Diagnostic, type ErrorCode } from '../core/errors.js';
 import type { ArmProtocol } from '../core/snapshot.js';
 import type { PortClaim } from './conflicts.js';
-import { IdIndex, parentLoadBalancerKey } from './ids.js';
+import { IdIndex, nicConfigMapName, nicShowCommand, normId, parentLoadBalancerKey } from './ids.js';
 import { refId, type Rec } from './json.js';
 import type {
   FrontendModel,
   LoadBalancerModel,
   MemberModel,
+  MissingMemberModel,
   NatRuleModel,
   PoolModel,
   ProbeModel,
@@ -27,6 +28,8 @@ export interface NicIpConfig {
   readonly path: string;
   readonly poolRefs: readonly { id: string; path: string }[];
   readonly natRuleRefs: readonly { id: string; path: string }[];
+  /** An instance-level public IP on the ip configuration (a VM reached without a load balancer). */
+  readonly publicIpRef?: { id: string; path: string };
 }
 
 export class ResolveContext {
@@ -46,6 +49,10 @@ export class ResolveContext {
   /** The address `--map NAME=ADDR` gives a name; the names used are recorded. */
   private readonly nameAddress: (name: string) => string | undefined;
   readonly mappedNames = new Set<string>();
+  /** The NIC ip configurations each pool names by id (`backendIPConfigurations`), joined once NICs are read. */
+  readonly poolNicRefs = new Map<PoolModel, { id: string; path: string }[]>();
+  /** One member (or one missing member) per NIC ip configuration outside the document. */
+  private readonly outside = new Map<string, MemberModel | MissingMemberModel>();
 
   constructor(options: ResolveOptions) {
     this.addressOf = options.addressOf ?? ((a) => a);
@@ -101,6 +108,49 @@ export class ResolveContext {
       }
     }
     return undefined;
+  }
+
+  /**
+   * A NIC ip configuration the load balancer names by id that the document does not hold: a
+   * member at the address `--map nic/ipconfig=ADDR` gives it, or a missing member (whose
+   * rules are not served). Either way a warning says so and prints the `az` command that
+   * fetches the NIC. In the API's store an unmapped one is no member at all (undefined), as in ARM.
+   */
+  outsideNicMember(id: string, path: string, owner: string): MemberModel | MissingMemberModel | undefined {
+    const key = normId(id);
+    const mapName = nicConfigMapName(id) ?? id.split('/').pop() ?? id;
+    const fetch = `\`${nicShowCommand([id])} > nic.json\` and give nic.json beside the load balancer`;
+    let found = this.outside.get(key);
+    if (found === undefined) {
+      const mapped = this.mappedAddress(mapName);
+      found =
+        mapped === undefined
+          ? { id, mapName, path }
+          : { key, name: mapName, path, ipAddress: mapped, adminState: 'None' };
+      this.outside.set(key, found);
+    }
+    if ('ipAddress' in found)
+      this.report(
+        'SLUICE_CONFIG_REFERENCE_OUTSIDE',
+        path,
+        `${owner} names NIC ip configuration ${JSON.stringify(id)}, which is not in the document: served at ${found.ipAddress} as --map gives it; to use its own address, get it with ${fetch}`,
+      );
+    else if (this.outsideReferences === 'error') {
+      // ARM sets pool membership from the NIC's side (the load balancer's lists are read-only):
+      // a stored load balancer that names a NIC the store lacks just has no such member.
+      this.report(
+        'SLUICE_CONFIG_UNRESOLVED_BACKEND',
+        path,
+        `${owner} names NIC ip configuration ${JSON.stringify(id)}, which is not stored: it gets no traffic until its networkInterfaces resource is PUT (membership is set from the NIC's side, as in ARM)`,
+      );
+      return undefined;
+    } else
+      this.report(
+        'SLUICE_CONFIG_REFERENCE_OUTSIDE',
+        path,
+        `${owner} names NIC ip configuration ${JSON.stringify(id)}, which is not in the document: its address is unknown, so the rules that forward to it are not served; add --map ${mapName}=ADDR to serve it at a local ADDR, or get it with ${fetch}`,
+      );
+    return found;
   }
 
   /** Records that a rule serves ports `lo`-`hi` of `protocol` (both, for All) on a frontend. */

@@ -3,6 +3,7 @@ import { frontendConflicts, portConflicts } from './conflicts.js';
 import { normId } from './ids.js';
 import { arr, rec, str, type Rec } from './json.js';
 import type {
+  InstancePublicIpModel,
   LoadBalancerModel,
   NatGatewayModel,
   PublicIpModel,
@@ -28,7 +29,7 @@ import { resourceKind } from './schema.js';
  *
  * Here is only the order of the passes, which the readers (read-*.ts) depend on: public IPs
  * before the frontends that use them, NICs and load balancer shells before NICs join pools,
- * pools full before any rule counts their members, NAT rules before the NICs that name them,
+ * pools full (NICs that name them, then NICs they name) before any rule counts their members, NAT rules before the NICs that name them,
  * and every claim before the conflicts are judged.
  */
 
@@ -58,6 +59,23 @@ function run(ctx: ResolveContext, resources: readonly unknown[]): ResolvedDocume
       else ctx.reportForeignRef(ref.id, ref.path, `ip configuration '${nic.member.name}'`, 'backend pool');
     }
   }
+  // The pool's own list of NIC ip configurations: those the document holds join (once), the
+  // others are served at their `--map` address or are missing.
+  for (const [pool, refs] of ctx.poolNicRefs) {
+    // Newer API versions list each NIC member twice (backendIPConfigurations, loadBalancerBackendAddresses).
+    const seen = new Set<string>();
+    for (const ref of refs) {
+      if (seen.has(normId(ref.id))) continue;
+      seen.add(normId(ref.id));
+      const member =
+        ctx.nicIpConfigs.get(ref.id)?.member ??
+        ctx.outsideNicMember(ref.id, ref.path, `backendAddressPools '${pool.name}'`);
+      if (member === undefined) continue;
+      if ('ipAddress' in member) {
+        if (!pool.members.some((m) => m.key === member.key)) pool.members.push(member);
+      } else if (!pool.missingMembers.includes(member)) pool.missingMembers.push(member);
+    }
+  }
   for (const lb of lbs) readRules(ctx, lb.model, lb.raw, lb.path);
   for (const nic of nics) {
     for (const ref of nic.natRuleRefs) {
@@ -67,6 +85,11 @@ function run(ctx: ResolveContext, resources: readonly unknown[]): ResolvedDocume
         ctx.reportForeignRef(ref.id, ref.path, `ip configuration '${nic.member.name}'`, 'inbound NAT rule');
     }
   }
+  const instancePublicIps = readInstancePublicIps(
+    ctx,
+    nics,
+    lbs.map((l) => l.model),
+  );
   const natGateways: NatGatewayModel[] = [];
   resources.forEach((r, i) => {
     if (kinds[i] === 'natGateway') natGateways.push(readNatGateway(ctx, rec(r), at(i)));
@@ -85,8 +108,73 @@ function run(ctx: ResolveContext, resources: readonly unknown[]): ResolvedDocume
     loadBalancers: lbs.map((l) => l.model),
     publicIps,
     natGateways,
+    instancePublicIps,
     mappedNames: [...ctx.mappedNames],
   };
+}
+
+/**
+ * NIC ip configurations with a public IP of their own (the seeds' single VM): served 1:1 at
+ * the public IP's address. A public IP is attached to one resource: one that a load balancer
+ * frontend also uses is a conflict, as ARM refuses it.
+ */
+function readInstancePublicIps(
+  ctx: ResolveContext,
+  nics: readonly NicIpConfig[],
+  lbs: readonly LoadBalancerModel[],
+): InstancePublicIpModel[] {
+  const onFrontends = new Map<string, string>();
+  for (const lb of lbs)
+    for (const f of lb.frontends)
+      if (f.publicIp !== undefined)
+        onFrontends.set(f.publicIp.key, `frontend '${f.name}' of load balancer '${lb.name}'`);
+  const out: InstancePublicIpModel[] = [];
+  for (const nic of nics) {
+    const ref = nic.publicIpRef;
+    if (ref === undefined) continue;
+    const owner = `ip configuration '${nic.member.name}'`;
+    const pip = ctx.publicIps.get(ref.id);
+    const base = { key: nic.member.key, name: nic.member.name, path: nic.path, member: nic.member };
+    if (pip === undefined) {
+      const pipName = ref.id.split('/').pop() ?? '';
+      const mapped = ctx.mappedAddress(pipName);
+      ctx.report(
+        'SLUICE_CONFIG_REFERENCE_OUTSIDE',
+        ref.path,
+        mapped !== undefined
+          ? `${owner} has public IP address ${JSON.stringify(ref.id)}, which is not in the document: served at ${mapped} as --map gives it, with Azure's default idle timeout of 4 minutes (its own idleTimeoutInMinutes is unknown); \`az network public-ip show --ids ${ref.id}\` prints it`
+          : `${owner} has public IP address ${JSON.stringify(ref.id)}, which is not in the document: its address and idle timeout are unknown, so the instance's public path is not served; add --map ${pipName}=ADDR, or get it with \`az network public-ip show --ids ${ref.id} > pip.json\` and give pip.json beside the NIC`,
+      );
+      out.push({
+        ...base,
+        missingPublicIpId: ref.id,
+        ...(mapped === undefined ? {} : { ipAddress: mapped }),
+      });
+      continue;
+    }
+    const taken = onFrontends.get(pip.key);
+    if (taken !== undefined) {
+      ctx.report(
+        'SLUICE_CONFIG_FRONTEND_CONFLICT',
+        ref.path,
+        `${owner} has public IP address '${pip.name}', which ${taken} uses too: a public IP is attached to one resource`,
+      );
+      continue;
+    }
+    onFrontends.set(pip.key, owner);
+    if (pip.ipAddress === undefined)
+      ctx.report(
+        'SLUICE_CONFIG_REQUIRED',
+        join(pip.path, 'properties', 'ipAddress'),
+        `publicIPAddresses '${pip.name}' has no ipAddress, so ${owner} has no public address to serve (or --map ${pip.name}=ADDR)`,
+      );
+    out.push({
+      ...base,
+      publicIp: pip,
+      ...(pip.ipAddress === undefined ? {} : { ipAddress: pip.ipAddress }),
+    });
+  }
+  return out;
 }
 
 /** A load balancer's rules, once its pools hold every member: load-balancing, inbound NAT, outbound. */

@@ -32,6 +32,8 @@ export interface StoredResource {
 export interface StateContents {
   readonly generation: number;
   readonly resources: readonly StoredResource[];
+  /** The `--map OLD=NEW` arguments in force when it was written: a restart serves the same addresses. */
+  readonly map?: readonly string[];
 }
 
 function corrupt(file: string, why: string): SluiceError {
@@ -82,7 +84,14 @@ export async function readState(dir: string): Promise<StateContents | undefined>
   if (typeof generation !== 'number' || !Number.isInteger(generation) || generation < 0)
     throw corrupt(file, 'generation is not a whole number');
   if (!Array.isArray(resources)) throw corrupt(file, 'resources is not an array');
-  return { generation, resources: resources.map((r, i) => parseResource(file, r, i)) };
+  const map = json['map'];
+  if (map !== undefined && (!Array.isArray(map) || !map.every((m) => typeof m === 'string')))
+    throw corrupt(file, 'map is not a list of OLD=NEW strings');
+  return {
+    generation,
+    resources: resources.map((r, i) => parseResource(file, r, i)),
+    ...(map === undefined || map.length === 0 ? {} : { map: map as string[] }),
+  };
 }
 
 let tempCounter = 0;
@@ -135,6 +144,7 @@ export async function writeState(dir: string, state: StateContents): Promise<voi
     version: STATE_VERSION,
     generation: state.generation,
     resources: state.resources,
+    ...(state.map === undefined || state.map.length === 0 ? {} : { map: state.map }),
   })}\n`;
   try {
     await makeStateDir(dir);

@@ -78,7 +78,7 @@ export const ERRORS = {
     'warning',
   ),
   SLUICE_CONFIG_REFERENCE_OUTSIDE: def(
-    'An id refers to a public IP address that is not in the document (a load balancer exported alone): its properties are unknown; the message gives the az command that prints it.',
+    'An id refers to a public IP address or NIC ip configuration that is not in the document (a load balancer exported alone): its properties are unknown, and the rules that need its address are not served unless --map gives one; the message gives the az command that prints it.',
     'warning',
   ),
   SLUICE_CONFIG_UNRESOLVED_BACKEND: def(
@@ -86,7 +86,7 @@ export const ERRORS = {
     'warning',
   ),
   SLUICE_CONFIG_ADDRESS_MAP: def(
-    'A --map argument is not OLD=NEW with NEW an IP address and OLD an IP address or a name (a frontend IP configuration or public IP).',
+    'A --map argument is not OLD=NEW with NEW an IP address and OLD an IP address or a name (a frontend IP configuration, public IP, NIC ip configuration as nic/ipconfig, or backend address).',
   ),
   SLUICE_CONFIG_ADDRESS_MAP_UNUSED: def(
     'A --map argument names an address that the document does not use.',

@@ -15,10 +15,12 @@ import type {
   NatGateway,
   OutboundRule,
   RuntimeSnapshot,
+  MissingAddress,
   UnservedRule,
 } from './snapshot.js';
 
-export type PathKind = 'loadBalancingRule' | 'inboundNatRule' | 'outboundRule' | 'natGateway';
+export type PathKind =
+  'loadBalancingRule' | 'inboundNatRule' | 'outboundRule' | 'natGateway' | 'instancePublicIp';
 export type OnIdle = 'reset' | 'drop' | 'none';
 
 /** Linux's tcp_keepalive_time, tcp_keepalive_intvl and tcp_keepalive_probes, in seconds and count. */
@@ -70,6 +72,7 @@ const LINUX_RETRANSMIT_GIVE_UP_MINUTES = 15.4;
 const SETTING_NAMES: Record<IdleDecidedBy, string> = {
   rule: 'the rule',
   frontendPublicIP: "the frontend's public IP address",
+  instancePublicIP: "the instance's public IP address",
   outboundRule: 'the outbound rule',
   publicIPOutboundDefault: "the public IP's locked outbound idle timeout",
   natGateway: 'the NAT gateway of the backend subnet',
@@ -248,6 +251,32 @@ function lbRulePath(lb: string, r: LoadBalancingRule, options: ExplainOptions): 
   );
 }
 
+/** A VM's own public IP: every port, TCP and UDP, to the same port of its private address. */
+function instancePath(lb: string, r: LoadBalancingRule, options: ExplainOptions): ExplainedPath {
+  const path = pathFor(
+    {
+      kind: 'instancePublicIp',
+      loadBalancer: lb,
+      name: r.pool.name,
+      protocol: r.armProtocol,
+      frontend: `${frontendLabel(r.frontend)}:*`,
+      backend: `${addressList(r.pool.members)}, the same port (1:1 NAT, no load balancer)`,
+    },
+    r.idleTimeout,
+    r.enableTcpReset,
+    options,
+  );
+  // No load balancer here: the public IP's own NAT forgets the flow.
+  const own = (text: string): string => text.replaceAll('the load balancer', "the public IP's NAT");
+  return {
+    ...path,
+    whatHappens: own(path.whatHappens),
+    ...(path.keepalive === undefined
+      ? {}
+      : { keepalive: { ...path.keepalive, reason: own(path.keepalive.reason) } }),
+  };
+}
+
 function natRulePath(lb: string, r: InboundNatRule, options: ExplainOptions): ExplainedPath {
   const ports =
     r.frontendPortStart === r.frontendPortEnd
@@ -332,18 +361,59 @@ export const RULE_KIND_LABEL: Record<UnservedRule['kind'], string> = {
   loadBalancingRule: 'load-balancing rule',
   inboundNatRule: 'inbound NAT rule',
   outboundRule: 'outbound rule',
+  instancePublicIp: 'instance-level public IP path',
 };
 
-/** What can be said of a rule whose frontend's public IP is not in the document. */
+/** `frontend 'fe' has no address, since public IP ... is not in the document`, for each thing missing. */
+export function missingAddresses(missing: readonly MissingAddress[]): string {
+  return missing
+    .map((m) =>
+      m.kind === 'frontend'
+        ? `frontend '${m.name}' has no address, since public IP ${m.resourceId} is not in the document`
+        : `backend '${m.name}' has no address, since NIC ip configuration ${m.resourceId} is not in the document`,
+    )
+    .join('; ');
+}
+
+/** What to do about what is missing: the `--map` flags to add, or the `az` commands that print it. */
+export function missingRemedy(missing: readonly MissingAddress[]): string {
+  const maps = missing.map((m) => `--map ${m.name}=ADDR`).join(' ');
+  const one = missing.length === 1;
+  // One `az network nic show --ids ...` prints every NIC (as an array); scale sets list theirs.
+  const NIC_SHOW = 'az network nic show --ids ';
+  const nicIds = [
+    ...new Set(
+      missing.flatMap((m) => (m.fetch.startsWith(NIC_SHOW) ? m.fetch.slice(NIC_SHOW.length).split(' ') : [])),
+    ),
+  ];
+  const commands = [
+    ...new Set(missing.filter((m) => !m.fetch.startsWith(NIC_SHOW)).map((m) => m.fetch)),
+    ...(nicIds.length > 0 ? [NIC_SHOW + nicIds.join(' ')] : []),
+  ];
+  const used = new Map<string, number>();
+  const fetch = commands.map((c) => {
+    const base = c.includes('public-ip') ? 'pip' : 'nics';
+    const n = (used.get(base) ?? 0) + 1;
+    used.set(base, n);
+    return `\`${c} > ${base}${n === 1 ? '' : n}.json\``;
+  });
+  return (
+    `add ${maps} to serve ${one ? 'it at a local ADDR' : 'them at local addresses'}, or get ${one ? 'it' : 'them'} with ` +
+    `${fetch.join(' and ')} and give the file${fetch.length === 1 ? '' : 's'} beside the load balancer`
+  );
+}
+
+/** What can be said of a rule whose frontend's public IP, or a backend's NIC, is not in the document. */
 function unservedNote(lb: string, u: UnservedRule): string {
   const action = u.enableTcpReset
     ? 'reset (TCP RST to both ends)'
     : 'silent drop (no RST: both ends still think the connection is open)';
+  const b9 = u.missing.some((m) => m.kind === 'frontend')
+    ? "; if the public IP's idleTimeoutInMinutes differs, that one wins (B9)"
+    : '';
   return (
-    `${RULE_KIND_LABEL[u.kind]} '${u.name}' (load balancer '${lb}') uses frontend '${u.frontend}', whose public IP is not in the ` +
-    `document (${u.publicIpId}): its address is unknown, so the rule is not served. Its own idle timeout is ` +
-    `${u.idleTimeoutInMinutes} minutes with ${action} at idle; if the public IP's idleTimeoutInMinutes differs, that one ` +
-    `wins (B9). Get it with \`az network public-ip show --ids ${u.publicIpId}\` and give it beside the load balancer.`
+    `${RULE_KIND_LABEL[u.kind]} '${u.name}'${u.kind === 'instancePublicIp' ? '' : ` (load balancer '${lb}')`}: ${missingAddresses(u.missing)}, so ${u.kind === 'instancePublicIp' ? 'it' : 'the rule'} is not served. ` +
+    `Its own idle timeout is ${u.idleTimeoutInMinutes} minutes with ${action} at idle${b9}. To serve it, ${missingRemedy(u.missing)}.`
   );
 }
 
@@ -351,7 +421,12 @@ export function explain(snapshot: RuntimeSnapshot, options: ExplainOptions): Exp
   const paths: ExplainedPath[] = [];
   const notes: string[] = [];
   for (const lb of snapshot.loadBalancers) {
-    for (const r of lb.loadBalancingRules) paths.push(lbRulePath(lb.name, r, options));
+    for (const r of lb.loadBalancingRules)
+      paths.push(
+        lb.instancePublicIp === undefined
+          ? lbRulePath(lb.name, r, options)
+          : instancePath(lb.name, r, options),
+      );
     for (const r of lb.inboundNatRules) paths.push(natRulePath(lb.name, r, options));
     // Outbound paths are per member; members that share a path are shown together.
     const groups = new Map<string, { path: (typeof lb.outboundPaths)[number]; members: BackendMember[] }>();

@@ -16,7 +16,12 @@ export type RuleKind = 'loadBalancingRule' | 'inboundNatRule' | 'outboundRule';
 
 /** Which setting decided a path's idle timeout (B9, B10). */
 export type IdleDecidedBy =
-  'rule' | 'frontendPublicIP' | 'outboundRule' | 'publicIPOutboundDefault' | 'natGateway';
+  | 'rule'
+  | 'frontendPublicIP'
+  | 'instancePublicIP'
+  | 'outboundRule'
+  | 'publicIPOutboundDefault'
+  | 'natGateway';
 
 export interface IdleTimeout {
   readonly minutes: number;
@@ -158,22 +163,38 @@ export interface LoadBalancerSnapshot {
   readonly outboundRules: readonly OutboundRule[];
   readonly outboundPaths: readonly OutboundPath[];
   /**
-   * Rules that cannot be served as the document stands: their frontend has no address, because
-   * the public IP it uses is not in the document (a load balancer exported alone).
+   * Set when this is no load balancer but a VM's instance-level public IP: one HA-ports rule
+   * (every port, TCP and UDP, port kept) from the public IP to the NIC ip configuration, with
+   * the public IP's idle timeout and no TCP reset.
+   */
+  readonly instancePublicIp?: { readonly publicIp: string; readonly ipConfiguration: string };
+  /**
+   * Rules that cannot be served as the document stands: their frontend or a backend they
+   * forward to has no address, because the public IP or NIC it uses is not in the document
+   * (a load balancer exported alone) and `--map` gives none.
    */
   readonly unserved?: readonly UnservedRule[];
 }
 
 export interface UnservedRule {
-  readonly kind: 'loadBalancingRule' | 'inboundNatRule' | 'outboundRule';
+  readonly kind: 'loadBalancingRule' | 'inboundNatRule' | 'outboundRule' | 'instancePublicIp';
   readonly name: string;
-  /** The frontend IP configuration with no address. */
-  readonly frontend: string;
-  /** The ARM id of the public IP that is not in the document. */
-  readonly publicIpId: string;
+  /** What the rule needs that has no address, each once. */
+  readonly missing: readonly MissingAddress[];
   /** The rule's own idle timeout; the public IP's, unknown here, would win if it differed (B9). */
   readonly idleTimeoutInMinutes: number;
   readonly enableTcpReset: boolean;
+}
+
+/** A frontend whose public IP, or a backend member whose NIC, is not in the document. */
+export interface MissingAddress {
+  readonly kind: 'frontend' | 'member';
+  /** The name `--map NAME=ADDR` takes: the frontend's, or the NIC ip configuration's `nic/ipconfig`. */
+  readonly name: string;
+  /** The ARM id of what is not in the document: the public IP, or the NIC ip configuration. */
+  readonly resourceId: string;
+  /** The `az` command that prints it. */
+  readonly fetch: string;
 }
 
 /** Everything one document (or the control plane's store) describes. */

@@ -27,6 +27,8 @@ export interface PlaneSettings {
   readonly busyPollMicros?: number;
   /** Packet plane: full NAT, backends see clients from this address. */
   readonly inboundSnat?: string;
+  /** Proxy plane: the ports an instance-level public IP serves (it forwards every port in Azure). */
+  readonly instancePorts?: readonly number[];
 }
 
 /** What the composition root hands a plane it creates. */
@@ -68,6 +70,8 @@ export interface DataPlaneModule<P extends DataPlane = DataPlane> {
    * A plane without it refuses what it cannot serve.
    */
   partial?(snapshot: RuntimeSnapshot): { readonly snapshot: RuntimeSnapshot; readonly warnings: string[] };
+  /** The snapshot as this plane serves it with `settings`, before it is judged (`unsupported`, `partial`). */
+  adapt?(snapshot: RuntimeSnapshot, settings: PlaneSettings): RuntimeSnapshot;
   /** Why this plane cannot run here with `settings`, or undefined when it can. */
   unavailable(settings: PlaneSettings): string | undefined;
   /** The running plane; it serves nothing until its first `apply`. */

@@ -194,7 +194,7 @@ test('--map NAME=ADDR serves a frontend whose public IP is not in the document; 
   const unused = await sluice('validate', lbFile, '--map', 'fe=127.0.14.10', '--map', 'nobody=127.0.14.11');
   assert.match(
     unused.stderr,
-    /--map nobody=\.\.\.: no frontend or public IP .* \[SLUICE_CONFIG_ADDRESS_MAP_UNUSED\]/,
+    /--map nobody=\.\.\.: no frontend IP configuration, public IP, NIC ip configuration .* \[SLUICE_CONFIG_ADDRESS_MAP_UNUSED\]/,
   );
   const run = startSluice([
     'run',

@@ -58,7 +58,12 @@ test('--json: {valid, errors, warnings} on stdout with the same exit codes', asy
 
   const good = await sluice('validate', '--json', quickstart);
   assert.equal(good.code, 0);
-  assert.deepEqual(JSON.parse(good.stdout), { valid: true, errors: [], warnings: [] });
+  assert.deepEqual(JSON.parse(good.stdout), {
+    valid: true,
+    errors: [],
+    warnings: [],
+    dataplane: { name: 'proxy', leftOut: [], refused: [] },
+  });
 });
 
 test('--map is repeatable; an unused mapping warns, a malformed one is a usage error', async () => {

@@ -15,6 +15,7 @@ const KIND_LABEL: Record<PathKind, string> = {
   inboundNatRule: 'inbound NAT rule',
   outboundRule: 'outbound rule',
   natGateway: 'NAT gateway',
+  instancePublicIp: 'instance-level public IP path',
 };
 
 const WIDTH = 100;
@@ -67,7 +68,10 @@ export function formatReport(report: ExplainReport): string {
     else byLb.set(p.loadBalancer, [p]);
   }
   for (const [lb, paths] of byLb) {
-    out.push(`Load balancer '${lb}'`);
+    // A VM's own public IP is not a load balancer: its one path is headed by the public IP.
+    out.push(
+      paths.every((p) => p.kind === 'instancePublicIp') ? `Public IP '${lb}'` : `Load balancer '${lb}'`,
+    );
     for (const p of paths) out.push('', formatPath(p));
     out.push('');
   }

@@ -18,7 +18,7 @@ import {
   type ControlCliOptions,
   type PreparedSnapshot,
 } from '../control-setup.js';
-import { EXIT_INVALID, EXIT_OK, EXIT_USAGE, collect } from '../options.js';
+import { EXIT_INVALID, EXIT_OK, EXIT_USAGE, collect, parsePorts } from '../options.js';
 import { stopOnSignal } from '../shutdown.js';
 import { planBudget, type BudgetPlan, type ShareLabels, type ShareRequest } from '../../core/budget.js';
 import { openFilesLimit } from '../../host-limits.js';
@@ -38,6 +38,7 @@ export interface RunCliOptions extends ControlCliOptions {
   dataplane?: string;
   tun?: string;
   inboundSnat?: string;
+  instancePorts?: string;
   configureHost?: boolean;
   tcpRelay?: string;
   busyPoll?: string;
@@ -121,6 +122,11 @@ export async function runRun(
     process.stderr.write(`--tcp-relay expects handles or sockets, got '${tcpRelay}'\n`);
     return EXIT_USAGE;
   }
+  const instancePorts = parsePorts(opts.instancePorts);
+  if (typeof instancePorts === 'string') {
+    process.stderr.write(`${instancePorts}\n`);
+    return EXIT_USAGE;
+  }
   const settings: PlaneSettings = {
     holdMs: (holdSeconds as number) * 1000,
     tcpRelay,
@@ -128,6 +134,7 @@ export async function runRun(
     configureHost: opts.configureHost === true,
     busyPollMicros: busyPoll,
     ...(opts.inboundSnat !== undefined ? { inboundSnat: opts.inboundSnat } : {}),
+    ...(instancePorts.length > 0 ? { instancePorts } : {}),
   };
   const control = planControl(opts);
   if (typeof control === 'string') {
@@ -141,7 +148,8 @@ export async function runRun(
   }
   // What the plane cannot serve is refused with --strict; otherwise it serves what it can and
   // warns about the rest, at start and for every change through the API alike.
-  const prepare = (s: RuntimeSnapshot): PreparedSnapshot => {
+  const prepare = (given: RuntimeSnapshot): PreparedSnapshot => {
+    const s = plane.adapt?.(given, settings) ?? given;
     const problems = plane.unsupported(s);
     if (problems.length === 0 || opts.strict === true || plane.partial === undefined)
       return { snapshot: s, warnings: [], problems };
@@ -164,6 +172,17 @@ export async function runRun(
   }
   const logger = createLogger(level);
   for (const w of prepared.warnings) logger.warn(w);
+  if (
+    instancePorts.length > 0 &&
+    !result.snapshot.loadBalancers.some((lb) => lb.instancePublicIp !== undefined)
+  )
+    logger.warn(
+      '--instance-ports: the configuration has no instance-level public IP; the ports serve nothing',
+    );
+  else if (instancePorts.length > 0 && plane.adapt === undefined)
+    logger.warn(
+      `--instance-ports is for the proxy plane: the ${plane.name} plane serves every port of an instance-level public IP`,
+    );
   let app: SluiceApp<DataPlane>;
   try {
     app = await SluiceApp.start(prepared.snapshot, {
@@ -195,6 +214,7 @@ export async function runRun(
       stateDir: control.stateDir,
       // Where what is served came from: the CONFIG files, the stored state, or nothing yet.
       desiredState: initial.source,
+      ...(initial.map.length > 0 ? { map: initial.map } : {}),
       listeners: app.plane.listening(),
       timeScale,
       dataplane: plane.name,
@@ -262,6 +282,10 @@ export function registerRun(program: Command): void {
       String(PLANE_DEFAULTS.busyPollMicros),
     )
     .option('--inbound-snat <ADDR>', 'packet plane: full NAT, backends see clients from ADDR')
+    .option(
+      '--instance-ports <PORTS>',
+      'proxy plane: the ports (22,443,8000-8010) an instance-level public IP serves; the packet plane serves every port',
+    )
     .option(
       '--configure-host',
       'packet plane: set net.ipv4.ip_forward=1 and loose rp_filter on the TUN device if needed',

@@ -40,7 +40,11 @@ export function proxyUnsupported(snapshot: RuntimeSnapshot): string[] {
   const out: string[] = [];
   for (const lb of snapshot.loadBalancers) {
     for (const r of lb.loadBalancingRules) {
-      if (r.haPorts) out.push(`load-balancing rule '${r.name}' uses HA ports (frontendPort 0)`);
+      if (r.haPorts && lb.instancePublicIp !== undefined)
+        out.push(
+          `public IP '${lb.name}' (instance-level) forwards every port: give the ports to serve with --instance-ports PORTS`,
+        );
+      else if (r.haPorts) out.push(`load-balancing rule '${r.name}' uses HA ports (frontendPort 0)`);
       if (r.enableFloatingIP) out.push(`load-balancing rule '${r.name}' enables floating IP`);
     }
     for (const r of lb.inboundNatRules) {

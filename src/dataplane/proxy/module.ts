@@ -21,6 +21,7 @@ export const proxyPlaneModule: DataPlaneModule<ProxyPlane> = {
       (line) => `${line}: not possible in the proxy data plane; use --dataplane packet`,
     ),
   partial: (snapshot) => servable(snapshot),
+  adapt: (snapshot, settings) => withInstancePorts(snapshot, settings.instancePorts),
   unavailable: (settings) =>
     (settings.tcpRelay ?? DEFAULT_TCP_RELAY) === 'handles' && tcpHandles === undefined
       ? "--tcp-relay handles: this Node does not hand out libuv's TCP handles"
@@ -41,6 +42,36 @@ export const proxyPlaneModule: DataPlaneModule<ProxyPlane> = {
 };
 
 /**
+ * An instance-level public IP forwards every port; sockets can only listen on ports named in
+ * advance. With `--instance-ports` its one all-ports rule becomes one rule per port given
+ * (TCP and UDP, the same port on the member); without, it stays as it is and is left out.
+ */
+export function withInstancePorts(
+  snapshot: RuntimeSnapshot,
+  ports: readonly number[] | undefined,
+): RuntimeSnapshot {
+  if (ports === undefined || ports.length === 0) return snapshot;
+  if (!snapshot.loadBalancers.some((lb) => lb.instancePublicIp !== undefined)) return snapshot;
+  const loadBalancers = snapshot.loadBalancers.map((lb) => {
+    if (lb.instancePublicIp === undefined) return lb;
+    const loadBalancingRules = lb.loadBalancingRules.flatMap((r) =>
+      r.haPorts
+        ? ports.map((port) => ({
+            ...r,
+            id: `${r.id}:${port}`,
+            name: `${r.name}:${port}`,
+            haPorts: false,
+            frontendPort: port,
+            backendPort: port,
+          }))
+        : [r],
+    );
+    return { ...lb, loadBalancingRules };
+  });
+  return { ...snapshot, loadBalancers };
+}
+
+/**
  * What the proxy plane serves of a snapshot: every load-balancing and inbound NAT rule it can.
  * HA-ports rules and outbound rules need packets and are left out; a floating-IP rule is served
  * by connecting to the member at its backend port, so the backend sees Sluice's address, not the
@@ -51,7 +82,11 @@ function servable(snapshot: RuntimeSnapshot): { snapshot: RuntimeSnapshot; warni
   const packet = 'not served by the proxy data plane (--dataplane packet serves it)';
   const loadBalancers = snapshot.loadBalancers.map((lb) => {
     for (const r of lb.loadBalancingRules) {
-      if (r.haPorts)
+      if (r.haPorts && lb.instancePublicIp !== undefined)
+        warnings.push(
+          `public IP '${lb.name}' of ${lb.instancePublicIp.ipConfiguration} (instance-level) forwards every port: not served by the proxy data plane, which listens only on the ports --instance-ports names (for example --instance-ports 22,443); --dataplane packet serves every port`,
+        );
+      else if (r.haPorts)
         warnings.push(`load balancer '${lb.name}': load-balancing rule '${r.name}' uses HA ports: ${packet}`);
       else if (r.enableFloatingIP)
         warnings.push(
