@@ -50,6 +50,18 @@ interface Scenario {
   readonly runWarns: readonly RegExp[];
 }
 
+/** The shop load balancer's backends and frontends, once mapped to loopback. */
+const SHOP_TRAFFIC: Pick<Scenario, 'backends' | 'connect'> = {
+  backends: [
+    { address: '127.0.15.2', ports: [8443, 22] },
+    { address: '127.0.15.3', ports: [8443] },
+  ],
+  connect: [
+    { address: '127.0.15.10', port: 443 },
+    { address: '127.0.15.10', port: 50001 },
+  ],
+};
+
 const SCENARIOS: readonly Scenario[] = [
   {
     name: '`az network lb show` alone',
@@ -61,14 +73,7 @@ const SCENARIOS: readonly Scenario[] = [
     refusal:
       /load-balancing rule 'https' cannot be served: .*add --map fe-public=ADDR --map web1-nic\/ipconfig1=ADDR --map web2-nic\/ipconfig1=ADDR .*az network nic show --ids \S+web1-nic \S+web2-nic > nics\.json/,
     map: ['fe-public=127.0.15.10', 'web1-nic/ipconfig1=127.0.15.2', 'web2-nic/ipconfig1=127.0.15.3'],
-    backends: [
-      { address: '127.0.15.2', ports: [8443, 22] },
-      { address: '127.0.15.3', ports: [8443] },
-    ],
-    connect: [
-      { address: '127.0.15.10', port: 443 },
-      { address: '127.0.15.10', port: 50001 },
-    ],
+    ...SHOP_TRAFFIC,
     runWarns: [
       /outbound rule 'egress' .*not served by the proxy data plane \(--dataplane packet serves it\)/,
     ],
@@ -81,14 +86,7 @@ const SCENARIOS: readonly Scenario[] = [
     explains:
       /load-balancing rule 'https' \(Tcp\) route 20\.71\.3\.50:443 -> pool 'web-pool' \(10\.20\.1\.4, 10\.20\.1\.5\), port 8443 idle timeout 4 minutes, set by the frontend's public IP address; it takes precedence over the rule \(15 minutes\)/,
     map: ['shop-pip=127.0.15.10', '10.20.1.4=127.0.15.2', '10.20.1.5=127.0.15.3'],
-    backends: [
-      { address: '127.0.15.2', ports: [8443, 22] },
-      { address: '127.0.15.3', ports: [8443] },
-    ],
-    connect: [
-      { address: '127.0.15.10', port: 443 },
-      { address: '127.0.15.10', port: 50001 },
-    ],
+    ...SHOP_TRAFFIC,
     runWarns: [/outbound rule 'egress'/],
   },
   {
