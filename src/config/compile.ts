@@ -21,6 +21,7 @@ import {
   type UnservedRule,
 } from '../core/snapshot.js';
 import { applyAddressMap, type AddressMap } from './address-map.js';
+import { SNAT_PORTS_PER_ADDRESS } from '../core/snat-alloc.js';
 import { nicShowCommand, normId as normIdOf } from './ids.js';
 import type {
   FrontendModel,
@@ -308,7 +309,10 @@ class Compiler {
    * UDP, to the same port of the private address (HA ports with one member and no probe), with
    * the public IP's idle timeout (4 minutes unless it says otherwise) and silent drop at idle.
    */
-  instancePublicIp(i: InstancePublicIpModel): LoadBalancerSnapshot {
+  instancePublicIp(
+    i: InstancePublicIpModel,
+    gateways: readonly { model: NatGatewayModel; compiled: NatGateway }[],
+  ): LoadBalancerSnapshot {
     const minutes = i.publicIp?.idleTimeoutInMinutes ?? DEFAULTS.idleTimeoutInMinutes;
     const name = i.publicIp?.name ?? i.missingPublicIpId?.split('/').pop() ?? i.name;
     const pool: BackendPool = {
@@ -382,7 +386,28 @@ class Compiler {
       distribution: DEFAULTS.loadDistribution,
       disableOutboundSnat: true,
     };
-    return { ...base, frontends: [frontend], loadBalancingRules: [rule] };
+    // Outbound, the VM's own connections leave from its public IP, every port of it the VM's
+    // alone, with the public IP's locked outbound 4 minutes; a NAT gateway on its subnet wins (B10).
+    const outbound: OutboundRule = {
+      kind: 'outboundRule',
+      id: `${i.key}#outbound`,
+      name: 'outbound',
+      frontends: [frontend],
+      pool,
+      protocols: ['Tcp', 'Udp'],
+      armProtocol: 'All',
+      allocatedOutboundPorts: SNAT_PORTS_PER_ADDRESS,
+      allocatedOutboundPortsDefaulted: false,
+      idleTimeout: idle(DEFAULTS.publicIpOutboundIdleMinutes, 'publicIPOutboundDefault'),
+      enableTcpReset: false,
+    };
+    return {
+      ...base,
+      frontends: [frontend],
+      loadBalancingRules: [rule],
+      outboundRules: [outbound],
+      outboundPaths: outboundPaths([pool], [outbound], gateways),
+    };
   }
 
   loadBalancer(
@@ -527,7 +552,7 @@ export function compileSnapshot(model: ResolvedDocument, map: AddressMap = new M
   const snapshot: RuntimeSnapshot = {
     loadBalancers: [
       ...model.loadBalancers.map((lb) => compiler.loadBalancer(lb, gateways)),
-      ...model.instancePublicIps.map((i) => compiler.instancePublicIp(i)),
+      ...model.instancePublicIps.map((i) => compiler.instancePublicIp(i, gateways)),
     ],
     natGateways: gateways.map((g) => g.compiled),
   };

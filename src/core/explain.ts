@@ -20,7 +20,12 @@ import type {
 } from './snapshot.js';
 
 export type PathKind =
-  'loadBalancingRule' | 'inboundNatRule' | 'outboundRule' | 'natGateway' | 'instancePublicIp';
+  | 'loadBalancingRule'
+  | 'inboundNatRule'
+  | 'outboundRule'
+  | 'natGateway'
+  | 'instancePublicIp'
+  | 'instanceOutbound';
 export type OnIdle = 'reset' | 'drop' | 'none';
 
 /** Linux's tcp_keepalive_time, tcp_keepalive_intvl and tcp_keepalive_probes, in seconds and count. */
@@ -266,7 +271,11 @@ function instancePath(lb: string, r: LoadBalancingRule, options: ExplainOptions)
     r.enableTcpReset,
     options,
   );
-  // No load balancer here: the public IP's own NAT forgets the flow.
+  return ownNat(path);
+}
+
+/** No load balancer on a VM's own public IP: the public IP's NAT forgets the flow. */
+function ownNat(path: ExplainedPath): ExplainedPath {
   const own = (text: string): string => text.replaceAll('the load balancer', "the public IP's NAT");
   return {
     ...path,
@@ -274,6 +283,16 @@ function instancePath(lb: string, r: LoadBalancingRule, options: ExplainOptions)
     ...(path.keepalive === undefined
       ? {}
       : { keepalive: { ...path.keepalive, reason: own(path.keepalive.reason) } }),
+  };
+}
+
+/** A VM's own connections leaving from its public IP: no SNAT port allocation, every port its own. */
+function instanceOutboundPath(p: ExplainedPath, members: readonly BackendMember[]): ExplainedPath {
+  return {
+    ...ownNat(p),
+    kind: 'instanceOutbound',
+    name: members.map((m) => m.name).join(', '),
+    backend: `outbound traffic of ${addressList(members)}, every port of the public IP its own (no SNAT port allocation, no load balancer)`,
   };
 }
 
@@ -439,10 +458,14 @@ export function explain(snapshot: RuntimeSnapshot, options: ExplainOptions): Exp
       else groups.set(key, { path: p, members: [p.member] });
     }
     for (const { path, members } of groups.values()) {
-      paths.push(
+      const explained =
         path.via.kind === 'natGateway'
           ? natGatewayPath(lb.name, path.via.natGateway, path.idleTimeout, members, options)
-          : outboundRulePath(lb.name, path.via.rule, path.idleTimeout, members, options),
+          : outboundRulePath(lb.name, path.via.rule, path.idleTimeout, members, options);
+      paths.push(
+        lb.instancePublicIp !== undefined && path.via.kind === 'outboundRule'
+          ? instanceOutboundPath(explained, members)
+          : explained,
       );
     }
   }

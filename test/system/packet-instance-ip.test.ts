@@ -2,7 +2,15 @@ import { after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import type { Agent, SluiceProcess } from '../helpers/netns.js';
-import { BACKENDS, CLIENT, FRONTEND, Topology, systemTest, systemUnavailable } from '../helpers/netns.js';
+import {
+  BACKENDS,
+  CLIENT,
+  FRONTEND,
+  INTERNET,
+  Topology,
+  systemTest,
+  systemUnavailable,
+} from '../helpers/netns.js';
 import { repoRoot } from '../helpers/cli.js';
 
 /**
@@ -24,6 +32,7 @@ let topo: Topology;
 let sluice: SluiceProcess;
 let client: Agent;
 let vm: Agent;
+let internet: Agent;
 
 before(async () => {
   if (systemUnavailable() !== undefined) return;
@@ -36,8 +45,12 @@ before(async () => {
   vm.send({ cmd: 'udp-serve', port: UDP_PORT });
   await vm.waitFor('udp listening', (l) => l.ev === 'listening' && l.proto === 'udp', 5000);
   client = topo.agent('client');
+  internet = topo.agent('internet');
+  internet.send({ cmd: 'serve', port: 9000 });
+  await internet.waitFor('internet listening', (l) => l.ev === 'listening', 5000);
   // A blackholed connection then gives up after about 3 s of retransmissions.
   topo.sysctl('client', 'net.ipv4.tcp_retries2', '3');
+  topo.sysctl('backend1', 'net.ipv4.tcp_retries2', '3');
   sluice = topo.sluice(fixture('nic.json'), [
     fixture('pip.json'),
     '--map',
@@ -109,5 +122,32 @@ systemTest(
       !vm.lines.some((l) => l.ev === 'data' && l.text === 'late'),
       'the VM never heard the late write',
     );
+  },
+);
+
+systemTest(
+  "the VM's own connections leave from its public IP, and are dropped silently after the locked 4 minutes",
+  async () => {
+    const id = 'out1';
+    vm.send({ cmd: 'connect', id, host: INTERNET, port: 9000 });
+    const connected = await vm.event(id, 'connected', 5000);
+    const accepted = await internet.waitFor(
+      'the accept',
+      (l) => l.ev === 'accept' && l.peer === FRONTEND,
+      5000,
+    );
+    assert.equal(accepted.peer, FRONTEND, 'the internet sees the public IP, not the private address');
+    vm.send({ cmd: 'send', id, text: 'out' });
+    await vm.waitFor('echo', (l) => l.id === id && l.ev === 'data' && l.text === 'out', 5000);
+    await sluice.waitFor(
+      'the outbound drop logged',
+      (l) =>
+        String(l.msg).includes('dropped silently') && l.client === `${VM}:${connected.localPort as number}`,
+      IDLE_S * 3000,
+    );
+    assert.equal(vm.events(id).filter((e) => e.ev === 'error').length, 0, 'no RST reached the VM');
+    vm.send({ cmd: 'send', id, text: 'late' });
+    const err = await vm.event(id, 'error', 20_000);
+    assert.equal(err.code, 'ETIMEDOUT');
   },
 );

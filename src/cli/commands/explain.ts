@@ -16,6 +16,7 @@ const KIND_LABEL: Record<PathKind, string> = {
   outboundRule: 'outbound rule',
   natGateway: 'NAT gateway',
   instancePublicIp: 'instance-level public IP path',
+  instanceOutbound: 'instance-level public IP outbound path',
 };
 
 const WIDTH = 100;
@@ -44,7 +45,8 @@ function field(label: string, text: string): string {
 }
 
 function formatPath(p: ExplainedPath): string {
-  const direction = p.kind === 'outboundRule' || p.kind === 'natGateway' ? 'from' : '->';
+  const direction =
+    p.kind === 'outboundRule' || p.kind === 'natGateway' || p.kind === 'instanceOutbound' ? 'from' : '->';
   const lines = [
     `  ${KIND_LABEL[p.kind]} '${p.name}' (${p.protocol})`,
     field('route', `${p.frontend} ${direction} ${p.backend}`),
@@ -70,7 +72,7 @@ export function formatReport(report: ExplainReport): string {
   for (const [lb, paths] of byLb) {
     // A VM's own public IP is not a load balancer: its one path is headed by the public IP.
     out.push(
-      paths.every((p) => p.kind === 'instancePublicIp') ? `Public IP '${lb}'` : `Load balancer '${lb}'`,
+      paths.some((p) => p.kind === 'instancePublicIp') ? `Public IP '${lb}'` : `Load balancer '${lb}'`,
     );
     for (const p of paths) out.push('', formatPath(p));
     out.push('');

@@ -50,7 +50,12 @@ export function proxyUnsupported(snapshot: RuntimeSnapshot): string[] {
     for (const r of lb.inboundNatRules) {
       if (r.enableFloatingIP) out.push(`inbound NAT rule '${r.name}' enables floating IP`);
     }
-    for (const r of lb.outboundRules) out.push(`outbound rule '${r.name}' needs SNAT of backend traffic`);
+    for (const r of lb.outboundRules)
+      out.push(
+        lb.instancePublicIp !== undefined
+          ? `public IP '${lb.name}' (instance-level) carries the VM's own outbound connections, which need SNAT`
+          : `outbound rule '${r.name}' needs SNAT of backend traffic`,
+      );
   }
   return out;
 }

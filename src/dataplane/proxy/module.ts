@@ -100,7 +100,9 @@ function servable(snapshot: RuntimeSnapshot): { snapshot: RuntimeSnapshot; warni
         );
     for (const r of lb.outboundRules)
       warnings.push(
-        `load balancer '${lb.name}': outbound rule '${r.name}' (SNAT of the backends' own connections): ${packet}`,
+        lb.instancePublicIp !== undefined
+          ? `public IP '${lb.name}' of ${lb.instancePublicIp.ipConfiguration} (instance-level): the VM's own outbound connections through it are ${packet}`
+          : `load balancer '${lb.name}': outbound rule '${r.name}' (SNAT of the backends' own connections): ${packet}`,
       );
     if (!lb.loadBalancingRules.some((r) => r.haPorts) && lb.outboundRules.length === 0) return lb;
     return {
