@@ -1,7 +1,8 @@
 /**
  * The HTTP status the API answers with when a code ends a request. Configuration codes are the
  * client's mistake (400) unless listed; the codes of the data planes and the host never end a
- * request themselves (the API wraps them, e.g. in SLUICE_API_APPLY_FAILED).
+ * request themselves (the API wraps them, e.g. in SLUICE_API_APPLY_FAILED), nor do those of
+ * `sluice explain`'s arguments.
  */
 import type { ErrorCode } from '../core/errors.js';
 
@@ -32,6 +33,11 @@ const STATUS: { readonly [C in ErrorCode]?: number } = {
 export function httpStatusOf(code: ErrorCode): number | undefined {
   const listed = STATUS[code];
   if (listed !== undefined) return listed;
-  if (code.startsWith('SLUICE_HOST_') || code.startsWith('SLUICE_PLANE_')) return undefined;
+  if (
+    code.startsWith('SLUICE_HOST_') ||
+    code.startsWith('SLUICE_PLANE_') ||
+    code.startsWith('SLUICE_EXPLAIN_')
+  )
+    return undefined;
   return 400;
 }

@@ -174,6 +174,15 @@ export const ERRORS = {
     'A frontend listener cannot open (address and port in use, address not on this host, port needs privileges); none was left open.',
   ),
   SLUICE_PLANE_TUN: def('A TUN device cannot be opened or used (or its name would be too long).'),
+  // sluice explain --client
+  SLUICE_EXPLAIN_CLIENT_SYNTAX: def(
+    'A --client argument is not LIB[:SETTING=VALUE,...] (no library, an item without =, a setting given twice).',
+  ),
+  SLUICE_EXPLAIN_CLIENT_UNKNOWN: def('A --client argument names a client library Sluice does not know.'),
+  SLUICE_EXPLAIN_CLIENT_SETTING: def('A --client argument gives a setting the library does not have.'),
+  SLUICE_EXPLAIN_CLIENT_VALUE: def(
+    'A --client setting has a value of the wrong kind, or a combination the library itself refuses.',
+  ),
   // Health probes
   SLUICE_HEALTH_PROBE_TYPE: def('A probe uses a protocol for which no probe type is registered.'),
 } as const satisfies Record<string, ErrorDef>;

@@ -18,6 +18,8 @@ import type {
   MissingAddress,
   UnservedRule,
 } from './snapshot.js';
+import { clientPathVerdict, type ClientPathVerdict, type PathFacts } from './client-verdict.js';
+import type { ClientBehaviour } from './client-spec.js';
 
 export type PathKind =
   | 'loadBalancingRule'
@@ -58,15 +60,22 @@ export interface ExplainedPath {
   /** Plain-language account of what the endpoints see after an idle period. */
   readonly whatHappens: string;
   readonly keepalive?: KeepaliveVerdict;
+  /** The proxy data plane serves this path (not outbound rules, NAT gateways or HA ports). */
+  readonly servedByProxyPlane: boolean;
+  /** Per `--client`, whether an idle connection survives this path on each data plane. */
+  readonly clients?: readonly ClientPathVerdict[];
 }
 
 export interface ExplainReport {
   readonly paths: readonly ExplainedPath[];
   readonly notes: readonly string[];
+  /** The `--client` arguments, understood. */
+  readonly clients?: readonly ClientBehaviour[];
 }
 
 export interface ExplainOptions {
   readonly keepalive?: KeepaliveSettings;
+  readonly clients?: readonly ClientBehaviour[];
   /** Sluice's fixed UDP flow timeout (B8). */
   readonly udpFlowTimeoutMs: number;
 }
@@ -210,16 +219,39 @@ function frontendLabel(f: Frontend): string {
   return f.address === f.configuredAddress ? f.address : `${f.address} (configured ${f.configuredAddress})`;
 }
 
+function clientVerdicts(
+  facts: PathFacts,
+  options: ExplainOptions,
+): { clients?: readonly ClientPathVerdict[] } {
+  return options.clients && options.clients.length > 0
+    ? { clients: options.clients.map((c) => clientPathVerdict(c, facts)) }
+    : {};
+}
+
 function pathFor(
   base: Omit<
     ExplainedPath,
-    'onIdle' | 'why' | 'whatHappens' | 'keepalive' | 'idleTimeoutMinutes' | 'decidedBy' | 'overridden'
+    | 'onIdle'
+    | 'why'
+    | 'whatHappens'
+    | 'keepalive'
+    | 'idleTimeoutMinutes'
+    | 'decidedBy'
+    | 'overridden'
+    | 'clients'
   >,
   idle: IdleTimeout,
   enableTcpReset: boolean,
   options: ExplainOptions,
+  resetsLatePackets = false,
 ): ExplainedPath {
   const onIdle = onIdleOf(base.protocol, enableTcpReset);
+  const facts: PathFacts = {
+    onIdle,
+    idleTimeoutMinutes: idle.minutes,
+    resetsLatePackets,
+    servedByProxyPlane: base.servedByProxyPlane,
+  };
   return {
     ...base,
     idleTimeoutMinutes: idle.minutes,
@@ -235,6 +267,7 @@ function pathFor(
       base.kind === 'outboundRule',
     ),
     ...(options.keepalive ? { keepalive: keepaliveVerdict(options.keepalive, onIdle, idle.minutes) } : {}),
+    ...clientVerdicts(facts, options),
   };
 }
 
@@ -249,6 +282,7 @@ function lbRulePath(lb: string, r: LoadBalancingRule, options: ExplainOptions): 
       protocol: r.armProtocol,
       frontend: `${frontendLabel(r.frontend)}:${port}`,
       backend: `pool '${r.pool.name}' (${addressList(r.pool.members)}), ${backendPort}`,
+      servedByProxyPlane: !r.haPorts,
     },
     r.idleTimeout,
     r.enableTcpReset,
@@ -312,6 +346,7 @@ function natRulePath(lb: string, r: InboundNatRule, options: ExplainOptions): Ex
       protocol: r.armProtocol,
       frontend: `${frontendLabel(r.frontend)}:${ports}`,
       backend: backend || 'no members',
+      servedByProxyPlane: true,
     },
     r.idleTimeout,
     r.enableTcpReset,
@@ -334,6 +369,7 @@ function outboundRulePath(
       protocol: r.armProtocol,
       frontend: r.frontends.map(frontendLabel).join(', '),
       backend: `outbound traffic of ${addressList(members)} (pool '${r.pool.name}'), ${r.allocatedOutboundPorts} SNAT ports each`,
+      servedByProxyPlane: false,
     },
     idle,
     r.enableTcpReset,
@@ -358,10 +394,12 @@ function natGatewayPath(
       protocol: 'All',
       frontend: g.publicIpAddresses.join(', ') || '(no public IP in the document)',
       backend: `outbound traffic of ${addressList(members)}`,
+      servedByProxyPlane: false,
     },
     idle,
     false,
     options,
+    true,
   );
   return {
     ...path,
@@ -479,5 +517,9 @@ export function explain(snapshot: RuntimeSnapshot, options: ExplainOptions): Exp
         'keepalive behave as it does in Azure.',
     );
   }
-  return { paths, notes };
+  return {
+    paths,
+    notes,
+    ...(options.clients && options.clients.length > 0 ? { clients: options.clients } : {}),
+  };
 }

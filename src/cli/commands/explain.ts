@@ -6,6 +6,9 @@ import {
   type ExplainedPath,
   type PathKind,
 } from '../../core/explain.js';
+import { parseClientSpec, type ClientBehaviour } from '../../core/client-spec.js';
+import type { SettingValue } from '../../core/client-types.js';
+import { describeMechanics, type PlaneVerdict } from '../../core/client-verdict.js';
 import { EXIT_OK, EXIT_USAGE, collect, loadConfig, reportDiagnostics } from '../options.js';
 
 /** `sluice explain FILE`: the idle timeout that really applies to every path, and what happens at idle. */
@@ -44,6 +47,11 @@ function field(label: string, text: string): string {
   return wrap(text, ' '.repeat(head.length), head);
 }
 
+function subField(label: string, text: string): string {
+  const head = `      ${label.padEnd(14)}`;
+  return wrap(text, ' '.repeat(head.length), head);
+}
+
 function formatPath(p: ExplainedPath): string {
   const direction =
     p.kind === 'outboundRule' || p.kind === 'natGateway' || p.kind === 'instanceOutbound' ? 'from' : '->';
@@ -58,7 +66,47 @@ function formatPath(p: ExplainedPath): string {
       field('keepalive', `${p.keepalive.survives ? 'SURVIVES' : 'DOES NOT SURVIVE'}. ${p.keepalive.reason}`),
     );
   }
+  for (const c of p.clients ?? []) {
+    lines.push(
+      `    client ${clientName(c.client)}`,
+      subField('packet plane', planeText(c.packet)),
+      subField('proxy plane', planeText(c.proxy)),
+    );
+  }
   return lines.join('\n');
+}
+
+const OUTCOME_LABEL: Record<PlaneVerdict['outcome'], (v: PlaneVerdict) => string> = {
+  survives: () => 'SURVIVES',
+  'client-closes': () => 'CLOSED BY THE CLIENT first',
+  reset: (v) => `DIES after ${v.afterMinutes} minutes with a reset`,
+  drop: (v) => `DIES after ${v.afterMinutes} minutes with a silent drop`,
+  'not-served': () => 'not served',
+  'not-applicable': () => 'does not apply',
+};
+
+function planeText(v: PlaneVerdict): string {
+  return `${OUTCOME_LABEL[v.outcome](v)}. ${v.reason}${v.fix ? ` Fix: ${v.fix}` : ''}`;
+}
+
+function clientName(spec: string): string {
+  const colon = spec.indexOf(':');
+  return (colon < 0 ? spec : spec.slice(0, colon)).trim();
+}
+
+function settingText(v: SettingValue | undefined): string {
+  return v === undefined ? '(not set)' : v === Infinity ? 'Infinite' : String(v);
+}
+
+function formatClient(c: ClientBehaviour): string {
+  const settings = c.library.settings
+    .map((d) => `${d.name}=${settingText(c.settings[d.name])}${c.given.includes(d.name) ? '' : ' (default)'}`)
+    .join(', ');
+  return [
+    `Client ${c.library.name}: ${c.library.title} (checked in ${c.library.checked})`,
+    field('settings', settings),
+    field('on the wire', describeMechanics(c)),
+  ].join('\n');
 }
 
 export function formatReport(report: ExplainReport): string {
@@ -69,6 +117,7 @@ export function formatReport(report: ExplainReport): string {
     if (list) list.push(p);
     else byLb.set(p.loadBalancer, [p]);
   }
+  for (const c of report.clients ?? []) out.push(formatClient(c), '');
   for (const [lb, paths] of byLb) {
     // A VM's own public IP is not a load balancer: its one path is headed by the public IP.
     out.push(
@@ -102,14 +151,38 @@ function toJson(report: ExplainReport): unknown {
       overridden: p.overridden,
       onIdle: p.onIdle,
       ...(p.keepalive ? { keepalive: p.keepalive } : {}),
+      servedByProxyPlane: p.servedByProxyPlane,
+      ...(p.clients ? { clients: p.clients } : {}),
       explanation: `${p.why} ${p.whatHappens}`,
     })),
+    ...(report.clients ? { clients: report.clients.map(clientJson) } : {}),
     notes: report.notes,
+  };
+}
+
+function jsonValue(v: SettingValue | undefined): SettingValue | null {
+  return v === undefined ? null : v === Infinity ? 'Infinite' : v;
+}
+
+function clientJson(c: ClientBehaviour): unknown {
+  const { kernel, appPing, closesIdle, notes } = c.mechanics;
+  return {
+    client: c.spec,
+    library: c.library.name,
+    title: c.library.title,
+    checked: c.library.checked,
+    settings: Object.fromEntries(c.library.settings.map((d) => [d.name, jsonValue(c.settings[d.name])])),
+    given: c.given,
+    kernelKeepalive: kernel ?? null,
+    appPing: appPing ?? null,
+    closesIdle: closesIdle ?? null,
+    notes,
   };
 }
 
 interface ExplainCliOptions {
   json?: boolean;
+  client?: string[];
   keepalive?: string;
   map?: string[];
   udpFlowTimeout?: string;
@@ -122,6 +195,15 @@ export async function runExplain(file: string | readonly string[], opts: Explain
       `--keepalive expects TIME,INTVL,PROBES (seconds, seconds, count; e.g. 7200,75,9 for Linux's defaults), got '${opts.keepalive}'\n`,
     );
     return EXIT_USAGE;
+  }
+  const clients: ClientBehaviour[] = [];
+  for (const spec of opts.client ?? []) {
+    const parsed = parseClientSpec(spec);
+    if (!parsed.ok) {
+      process.stderr.write(`--client: ${parsed.message} [${parsed.code}]\n`);
+      return EXIT_USAGE;
+    }
+    clients.push(parsed.client);
   }
   const udpSeconds = Number(opts.udpFlowTimeout ?? '240');
   if (!(udpSeconds > 0)) {
@@ -138,6 +220,7 @@ export async function runExplain(file: string | readonly string[], opts: Explain
   const report = explain(result.snapshot, {
     udpFlowTimeoutMs: udpSeconds * 1000,
     ...(keepalive ? { keepalive } : {}),
+    ...(clients.length > 0 ? { clients } : {}),
   });
   if (opts.json === true) {
     process.stdout.write(JSON.stringify(toJson(report), null, 2) + '\n');
@@ -160,6 +243,11 @@ export function registerExplain(program: Command): void {
     .option(
       '--keepalive <TIME,INTVL,PROBES>',
       "judge a client's TCP keepalive settings (Linux's tcp_keepalive_*)",
+    )
+    .option(
+      '--client <LIB[:SETTING=VALUE,...]>',
+      "judge a client library's own settings (repeatable; docs/clients.md lists the libraries)",
+      collect,
     )
     .option('--udp-flow-timeout <SECONDS>', 'UDP flow timeout Sluice applies (default 240)')
     .option('--map <OLD=NEW>', 'rewrite an address of the document (repeatable)', collect)
