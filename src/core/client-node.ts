@@ -362,7 +362,7 @@ export const grpcJs: ClientLibrary = {
     const time = numberSetting(s, 'grpc.keepalive_time_ms');
     const withoutCalls = s['grpc.keepalive_permit_without_calls'] === 1;
     const notes: string[] = [
-      'gRPC core servers (C++, Python, ...) and grpc-go by default accept a PING without data once every 5 minutes and answer more with GOAWAY too_many_pings, after which grpc-js doubles its keepalive time; a grpc-js server does not limit them.',
+      'Servers of gRPC core (C++, Python, ...) and grpc-go by default take PINGs on a connection with no call as bad, and with calls accept one every 5 minutes; past their strikes they answer GOAWAY too_many_pings, and grpc-js doubles its keepalive time. A grpc-js server does not count them.',
     ];
     if (time > 0 && !withoutCalls) {
       notes.unshift(
