@@ -50,7 +50,7 @@ export interface PathFacts {
 }
 
 /** Linux gives up on unacknowledged data after about 15.4 minutes (tcp_retries2 = 15). */
-const RETRANSMIT_GIVE_UP = 'about 15.4 minutes on Linux';
+const RETRANSMIT_GIVE_UP = 'about 15.4 minutes on Linux with its defaults';
 
 export function formatDuration(ms: number): string {
   if (ms >= 120_000 && ms % 60_000 === 0) return `${ms / 60_000} minutes`;
@@ -84,7 +84,7 @@ function fixFor(client: ClientBehaviour, plane: DataPlaneName, belowMs: number):
     const bytes = ping ?? lib.idleHint(belowMs);
     return kernelEnough || !kernel
       ? `${bytes}.`
-      : `${bytes}; in Azure and on the packet plane, ${kernel} also works.`;
+      : `${bytes}. (In Azure and on the packet plane, kernel keepalive is enough: ${kernel}.)`;
   }
   if (kernel && ping) return `${kernel}, or ${ping}.`;
   return `${kernel ?? ping ?? lib.idleHint(belowMs)}.`;
@@ -125,7 +125,7 @@ function dropNotice(client: ClientBehaviour, plane: DataPlaneName, facts: PathFa
   if (!parts.some((p) => !p.includes('never notice'))) {
     parts.push(
       plane === 'packet'
-        ? `the next request goes into the void and fails with ETIMEDOUT only when the kernel stops retransmitting (${RETRANSMIT_GIVE_UP}), unless the application's own timeout fires first`
+        ? `the next request goes into the void and fails with ETIMEDOUT only when the TCP stack stops retransmitting (${RETRANSMIT_GIVE_UP}), unless the application's own timeout fires first`
         : "the next request goes unanswered until the application's own timeout fires, and Sluice closes both connections with a FIN when --hold-time ends (15 minutes by default)",
     );
   }
@@ -141,7 +141,7 @@ export function clientVerdict(client: ClientBehaviour, facts: PathFacts, plane: 
     return {
       outcome: 'not-served',
       reason:
-        'The proxy plane does not serve this path (outbound rules, NAT gateways and HA ports need --dataplane packet).',
+        "The proxy plane does not serve this path (outbound rules, NAT gateways, a VM's own outbound connections and HA ports need --dataplane packet).",
     };
   }
   const timeoutMs = facts.idleTimeoutMinutes * 60_000;

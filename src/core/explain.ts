@@ -60,7 +60,7 @@ export interface ExplainedPath {
   /** Plain-language account of what the endpoints see after an idle period. */
   readonly whatHappens: string;
   readonly keepalive?: KeepaliveVerdict;
-  /** The proxy data plane serves this path (not outbound rules, NAT gateways or HA ports). */
+  /** The proxy data plane serves this path (not outbound rules, NAT gateways, a VM's own outbound or HA ports). */
   readonly servedByProxyPlane: boolean;
   /** Per `--client`, whether an idle connection survives this path on each data plane. */
   readonly clients?: readonly ClientPathVerdict[];
@@ -300,6 +300,8 @@ function instancePath(lb: string, r: LoadBalancingRule, options: ExplainOptions)
       protocol: r.armProtocol,
       frontend: `${frontendLabel(r.frontend)}:*`,
       backend: `${addressList(r.pool.members)}, the same port (1:1 NAT, no load balancer)`,
+      // On the ports --instance-ports names.
+      servedByProxyPlane: true,
     },
     r.idleTimeout,
     r.enableTcpReset,

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { fixturesPath, quickstartPath, sluice } from '../helpers/cli.js';
+import { fixturesPath, quickstartPath, repoRoot, sluice } from '../helpers/cli.js';
 
 interface PlaneJson {
   outcome: string;
@@ -69,7 +69,10 @@ test('explain --client prints the settings, what they put on the wire and a verd
   assert.match(r.stdout, /Client pg: node-postgres Client/);
   assert.match(r.stdout, /keepAlive=true, keepAliveInitialDelayMillis=60000\n/);
   assert.match(r.stdout, /first probe after 60s of silence/);
-  assert.match(r.stdout, /client pg\n\s+packet plane\s+SURVIVES\./);
+  assert.match(
+    r.stdout,
+    /client pg:keepAlive=true,keepAliveInitialDelayMillis=60000\n\s+packet plane\s+SURVIVES\./,
+  );
   assert.match(r.stdout, /proxy plane\s+DIES after 4 minutes with a reset\./);
 });
 
@@ -128,4 +131,32 @@ test('bad --client arguments are usage errors (exit 2) with a stable code naming
     assert.match(r.stderr, message, spec);
     assert.equal(r.stdout, '', `${spec}: nothing explained`);
   }
+});
+
+test("the seeds' single Windows VM: without SO_KEEPALIVE its idle connections die on the instance's public IP; with it they survive", async () => {
+  const vm = ['single-vm/nic.json', 'single-vm/pip.json'].map((f) =>
+    join(repoRoot, 'test/fixtures/exports', f),
+  );
+  const r = await sluice(
+    'explain',
+    '--json',
+    '--client',
+    'windows:KeepAliveTime=120000',
+    '--client',
+    'windows:SO_KEEPALIVE=true,KeepAliveTime=120000',
+    ...vm,
+  );
+  assert.equal(r.code, 0, r.stderr);
+  const body = JSON.parse(r.stdout) as ReportJson;
+  const inbound = body.paths.find((p) => p.kind === 'instancePublicIp');
+  assert.ok(inbound, 'the instance-level public IP path');
+  const [off, on] = inbound.clients ?? [];
+  assert.equal(off?.packet.outcome, 'drop');
+  assert.equal(off?.packet.afterMinutes, 4);
+  assert.match(off?.packet.fix ?? '', /must enable SO_KEEPALIVE/);
+  assert.equal(on?.packet.outcome, 'survives');
+  assert.equal(on?.proxy.outcome, 'drop', 'kernel probes do not refresh the proxy plane');
+  const outbound = body.paths.find((p) => p.kind === 'instanceOutbound');
+  assert.equal(outbound?.clients?.[1]?.proxy.outcome, 'not-served');
+  assert.equal(outbound?.clients?.[1]?.packet.outcome, 'survives');
 });

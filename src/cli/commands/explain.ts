@@ -68,7 +68,7 @@ function formatPath(p: ExplainedPath): string {
   }
   for (const c of p.clients ?? []) {
     lines.push(
-      `    client ${clientName(c.client)}`,
+      `    client ${c.client}`,
       subField('packet plane', planeText(c.packet)),
       subField('proxy plane', planeText(c.proxy)),
     );
@@ -87,11 +87,6 @@ const OUTCOME_LABEL: Record<PlaneVerdict['outcome'], (v: PlaneVerdict) => string
 
 function planeText(v: PlaneVerdict): string {
   return `${OUTCOME_LABEL[v.outcome](v)}. ${v.reason}${v.fix ? ` Fix: ${v.fix}` : ''}`;
-}
-
-function clientName(spec: string): string {
-  const colon = spec.indexOf(':');
-  return (colon < 0 ? spec : spec.slice(0, colon)).trim();
 }
 
 function settingText(v: SettingValue | undefined): string {
