@@ -229,8 +229,8 @@ export function describeMechanics(client: ClientBehaviour): string {
       kernel.origin === 'setting'
         ? ''
         : kernel.origin === 'libuv'
-          ? " (libuv's fallback: the delay given did not reach the socket)"
-          : " (the system's defaults, Linux's unless changed)";
+          ? " (libuv's fixed 60 s: the delay asked for did not reach the socket)"
+          : " (the operating system's defaults)";
     parts.push(
       `Kernel TCP keepalive on the socket: first probe after ${formatDuration(kernel.idleMs)} of silence, then ${
         kernel.probes
