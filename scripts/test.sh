@@ -14,6 +14,9 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   command -v ethtool >/dev/null 2>&1 || need+=(ethtool)
   # Calls to the API inside a namespace.
   command -v curl >/dev/null 2>&1 || need+=(curl)
+  # Real servers for the client tests (test/*/clients-*.test.ts): PostgreSQL and Redis.
+  compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need+=(postgresql)
+  command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
   if [ ${#need[@]} -gt 0 ]; then
     echo "installing system tools: ${need[*]}"
     apt-get update -qq

@@ -129,9 +129,10 @@ export class Topology {
     >;
   }
 
-  static create(): Topology {
+  /** `tag` goes into the namespaces' names, so a test file's namespaces are told from others'. */
+  static create(tag = ''): Topology {
     cleanLeftovers();
-    const t = new Topology(String(serial++));
+    const t = new Topology(`${tag}${serial++}`);
     try {
       t.build();
     } catch (err) {
