@@ -5,7 +5,8 @@
  * agent (test/helpers/netns.ts), with `t` in milliseconds of its own monotonic clock.
  *
  * It installs no handler for uncaught errors: a client error nobody listens to crashes it, as
- * it would crash an application.
+ * it would crash an application. It acts only when started as `client-agent.js run`: the test
+ * runner, which runs every file under dist/test, starts it without.
  */
 import { createInterface } from 'node:readline';
 import pg from 'pg';
@@ -72,11 +73,13 @@ async function run(c: Command): Promise<void> {
   emit({ ev: 'unknown-command', id: c.id, cmd: c.cmd });
 }
 
-createInterface({ input: process.stdin })
-  .on('line', (line) => {
-    void run(JSON.parse(line) as Command);
-  })
-  // The test is gone: so is this process.
-  .on('close', () => process.exit(0));
-// Whatever the test does, this process does not outlive a minute.
-setTimeout(() => process.exit(3), 60_000).unref();
+if (process.argv[2] === 'run') {
+  createInterface({ input: process.stdin })
+    .on('line', (line) => {
+      void run(JSON.parse(line) as Command);
+    })
+    // The test is gone: so is this process.
+    .on('close', () => process.exit(0));
+  // Whatever the test does, this process does not outlive a minute.
+  setTimeout(() => process.exit(3), 60_000).unref();
+}

@@ -100,7 +100,7 @@ serverTest(
   ['postgres'],
   "reset: without pool.on('error') the reset of an idle client is an uncaught error that ends the process",
   async () => {
-    const child = spawn(process.execPath, [AGENT], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [AGENT, 'run'], { stdio: ['pipe', 'pipe', 'pipe'] });
     const agent = new Agent(child);
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     try {

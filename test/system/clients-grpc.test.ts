@@ -39,7 +39,7 @@ before(async () => {
   if (systemUnavailable() !== undefined) return;
   topo = Topology.create('grpc');
   dir = mkdtempSync(join(tmpdir(), 'sluice-clients-'));
-  const server = new Agent(topo.spawn('backend1', process.execPath, [AGENT]));
+  const server = new Agent(topo.spawn('backend1', process.execPath, [AGENT, 'run']));
   server.send({ cmd: 'grpc-serve', id: 'server', host: BACKENDS[0], port: SERVER_PORT });
   await server.waitFor('the gRPC server', (l) => l.ev === 'listening', 10_000);
   const config = writeLbConfig(
@@ -57,7 +57,7 @@ before(async () => {
     '--configure-host',
   ]);
   await sluice.ready();
-  client = new Agent(topo.spawn('client', process.execPath, [AGENT]));
+  client = new Agent(topo.spawn('client', process.execPath, [AGENT, 'run']));
 });
 
 after(async () => {

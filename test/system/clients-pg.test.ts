@@ -53,7 +53,7 @@ before(async () => {
     '--configure-host',
   ]);
   await sluice.ready();
-  client = new Agent(topo.spawn('client', process.execPath, [AGENT]));
+  client = new Agent(topo.spawn('client', process.execPath, [AGENT, 'run']));
 });
 
 after(async () => {
