@@ -20,7 +20,19 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   if [ ${#need[@]} -gt 0 ]; then
     echo "installing system tools: ${need[*]}"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" </dev/null
+    # The servers are started by the tests that need them, on their own ports, and stopped by
+    # them: keep the packages from starting their system services at install.
+    guard=''
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+      chmod 755 /usr/sbin/policy-rc.d
+      guard=/usr/sbin/policy-rc.d
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" </dev/null || {
+      [ -z "$guard" ] || rm -f "$guard"
+      exit 1
+    }
+    [ -z "$guard" ] || rm -f "$guard"
   fi
 fi
 
