@@ -9,6 +9,7 @@ import type { EngineState } from './engine-state.js';
 import type { ExpiryAction, Views } from './engine-views.js';
 import { ExpiryAction as ExpiryActionRecord } from './engine-views.js';
 import type { Records } from './engine-records.js';
+import type { NoResetReason } from './events.js';
 import { KEY_WORDS } from './flow-key.js';
 import { NUM, N_LAST_SEEN } from './flow-table.js';
 import {
@@ -65,6 +66,17 @@ export class Expiry {
     }
   }
 
+  /** Ends a live flow now as its idle timeout would: a RST only for an ESTABLISHED flow of a path with reset. */
+  expireNow(slot: number, onAction: ((a: ExpiryAction) => void) | undefined): void {
+    this.now = this.s.clock.now();
+    this.onAction = onAction;
+    try {
+      this.expireSlot(slot, this.s.table.state(slot) === ST_ESTABLISHED && this.s.pathOf(slot).resetAtIdle);
+    } finally {
+      this.onAction = undefined;
+    }
+  }
+
   private fireSlot(slot: number): void {
     const s = this.s;
     const state = s.table.state(slot);
@@ -107,6 +119,7 @@ export class Expiry {
         type: 'expired',
         at: now,
         action: reset ? 'reset' : 'drop',
+        ...(reset ? {} : { noReset: this.noResetReason(slot) }),
         flow: this.views.info(slot, now),
       });
     }
@@ -117,6 +130,15 @@ export class Expiry {
       return;
     }
     this.toTombstone(slot, s.pathOf(slot).resetAfterExpiry, now);
+  }
+
+  /** Why the flow in `slot`, ending now, gets no RST. */
+  private noResetReason(slot: number): NoResetReason {
+    const state = this.s.table.state(slot);
+    if (state === ST_UDP) return 'udp';
+    if (!this.s.pathOf(slot).resetAtIdle) return 'reset-disabled';
+    if (state !== ST_ESTABLISHED) return 'not-established';
+    return 'terminated';
   }
 
   private toTombstone(slot: number, resetEnabled: boolean, now: number): void {

@@ -141,6 +141,18 @@ export class FlowEngine {
     return true;
   }
 
+  /**
+   * Ends a live flow now exactly as its idle timeout would (B3-B5, B8): a RST both ways only for
+   * an ESTABLISHED TCP flow of a path with TCP reset, else silently; then a tombstone (B6).
+   * `onAction` receives the action as from `advance`. False when there is no such live flow.
+   */
+  expireNow(flowId: number, onAction?: (a: ExpiryAction) => void): boolean {
+    const slot = this.liveSlot(flowId);
+    if (slot < 0) return false;
+    this.expiry.expireNow(slot, onAction);
+    return true;
+  }
+
   // ---- time --------------------------------------------------------------------------------
 
   /**

@@ -46,6 +46,14 @@ export interface FlowInfo {
 export type IdleAction = 'reset' | 'drop';
 
 /**
+ * Why a flow ended at idle without a RST: `udp` UDP has no reset (B8); `reset-disabled` its
+ * rule or outbound path has no TCP reset, or goes through a NAT gateway (B3); `not-established`
+ * it was in its handshake or closing, and only ESTABLISHED flows are reset (B5); `terminated`
+ * Sluice ended it without a reset (a removed rule without TCP reset, a packet with no SNAT port).
+ */
+export type NoResetReason = 'udp' | 'reset-disabled' | 'not-established' | 'terminated';
+
+/**
  * Why a flow ended other than by idle timeout: `fin` both sides closed, `rst` a reset was
  * seen, `backend-unreachable` the backend could not be reached, `terminated` ended by the
  * operator or by Sluice (member down, rule removed), `superseded` a new connection reused
@@ -65,7 +73,14 @@ export type RefuseReason =
 
 export type FlowEvent =
   | { readonly type: 'created'; readonly at: number; readonly flow: FlowInfo }
-  | { readonly type: 'expired'; readonly at: number; readonly action: IdleAction; readonly flow: FlowInfo }
+  | {
+      readonly type: 'expired';
+      readonly at: number;
+      readonly action: IdleAction;
+      /** Set when `action` is `drop`: why there was no RST. `flow.state` is the state it ended in. */
+      readonly noReset?: NoResetReason;
+      readonly flow: FlowInfo;
+    }
   | { readonly type: 'closed'; readonly at: number; readonly reason: CloseReason; readonly flow: FlowInfo }
   | {
       readonly type: 'refused';

@@ -88,6 +88,16 @@ export interface DataPlane {
   apply(snapshot: RuntimeSnapshot): Promise<void>;
   /** Ends a member's flows now; returns how many. */
   endFlowsOfMember(memberId: string, action: 'reset' | 'close'): number;
+  /**
+   * Ends one live flow now as its idle timeout would (`FlowEngine.expireNow`): reset both ways or
+   * dropped silently. False when there is no such live flow.
+   */
+  expireFlow(flowId: number): boolean;
+  /**
+   * Resolves once what the plane has begun to end is done (sockets closed). A plane whose ends
+   * are done when its calls return has none.
+   */
+  settled?(): Promise<void>;
   /** What is being served, one entry per protocol, address and port (or range). */
   listening(): string[];
   /** Stops serving; every flow ends and every resource is released. */

@@ -38,6 +38,7 @@ import type {
   ProbeRunner,
   ProbeState,
   ProbeTarget,
+  ProbeVerdict,
 } from './types.js';
 
 /** Azure's ceiling on how long one probe attempt may wait for an answer. */
@@ -45,6 +46,14 @@ export const PROBE_TIMEOUT_CAP_MS = 30_000;
 
 export interface ProberOptions {
   readonly clock: Clock;
+  /**
+   * The clock an attempt's wait for its answer is measured on, when it is not `clock`. With a
+   * manual clock (`--clock manual`) intervals follow the load balancer's clock, but a probe's
+   * answer comes over a real socket in real time: it is waited for in real time, and a tick
+   * that finds the previous attempt still waiting starts none (a clock moved by hand must not
+   * turn the attempts it skipped over into failures).
+   */
+  readonly answerClock?: Clock;
   /** Receives every change of a member's health. */
   readonly sink?: HealthSink;
   /** Probe types by protocol name; Tcp, Http and Https on real sockets by default. */
@@ -125,14 +134,18 @@ function loadBalancersOf(snapshot: RuntimeSnapshot | LoadBalancerSnapshot): read
 
 export class Prober {
   private readonly clock: Clock;
+  private readonly answerClock: Clock;
   private readonly sink: HealthSink | undefined;
   private readonly registry: ProbeRegistry;
   private readonly pairs = new Map<string, Pair>();
+  /** Probe verdicts set by hand (`PUT /sluice/v1/health/...`), by member id, until cleared. */
+  private readonly overrides = new Map<string, ProbeVerdict>();
   private stopped = false;
   private gen = 0;
 
   constructor(options: ProberOptions) {
     this.clock = options.clock;
+    this.answerClock = options.answerClock ?? options.clock;
     this.sink = options.sink;
     this.registry = options.registry ?? defaultProbeRegistry();
   }
@@ -185,6 +198,25 @@ export class Prober {
       if (pair === undefined) this.start(key, probe, member, pool);
       else this.reconfigure(pair, probe, member);
     }
+    // A verdict set by hand lasts while its member is probed; one that left goes back to the probe.
+    const probed = new Set([...this.pairs.values()].map((p) => p.member.id));
+    for (const id of this.overrides.keys()) if (!probed.has(id)) this.overrides.delete(id);
+  }
+
+  /**
+   * Sets the probe verdict of a member by hand, for every probe that probes it, until cleared
+   * (`undefined`): the prober goes on probing, but its results do not change the member's state
+   * until then. adminState still wins over it. Returns false when no probe probes the member.
+   */
+  override(memberId: string, verdict: ProbeVerdict | undefined): boolean {
+    const pairs = [...this.pairs.values()].filter((p) => p.member.id === memberId);
+    if (pairs.length === 0) return false;
+    const befores = pairs.map((p) => this.view(p));
+    if (verdict === undefined) this.overrides.delete(memberId);
+    else this.overrides.set(memberId, verdict);
+    const reason = verdict === undefined ? 'verdict set by hand cleared' : `probe marked ${verdict} by hand`;
+    pairs.forEach((p, i) => this.changed(p, befores[i]!, reason));
+    return true;
   }
 
   /** Health of one member of a rule's pool, under the rule's probe. */
@@ -260,6 +292,13 @@ export class Prober {
       attempt: undefined,
     };
     this.pairs.set(key, pair);
+    const verdict = this.overrides.get(member.id);
+    if (verdict !== undefined)
+      this.changed(
+        pair,
+        { ...this.view(pair), state: 'unknown', probeState: 'unknown' },
+        `probe marked ${verdict} by hand`,
+      );
     if (member.adminState !== 'Down') this.tick(pair);
   }
 
@@ -297,6 +336,12 @@ export class Prober {
     if (this.stopped || this.pairs.get(pair.key) !== pair) return;
     const previous = pair.attempt;
     if (previous !== undefined) {
+      if (!previous.done && this.answerClock !== this.clock) {
+        // The answer is waited for in real time: this tick was reached by moving the clock,
+        // not by waiting, so the attempt still has its chance. None is started beside it.
+        pair.timer = this.clock.setTimer(() => this.tick(pair), pair.probe.intervalMs);
+        return;
+      }
       // The timeout never exceeds the interval, so an unsettled attempt here is one whose
       // timeout falls due at this very moment. A settled one may still hold a closing socket:
       // aborting it makes the runner let go, so each pair holds at most one socket.
@@ -309,7 +354,7 @@ export class Prober {
     pair.attempt = attempt;
     // The timeout is armed before the next tick so that, when both fall due together, the
     // attempt is judged before the next one starts.
-    attempt.timeout = this.clock.setTimer(() => this.timeout(pair, attempt), timeoutMs);
+    attempt.timeout = this.answerClock.setTimer(() => this.timeout(pair, attempt), timeoutMs);
     pair.timer = this.clock.setTimer(() => this.tick(pair), pair.probe.intervalMs);
 
     let running: Promise<ProbeOutcome>;
@@ -340,7 +385,7 @@ export class Prober {
     // A late answer after the timeout or after stop() changes nothing.
     if (attempt.done) return;
     attempt.done = true;
-    if (attempt.timeout !== undefined) this.clock.clearTimer(attempt.timeout);
+    if (attempt.timeout !== undefined) this.answerClock.clearTimer(attempt.timeout);
     if (this.stopped || this.pairs.get(pair.key) !== pair || pair.attempt !== attempt) return;
 
     const before = this.view(pair);
@@ -384,15 +429,16 @@ export class Prober {
     const attempt = pair.attempt;
     if (attempt !== undefined) {
       attempt.done = true;
-      if (attempt.timeout !== undefined) this.clock.clearTimer(attempt.timeout);
+      if (attempt.timeout !== undefined) this.answerClock.clearTimer(attempt.timeout);
       attempt.controller.abort();
     }
     pair.attempt = undefined;
   }
 
   private view(pair: Pair): MemberHealth {
-    const probeState: ProbeState | 'notProbed' =
-      pair.member.adminState === 'Down' ? 'notProbed' : pair.counters.state;
+    const verdict = this.overrides.get(pair.member.id);
+    const probed = verdict ?? pair.counters.state;
+    const probeState: ProbeState | 'notProbed' = pair.member.adminState === 'Down' ? 'notProbed' : probed;
     return {
       probeId: pair.probe.id,
       probeName: pair.probe.name,
@@ -401,11 +447,12 @@ export class Prober {
       memberName: pair.member.name,
       address: pair.member.address,
       adminState: pair.member.adminState,
-      state: effective(pair.member, pair.counters.state),
+      state: effective(pair.member, probed),
       source: sourceOf(pair.member),
       probeState,
+      ...(verdict !== undefined ? { override: verdict } : {}),
       since: pair.since,
-      reason: pair.reason,
+      reason: verdict !== undefined ? `probe marked ${verdict} by hand` : pair.reason,
       ...(pair.latencyMs !== undefined ? { lastLatencyMs: pair.latencyMs } : {}),
       consecutiveSuccesses: pair.counters.successes,
       consecutiveFailures: pair.counters.failures,

@@ -33,6 +33,9 @@ export type ProbeRunner = (target: ProbeTarget, signal: AbortSignal) => Promise<
 /** Raw probe verdict, before adminState is applied. `unknown`: no result yet. */
 export type ProbeState = 'unknown' | 'up' | 'down';
 
+/** A verdict set by hand in place of the probe's (`PUT /sluice/v1/health/...`). */
+export type ProbeVerdict = 'up' | 'down';
+
 /** Whether new flows may go to a member: the probe verdict with adminState applied. */
 export type HealthState = 'unknown' | 'up' | 'down';
 
@@ -60,6 +63,8 @@ export interface MemberHealth {
   readonly source: HealthSource;
   /** `notProbed` for adminState Down members and rules without a probe. */
   readonly probeState: ProbeState | 'notProbed';
+  /** Set while a verdict set by hand stands in for the probe's (`probeState` is then that verdict). */
+  readonly override?: ProbeVerdict;
   /** Clock time of the last change of `state` or `probeState`. */
   readonly since: number;
   /** The outcome that last changed the state, or the last failure's reason. */

@@ -272,6 +272,11 @@ export class PacketPlane implements DataPlane {
     this.floating.delete(address);
   }
 
+  /** The RSTs of a reset are written to the TUN device before this returns. */
+  expireFlow(flowId: number): boolean {
+    return this.engine.expireNow(flowId, this.onExpiry);
+  }
+
   endFlowsOfMember(memberId: string, action: 'reset' | 'close'): number {
     const ids = this.engine.flowsOfMember(memberId);
     // A packet plane cannot close a connection gracefully: anything but a reset is a drop.

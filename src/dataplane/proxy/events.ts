@@ -111,4 +111,6 @@ export interface TcpRelay {
   terminate(flowId: number, action: 'reset' | 'close', reason: CloseReason): void;
   owns(flowId: number): boolean;
   closeAll(): void;
+  /** Resolves once every end the relay began to close is closed. */
+  settled(): Promise<void>;
 }

@@ -278,7 +278,11 @@ export class HandleTcpProxy extends RelayBase<HandleFlow> {
     if (f.closing[side]) return;
     f.closing[side] = true;
     const h = f.handle(side);
-    const done = (): void => this.handleClosed(f);
+    this.closeStarted();
+    const done = (): void => {
+      this.closeDone();
+      this.handleClosed(f);
+    };
     if (!reset || h.reset(done) !== 0) h.close(done);
   }
 

@@ -214,6 +214,15 @@ export class ProxyPlane implements DataPlane {
     return ids.length;
   }
 
+  expireFlow(flowId: number): boolean {
+    return this.engine.expireNow(flowId, this.onExpiry);
+  }
+
+  /** Resolves once every socket the plane began to close is closed. */
+  settled(): Promise<void> {
+    return this.tcp.settled();
+  }
+
   /** TCP read buffers: allocated since start, free, and flows holding one of their own. */
   get readBuffers(): ReadBufferStats {
     return this.tcp.readBuffers;

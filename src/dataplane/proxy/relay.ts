@@ -55,6 +55,9 @@ export abstract class RelayBase<F extends RelayFlow> implements TcpRelay {
   protected readonly flows = new Map<number, F>();
   /** Blackholed flows in order of their hold deadline (the hold is the same for all). */
   protected holds: F[] = [];
+  /** Ends of flows this relay closed whose close has not completed yet. */
+  private closing = 0;
+  private settledWaiters: (() => void)[] = [];
 
   constructor(protected readonly options: RelayOptions) {
     this.engine = options.engine;
@@ -67,6 +70,28 @@ export abstract class RelayBase<F extends RelayFlow> implements TcpRelay {
   protected abstract endSide(f: F, side: Side, reset: boolean): void;
   /** A blackholed flow reads nothing more from either end. */
   protected abstract stopReading(f: F): void;
+
+  /** An end starts closing (with a RST or not); `closeDone` follows when it has. */
+  protected closeStarted(): void {
+    this.closing++;
+  }
+
+  protected closeDone(): void {
+    this.closing--;
+    if (this.closing > 0 || this.settledWaiters.length === 0) return;
+    const waiters = this.settledWaiters;
+    this.settledWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /**
+   * Resolves once every end this relay has begun to close is closed: its RST or FIN is on the
+   * wire and its descriptor given back. (The RST of a reset leaves with the close itself.)
+   */
+  settled(): Promise<void> {
+    if (this.closing === 0) return Promise.resolve();
+    return new Promise((resolve) => this.settledWaiters.push(resolve));
+  }
 
   get activeFlows(): number {
     return this.flows.size;

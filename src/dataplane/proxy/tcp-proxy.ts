@@ -15,10 +15,13 @@ import { BACKEND, CLIENT, RelayBase, type RelayFlow, type Side } from './relay.j
 
 const FLOW = Symbol('sluice.flow');
 const SIDE = Symbol('sluice.side');
+/** The relay closed this socket and waits for its 'close'. */
+const CLOSING = Symbol('sluice.closing');
 
 interface FlowSocket extends Socket {
   [FLOW]?: TcpFlow;
   [SIDE]?: Side;
+  [CLOSING]?: boolean;
 }
 
 class TcpFlow implements RelayFlow {
@@ -152,6 +155,10 @@ export class TcpProxy extends RelayBase<TcpFlow> {
   }
 
   socketClosed(f: TcpFlow, s: FlowSocket): void {
+    if (s[CLOSING] === true) {
+      s[CLOSING] = false;
+      this.closeDone();
+    }
     if (f.dropped) {
       if (f.closed === 1) {
         this.options.events?.({ type: 'hold-released', flowId: f.id, reason: 'endpoint-closed' });
@@ -165,6 +172,11 @@ export class TcpProxy extends RelayBase<TcpFlow> {
 
   protected endSide(f: TcpFlow, side: Side, reset: boolean): void {
     const s = side === CLIENT ? f.client : f.backend;
+    // A socket still connecting is reset once it connects, if ever: nothing to wait for now.
+    if (!s.destroyed && !s.connecting && s[CLOSING] !== true) {
+      s[CLOSING] = true;
+      this.closeStarted();
+    }
     if (reset) s.resetAndDestroy();
     else s.destroy();
   }
