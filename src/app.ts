@@ -3,17 +3,21 @@
  * of dataplane/registry.ts, whichever it is), the scheduler of timed work and the logger for
  * `sluice run` and `sluice demo`. Everything else receives what it needs from here.
  */
-import { pino, type Logger } from 'pino';
+import { pino, type Logger, type LoggerOptions } from 'pino';
 import { Registry } from 'prom-client';
-import { EventHub, flowSummary } from './control/events.js';
+import { EndedFlows, expiryMessage, findMember, healthViewOf, memberLb } from './app-controls.js';
+import { EventHub, endpointText, flowSummary, type EndCause, type EndedFlow } from './control/events.js';
+import type { AdvanceResponse, ClockMode, ClockView } from './control/routes/clock.js';
+import type { HealthView, MemberRef, ProbeMarkResult } from './control/routes/health.js';
 import { planBudget, type ApiShareRefusal, type BudgetPlan } from './core/budget.js';
-import type { Clock, TimerHandle } from './core/clock.js';
+import { ManualClock, type Clock, type TimerHandle } from './core/clock.js';
+import { formatDuration } from './core/duration.js';
 import { SluiceError } from './core/errors.js';
 import { DeadlineScheduler } from './time/scheduler.js';
 import { SystemClock } from './time/system-clock.js';
 import { FlowEngine } from './core/engine.js';
 import type { FlowEvent } from './core/events.js';
-import type { LoadBalancerSnapshot, RuntimeSnapshot } from './core/snapshot.js';
+import type { RuntimeSnapshot } from './core/snapshot.js';
 import {
   DEFAULT_DATA_PLANE,
   type DataPlane,
@@ -21,7 +25,7 @@ import {
   type PlaneSettings,
 } from './dataplane/registry.js';
 import { Prober } from './health/prober.js';
-import type { HealthTransition } from './health/types.js';
+import type { HealthTransition, ProbeVerdict } from './health/types.js';
 import { memberChanges, memberKey, ruleNames, type MemberPlace } from './core/snapshot-diff.js';
 import { SluiceMetrics, type FrontendState, type SnatState } from './metrics/metrics.js';
 import { openFilesLimit } from './host-limits.js';
@@ -48,13 +52,22 @@ export interface AppOptions extends PlaneSettings {
   readonly registry?: Registry;
 }
 
-export function createLogger(level: LogLevel = 'info'): Logger {
-  return pino({ level, base: { app: 'sluice' }, timestamp: pino.stdTimeFunctions.isoTime });
+/**
+ * What every log line carries besides its message: `time`, the wall-clock time (ISO 8601), and,
+ * given the load balancer's clock, `at`, its time in whole milliseconds, as events carry it.
+ */
+export function logOptions(clock?: Clock): Pick<LoggerOptions, 'timestamp' | 'mixin'> {
+  return {
+    timestamp: pino.stdTimeFunctions.isoTime,
+    ...(clock !== undefined ? { mixin: () => ({ at: Math.round(clock.now()) }) } : {}),
+  };
 }
 
-function memberLb(snapshot: RuntimeSnapshot, poolId: string): LoadBalancerSnapshot | undefined {
-  return snapshot.loadBalancers.find((lb) => lb.pools.some((p) => p.id === poolId));
+export function createLogger(level: LogLevel = 'info', clock?: Clock): Logger {
+  return pino({ level, base: { app: 'sluice' }, ...logOptions(clock) });
 }
+
+export type { ClockMode } from './control/routes/clock.js';
 
 /** The shares when the caller planned none: from the open-files limit, with the API served. */
 function defaultBudget(proxyPlane: boolean): BudgetPlan {
@@ -78,6 +91,8 @@ export class SluiceApp<P extends DataPlane = DefaultPlane> {
   readonly events = new EventHub();
   readonly metrics: SluiceMetrics;
   readonly timeScale: number;
+  /** `manual`: the clock is a ManualClock, moved by `advanceClock` (POST /sluice/v1/clock/advance). */
+  readonly clockMode: ClockMode;
   /** The shares of the process's descriptors this load balancer keeps to. */
   readonly budget: BudgetPlan;
   /** How many configurations were applied (the first is 0). */
@@ -87,11 +102,14 @@ export class SluiceApp<P extends DataPlane = DefaultPlane> {
   private readonly names = new Map<string, { lb: string; rule: string }>();
   /** Removed members whose flows are draining, by member key. */
   private readonly drains = new Map<string, TimerHandle>();
+  /** The flows a move of the clock or a request ended, and what ended each. */
+  private readonly ended = new EndedFlows((ruleId) => this.labelsOf(ruleId));
 
   private constructor(snapshot: RuntimeSnapshot, options: AppOptions, module: DataPlaneModule<P>) {
-    this.log = options.logger ?? createLogger(options.logLevel);
     this.timeScale = options.timeScale ?? 1;
     this.clock = options.clock ?? new SystemClock(this.timeScale);
+    this.clockMode = this.clock instanceof ManualClock ? 'manual' : 'system';
+    this.log = options.logger ?? createLogger(options.logLevel, this.clock);
     this.budget = options.budget ?? defaultBudget(module.flowsHoldDescriptors);
     for (const [id, n] of ruleNames(snapshot)) this.names.set(id, n);
     this.metrics = new SluiceMetrics(options.registry ?? new Registry(), {
@@ -109,6 +127,8 @@ export class SluiceApp<P extends DataPlane = DefaultPlane> {
       indexReplies: module.indexReplies,
       // A probed member takes no new flows until its probe has answered once, as in Azure.
       initialHealth: 'down',
+      // A clock moved by hand stops where it is told to: expiries are due to the millisecond.
+      ...(this.clockMode === 'manual' ? { tickMs: 1 } : {}),
       ...(options.udpFlowTimeoutMs !== undefined ? { udpTimeoutMs: options.udpFlowTimeoutMs } : {}),
       ...(options.maxFlows !== undefined ? { maxFlows: options.maxFlows } : {}),
       ...(options.snatHoldMs !== undefined ? { snatHoldMs: options.snatHoldMs } : {}),
@@ -128,7 +148,12 @@ export class SluiceApp<P extends DataPlane = DefaultPlane> {
       },
       options,
     );
-    this.prober = new Prober({ clock: this.clock, sink: (t) => this.onHealth(t) });
+    this.prober = new Prober({
+      clock: this.clock,
+      // Probes answer over real sockets: on a manual clock their answers are waited for in real time.
+      ...(this.clockMode === 'manual' ? { answerClock: new SystemClock() } : {}),
+      sink: (t) => this.onHealth(t),
+    });
     this.scheduler = new DeadlineScheduler(this.clock, {
       nextDeadline: () => this.plane.nextDeadline(),
       runDue: (now) => this.plane.runDue(now),
@@ -193,7 +218,7 @@ export class SluiceApp<P extends DataPlane = DefaultPlane> {
     }
     // Standard keeps established flows on a member whose probe fails; Basic ends them.
     if (t.to === 'down' && t.from === 'up' && memberLb(this.engine.snapshot, t.poolId)?.sku === 'Basic') {
-      const n = this.resetFlowsOfMember(t.memberId);
+      const n = this.resetFlowsOfMember(t.memberId, 'backend-down');
       if (n > 0)
         this.log.info({ member: t.memberName, flows: n }, 'Basic SKU: flows of a down backend reset');
     }
@@ -202,21 +227,25 @@ export class SluiceApp<P extends DataPlane = DefaultPlane> {
   private onFlowEvent(e: FlowEvent): void {
     this.metrics.flowEvent(e);
     if (this.events.size > 0) this.publishFlowEvent(e);
+    this.ended.note(e);
     switch (e.type) {
       case 'expired': {
         const f = e.flow;
+        const labels = this.labelsOf(f.ruleId);
         this.log.info(
           {
             flow: f.id,
-            rule: f.ruleName,
+            lb: labels.lb,
+            rule: labels.rule,
             protocol: f.protocol,
-            client: `${f.client.address}:${f.client.port}`,
-            backend: `${f.backend.address}:${f.backend.port}`,
-            idleMs: f.idleMs,
+            state: f.state,
+            client: endpointText(f.client),
+            backend: endpointText(f.backend),
+            idleMs: Math.round(f.idleMs),
+            action: e.action,
+            ...(e.noReset !== undefined ? { noReset: e.noReset } : {}),
           },
-          e.action === 'reset'
-            ? 'idle timeout: TCP reset sent to client and backend'
-            : 'idle timeout: flow dropped silently',
+          expiryMessage(e, this.ended.cause),
         );
         break;
       }
@@ -231,9 +260,107 @@ export class SluiceApp<P extends DataPlane = DefaultPlane> {
       case 'created':
       case 'closed':
         if (this.log.isLevelEnabled('debug'))
-          this.log.debug({ flow: e.flow.id, event: e.type }, `flow ${e.type}`);
+          this.log.debug(
+            {
+              flow: e.flow.id,
+              event: e.type,
+              state: e.flow.state,
+              ...(e.type === 'closed' ? { reason: e.reason } : {}),
+            },
+            `flow ${e.type}`,
+          );
         break;
     }
+  }
+
+  /** The load balancer's clock, as GET /sluice/v1/clock shows it. */
+  clockView(): ClockView {
+    return {
+      mode: this.clockMode,
+      now: Math.round(this.clock.now()),
+      timeScale: this.timeScale,
+      time: new Date().toISOString(),
+    };
+  }
+
+  /**
+   * Moves a manual clock forward by `ms` and does all that falls due on the way, in order: idle
+   * timeouts (reset or drop), UDP flow timeouts, drains, holds, probe intervals. Resolves once
+   * the sockets of the flows it ended are closed (their RSTs sent) or the flows blackholed, with
+   * every flow it ended. Throws SLUICE_CLOCK_NOT_MANUAL when the clock moves by itself.
+   */
+  async advanceClock(ms: number): Promise<AdvanceResponse> {
+    const clock = this.clock;
+    if (!(clock instanceof ManualClock))
+      throw new SluiceError(
+        'SLUICE_CLOCK_NOT_MANUAL',
+        'the clock is the system clock, which moves by itself; run with --clock manual to move it by hand',
+      );
+    if (!Number.isFinite(ms) || ms < 0) throw new RangeError(`cannot move the clock by ${ms} ms`);
+    const from = clock.now();
+    const ended = this.ended.collect('idle-timeout', () => clock.advance(ms));
+    await this.plane.settled?.();
+    if (ended.length > 0 || ms > 0)
+      this.log.info(
+        { from: Math.round(from), advancedMs: ms, ended: ended.length },
+        `clock moved by hand by ${formatDuration(ms)}: ${ended.length} flow${ended.length === 1 ? '' : 's'} ended`,
+      );
+    return { ...this.clockView(), advancedMs: ms, ended };
+  }
+
+  /**
+   * Ends one live flow now as its idle timeout would (reset or silent drop, B3-B5), whatever the
+   * clock; resolves once it is done, with the flow, or undefined when there is no such live flow.
+   */
+  async expireFlow(flowId: number): Promise<EndedFlow | undefined> {
+    let found = false;
+    const ended = this.ended.collect('request', () => {
+      found = this.plane.expireFlow(flowId);
+    });
+    if (!found) return undefined;
+    await this.plane.settled?.();
+    return ended[0];
+  }
+
+  /** Every probed member's health, as GET /sluice/v1/health shows it. */
+  healthView(): HealthView[] {
+    return this.prober.list().map((h) => healthViewOf(this.engine.snapshot, h));
+  }
+
+  /**
+   * Sets (`up`, `down`) or clears (`undefined`) a probed member's probe verdict by hand: it
+   * stands for every probe of the member until cleared or until the member leaves the
+   * configuration. The member is named by its name or its address.
+   */
+  markProbe(ref: MemberRef, verdict: ProbeVerdict | undefined): ProbeMarkResult {
+    const found = findMember(this.engine.snapshot, ref);
+    if ('ok' in found) return found;
+    const { member } = found;
+    if (!this.prober.override(member.id, verdict))
+      return {
+        ok: false,
+        problem: 'not-probed',
+        message: `member '${member.name}' of pool '${found.pool}' is probed by no rule's probe, so it has no probe verdict to set: give its rules a probe, or set its adminState to Down`,
+      };
+    this.log.info(
+      {
+        lb: found.lb,
+        pool: found.pool,
+        member: member.name,
+        address: member.address,
+        verdict: verdict ?? 'cleared',
+      },
+      verdict === undefined
+        ? `backend ${member.address}: probe verdict set by hand cleared`
+        : `backend ${member.address}: probe marked ${verdict} by hand`,
+    );
+    return {
+      ok: true,
+      members: this.prober
+        .list()
+        .filter((h) => h.memberId === member.id)
+        .map((h) => healthViewOf(this.engine.snapshot, h)),
+    };
   }
 
   /** Refusals not yet logged, and when each cause was last logged (real time). */
@@ -338,7 +465,7 @@ export class SluiceApp<P extends DataPlane = DefaultPlane> {
         lb.pools.some((p) => p.members.some((m) => m.id === place.member.id)),
       );
       if (back) return;
-      const n = this.resetFlowsOfMember(place.member.id);
+      const n = this.resetFlowsOfMember(place.member.id, 'drain');
       if (n > 0) this.log.info({ member: place.member.name, flows: n }, 'drain period over: flows reset');
     };
     if (place.drainPeriodMs <= 0) end();
@@ -346,12 +473,12 @@ export class SluiceApp<P extends DataPlane = DefaultPlane> {
   }
 
   /** Resets every flow of a member through the data plane, counting the RSTs. */
-  private resetFlowsOfMember(memberId: string): number {
+  private resetFlowsOfMember(memberId: string, cause?: EndCause): number {
     for (const id of this.engine.flowsOfMember(memberId)) {
       const f = this.engine.flow(id);
       if (f?.protocol === 'Tcp') this.metrics.resetsSent(f.ruleId, 1);
     }
-    return this.plane.endFlowsOfMember(memberId, 'reset');
+    return this.ended.within(cause, () => this.plane.endFlowsOfMember(memberId, 'reset'));
   }
 
   private publishFlowEvent(e: FlowEvent): void {
@@ -363,7 +490,13 @@ export class SluiceApp<P extends DataPlane = DefaultPlane> {
     const flow = flowSummary(e.flow, this.labelsOf(e.flow.ruleId));
     if (e.type === 'created') this.events.publish({ type: 'flow.created', at: e.at, flow });
     else if (e.type === 'expired')
-      this.events.publish({ type: 'flow.expired', at: e.at, action: e.action, flow });
+      this.events.publish({
+        type: 'flow.expired',
+        at: e.at,
+        action: e.action,
+        ...(e.noReset !== undefined ? { noReset: e.noReset } : {}),
+        flow,
+      });
     else this.events.publish({ type: 'flow.closed', at: e.at, reason: e.reason, flow });
   }
 

@@ -7,7 +7,9 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { validateDocument, type ValidationResult } from '../config/index.js';
 import { isLoopback, buildApi, parseApiAddress, DEFAULT_API_PORT } from '../control/server.js';
-import type { EventHub } from '../control/events.js';
+import type { EndedFlow, EventHub } from '../control/events.js';
+import type { AdvanceResponse, ClockView } from '../control/routes/clock.js';
+import type { HealthView, MemberRef, ProbeMarkResult, Verdict } from '../control/routes/health.js';
 import { parseAllowedHost } from '../control/host.js';
 import { STATE_FILE, readState, removeStaleTemps, stateDirProblem, writeState } from '../control/state.js';
 import { ResourceStore, resourcesOfDocument } from '../control/store.js';
@@ -126,6 +128,11 @@ export interface ControlledApp {
   labelsOf(ruleId: string): { lb: string; rule: string };
   /** Counts (and logs) an API connection or event stream refused for want of room. */
   apiRefused(reason: ApiShareRefusal): void;
+  clockView(): ClockView;
+  advanceClock(ms: number): Promise<AdvanceResponse>;
+  expireFlow(flowId: number): Promise<EndedFlow | undefined>;
+  healthView(): HealthView[];
+  markProbe(ref: MemberRef, verdict: Verdict | undefined): ProbeMarkResult;
 }
 
 /** Where the state a start serves came from. */
@@ -296,6 +303,11 @@ export async function startApi(
         subscribe: (l) => app.events.subscribe(l),
         listening: () => app.plane.listening(),
         timeScale: app.timeScale,
+        clock: () => app.clockView(),
+        advance: (ms) => app.advanceClock(ms),
+        expireFlow: (id) => app.expireFlow(id),
+        health: () => app.healthView(),
+        markProbe: (ref, verdict) => app.markProbe(ref, verdict),
       },
     });
     await server.listen({ host: plan.api.host, port: plan.api.port });

@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { createRequire } from 'node:module';
 import { registerApply } from './commands/apply.js';
+import { registerClock } from './commands/clock.js';
 import { registerDemo } from './commands/demo.js';
 import { registerExplain } from './commands/explain.js';
 import { registerFlows } from './commands/flows.js';
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerDemo(program);
   registerFlows(program);
   registerApply(program);
+  registerClock(program);
   return program;
 }
 

@@ -4,10 +4,14 @@
  */
 import type { ArmErrorBody } from '../control/arm.js';
 import type { SluiceEvent } from '../control/events.js';
+import type { AdvanceResponse, ClockView, ExpireResponse } from '../control/routes/clock.js';
+import type { HealthResponse, MemberRef, Verdict } from '../control/routes/health.js';
 import type { DeploymentView, FlowsResponse } from '../control/server.js';
 
 export type { DeploymentView, FlowsResponse, FlowView } from '../control/server.js';
-export type { SluiceEvent } from '../control/events.js';
+export type { EndedFlow, SluiceEvent } from '../control/events.js';
+export type { AdvanceResponse, ClockMode, ClockView, ExpireResponse } from '../control/routes/clock.js';
+export type { HealthResponse, HealthView, MemberRef, Verdict } from '../control/routes/health.js';
 
 export const DEFAULT_API_VERSION = '2024-05-01';
 
@@ -145,6 +149,44 @@ export class SluiceClient {
     for (const [k, v] of Object.entries(query)) if (v !== undefined) q.set(k, String(v));
     const qs = q.toString();
     return (await this.request<FlowsResponse>('GET', `/sluice/v1/flows${qs ? `?${qs}` : ''}`)).body;
+  }
+
+  /** The load balancer's clock: manual or system, where it is, its time scale. */
+  async clock(): Promise<ClockView> {
+    return (await this.request<ClockView>('GET', '/sluice/v1/clock')).body;
+  }
+
+  /**
+   * Moves a manual clock by `by`: milliseconds, or a duration such as `90s`, `4m`, `1h30m`.
+   * Resolves once every flow the move ended is reset or blackholed, with those flows.
+   */
+  async advance(by: number | string): Promise<AdvanceResponse> {
+    const body = typeof by === 'number' ? { ms: by } : { by };
+    return (await this.request<AdvanceResponse>('POST', '/sluice/v1/clock/advance', { body })).body;
+  }
+
+  /** Ends one live flow now, as its rule would at idle (reset or silent drop). */
+  async expireFlow(flowId: number): Promise<ExpireResponse> {
+    return (await this.request<ExpireResponse>('POST', `/sluice/v1/flows/${flowId}/expire`)).body;
+  }
+
+  /** What the probes say of every probed backend member. */
+  async healthOf(): Promise<HealthResponse> {
+    return (await this.request<HealthResponse>('GET', '/sluice/v1/health')).body;
+  }
+
+  /**
+   * Sets a member's probe verdict by hand (`up`, `down`), in place of its probes until cleared
+   * (`undefined`). The member is named by its name or its address.
+   */
+  async markProbe(member: MemberRef, verdict: Verdict | undefined): Promise<HealthResponse> {
+    const e = encodeURIComponent;
+    const path = `/sluice/v1/health/${e(member.lb)}/${e(member.pool)}/${e(member.member)}`;
+    const r =
+      verdict === undefined
+        ? await this.request<HealthResponse>('DELETE', path)
+        : await this.request<HealthResponse>('PUT', path, { body: { probe: verdict } });
+    return r.body;
   }
 
   /** Creates or replaces a resource: `created` is true for a 201. */

@@ -1,9 +1,18 @@
 /**
  * The events users watch (GET /sluice/v1/events, `sluice flows --watch`): flows, probes and
  * configuration, in one vocabulary independent of which data plane runs. The composition root
- * translates engine, prober and store events into these and publishes them on an EventHub.
+ * translates engine, prober and store events into these and publishes them on an EventHub,
+ * which stamps each with the wall-clock time beside the load balancer's own (`at`).
  */
-import type { CloseReason, Endpoint, FlowInfo, IdleAction, RefuseReason } from '../core/events.js';
+import type {
+  CloseReason,
+  Endpoint,
+  FlowInfo,
+  IdleAction,
+  NoResetReason,
+  RefuseReason,
+} from '../core/events.js';
+import type { FlowState } from '../core/tcp-state.js';
 import type { Protocol } from '../core/snapshot.js';
 
 export interface FlowSummary {
@@ -11,6 +20,8 @@ export interface FlowSummary {
   readonly protocol: Protocol;
   readonly lb: string;
   readonly rule: string;
+  /** The TCP state (or UDP) the flow was in when the event happened. */
+  readonly state: FlowState;
   readonly client: Endpoint;
   readonly frontend: Endpoint;
   readonly backend: Endpoint;
@@ -20,12 +31,15 @@ export interface FlowSummary {
   readonly bytesToClient: number;
 }
 
-export type SluiceEvent =
+/** An event as it is published: `at` is load-balancer milliseconds. */
+export type SluiceEventBody =
   | { readonly type: 'flow.created'; readonly at: number; readonly flow: FlowSummary }
   | {
       readonly type: 'flow.expired';
       readonly at: number;
       readonly action: IdleAction;
+      /** With `drop`: why no RST was sent (B3, B5, B8). */
+      readonly noReset?: NoResetReason;
       readonly flow: FlowSummary;
     }
   | {
@@ -60,6 +74,12 @@ export type SluiceEvent =
       readonly listeners: readonly string[];
     };
 
+/**
+ * An event as subscribers get it: `at` rounded to whole load-balancer milliseconds, and `time`
+ * the wall-clock time it was published at (ISO 8601, UTC).
+ */
+export type SluiceEvent = SluiceEventBody & { readonly time: string };
+
 export type SluiceEventType = SluiceEvent['type'];
 
 export const EVENT_TYPES: readonly SluiceEventType[] = [
@@ -78,6 +98,9 @@ export type EventListener = (event: SluiceEvent) => void;
 export class EventHub {
   private readonly listeners = new Set<EventListener>();
 
+  /** `wallClock`: milliseconds since the epoch (tests give their own). */
+  constructor(private readonly wallClock: () => number = Date.now) {}
+
   subscribe(listener: EventListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
@@ -87,7 +110,13 @@ export class EventHub {
     return this.listeners.size;
   }
 
-  publish(event: SluiceEvent): void {
+  publish(body: SluiceEventBody): void {
+    if (this.listeners.size === 0) return;
+    const event = {
+      ...body,
+      at: Math.round(body.at),
+      time: new Date(this.wallClock()).toISOString(),
+    } as SluiceEvent;
     for (const l of this.listeners) {
       try {
         l(event);
@@ -108,6 +137,7 @@ export function flowSummary(
     protocol: f.protocol,
     lb: labels.lb,
     rule: labels.rule,
+    state: f.state,
     client: f.client,
     frontend: f.frontend,
     backend: f.backend,
@@ -117,3 +147,75 @@ export function flowSummary(
     bytesToClient: f.bytesToClient,
   };
 }
+
+/**
+ * What ended a flow that a move of the clock or a request ended: `idle-timeout` its idle
+ * timeout (or UDP flow timeout) passed, `drain` its member left the pool and the drain period
+ * passed, `backend-down` its Basic SKU member's probe failed, `request` it was expired through
+ * `POST /sluice/v1/flows/{id}/expire`.
+ */
+export type EndCause = 'idle-timeout' | 'drain' | 'backend-down' | 'request';
+
+/** One flow ended by `POST /sluice/v1/clock/advance` or `.../flows/{id}/expire`. */
+export interface EndedFlow {
+  /** The flow's id, as GET /sluice/v1/flows listed it. */
+  readonly flow: number;
+  readonly protocol: Protocol;
+  readonly lb: string;
+  readonly rule: string;
+  /** The state it was in when it ended. */
+  readonly state: FlowState;
+  /** `reset`: a RST to both ends; `drop`: nothing sent, both ends are left hanging. */
+  readonly action: IdleAction;
+  /** With `drop`: why no RST was sent. */
+  readonly noReset?: NoResetReason;
+  readonly cause: EndCause;
+  readonly client: string;
+  readonly frontend: string;
+  readonly backend: string;
+  /** Load-balancer milliseconds since its last packet, when it ended. */
+  readonly idleMs: number;
+  /** Load-balancer time it ended at. */
+  readonly at: number;
+}
+
+/** `address:port`, with brackets for IPv6. */
+export function endpointText(e: Endpoint): string {
+  return e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
+}
+
+export function endedFlow(
+  f: FlowInfo,
+  labels: { readonly lb: string; readonly rule: string },
+  end: {
+    readonly at: number;
+    readonly action: IdleAction;
+    readonly noReset?: NoResetReason | undefined;
+    readonly cause: EndCause;
+  },
+): EndedFlow {
+  return {
+    flow: f.id,
+    protocol: f.protocol,
+    lb: labels.lb,
+    rule: labels.rule,
+    state: f.state,
+    action: end.action,
+    ...(end.noReset !== undefined ? { noReset: end.noReset } : {}),
+    cause: end.cause,
+    client: endpointText(f.client),
+    frontend: endpointText(f.frontend),
+    backend: endpointText(f.backend),
+    idleMs: Math.round(f.idleMs),
+    at: Math.round(end.at),
+  };
+}
+
+/** What a person reads for a NoResetReason (logs, `sluice clock advance`). */
+export const NO_RESET_TEXT: Readonly<Record<NoResetReason, (state: FlowState) => string>> = {
+  udp: () => 'UDP has no reset, B8',
+  'reset-disabled': () => 'its rule has enableTcpReset off, B3',
+  'not-established': (state) =>
+    `it was ${state}, and only an ESTABLISHED flow is reset at idle, not one in its handshake or closing, B5`,
+  terminated: () => 'ended by Sluice without a reset',
+};

@@ -13,8 +13,10 @@ import { Share, type ApiShareRefusal } from '../core/budget.js';
 import type { FlowInfo } from '../core/events.js';
 import { isRecord } from '../config/index.js';
 import { ApiError, armView, checkPathName, resourceSegment, type ResourceRef } from './arm.js';
-import { EVENT_TYPES, type SluiceEvent, type SluiceEventType } from './events.js';
+import { EVENT_TYPES, endpointText, type SluiceEvent, type SluiceEventType } from './events.js';
 import { guardOf, installGuard, type GuardOptions } from './guard.js';
+import { registerClockRoutes, type ClockMode, type ClockRuntime } from './routes/clock.js';
+import { registerHealthRoutes, type HealthRuntime } from './routes/health.js';
 import type { DeploymentResult, ResourceStore } from './store.js';
 
 export const BODY_LIMIT = 1024 * 1024;
@@ -24,8 +26,8 @@ const MAX_FLOW_LIMIT = 100_000;
 /** An event stream whose client reads this far behind is cut off rather than buffered. */
 const SSE_MAX_BUFFER = 1024 * 1024;
 
-/** What the API shows of the running load balancer. */
-export interface ControlRuntime {
+/** What the API shows of the running load balancer, and what a test may do to it (clock, health). */
+export interface ControlRuntime extends ClockRuntime, HealthRuntime {
   flows(): readonly FlowInfo[];
   /** Load balancer and rule names of a rule id. */
   labelsOf(ruleId: string): { readonly lb: string; readonly rule: string };
@@ -63,7 +65,13 @@ export const ROUTES = [
   ['GET', '/healthz'],
   ['GET', '/metrics'],
   ['GET', '/sluice/v1/flows'],
+  ['POST', '/sluice/v1/flows/{id}/expire'],
   ['GET', '/sluice/v1/events'],
+  ['GET', '/sluice/v1/clock'],
+  ['POST', '/sluice/v1/clock/advance'],
+  ['GET', '/sluice/v1/health'],
+  ['PUT', '/sluice/v1/health/{lb}/{pool}/{member}'],
+  ['DELETE', '/sluice/v1/health/{lb}/{pool}/{member}'],
   ['GET', '/subscriptions/{subscriptionId}/providers/Microsoft.Network/{resourceType}'],
   [
     'GET',
@@ -121,13 +129,11 @@ export interface FlowView {
 }
 
 export interface FlowsResponse {
+  /** How the load balancer's time moves, and where it is (as GET /sluice/v1/clock). */
+  readonly clock: { readonly mode: ClockMode; readonly now: number };
   readonly timeScale: number;
   readonly total: number;
   readonly flows: readonly FlowView[];
-}
-
-function endpoint(e: { address: string; port: number }): string {
-  return e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
 }
 
 const API_VERSION = /^\d{4}-\d{2}-\d{2}(-preview)?$/;
@@ -318,9 +324,9 @@ function flowView(f: FlowInfo, runtime: ControlRuntime): FlowView {
     rule: l.rule,
     ruleRemoved: f.ruleRemoved,
     state: f.state,
-    client: endpoint(f.client),
-    frontend: endpoint(f.frontend),
-    backend: endpoint(f.backend),
+    client: endpointText(f.client),
+    frontend: endpointText(f.frontend),
+    backend: endpointText(f.backend),
     ageMs: Math.round(f.ageMs),
     idleMs: Math.round(f.idleMs),
     msLeft: Math.round(f.msLeft),
@@ -443,8 +449,17 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
           (state === undefined || f.state === state),
       )
       .sort((a, b) => a.id - b.id);
-    return { timeScale: runtime.timeScale, total: matching.length, flows: matching.slice(0, limit) };
+    const { mode, now } = runtime.clock();
+    return {
+      clock: { mode, now },
+      timeScale: runtime.timeScale,
+      total: matching.length,
+      flows: matching.slice(0, limit),
+    };
   });
+
+  registerClockRoutes(app, runtime);
+  registerHealthRoutes(app, runtime);
 
   app.get('/sluice/v1/events', async (req, reply) => {
     const typesText = queryString(req, 'types');

@@ -139,6 +139,19 @@ export const ERRORS = {
   SLUICE_API_TOKEN_FILE_UNREADABLE: def('The API token file cannot be read.'),
   SLUICE_API_LISTEN: def('The API cannot listen on the address given with --api.'),
   SLUICE_API_INTERNAL: def('An unexpected failure inside Sluice; the log has the details.'),
+  SLUICE_API_FLOW_NOT_FOUND: def(
+    'No live flow has this id (it ended, or never was); ids are those GET /sluice/v1/flows lists.',
+  ),
+  SLUICE_API_MEMBER_NOT_FOUND: def(
+    'No backend member of that load balancer and pool has this name or address.',
+  ),
+  // The load balancer's clock (--clock)
+  SLUICE_CLOCK_INVALID_DURATION: def(
+    'A duration to move the clock by is not one: ms must be whole milliseconds, by a duration such as 90s, 4m or 1h30m.',
+  ),
+  SLUICE_CLOCK_NOT_MANUAL: def(
+    'The clock can only be moved by hand when Sluice runs with --clock manual; the system clock moves by itself.',
+  ),
   // Desired state on disk (--state-dir)
   SLUICE_STATE_UNREADABLE: def('The state file exists but cannot be read.'),
   SLUICE_STATE_CORRUPT: def(
@@ -185,6 +198,9 @@ export const ERRORS = {
   ),
   // Health probes
   SLUICE_HEALTH_PROBE_TYPE: def('A probe uses a protocol for which no probe type is registered.'),
+  SLUICE_HEALTH_NOT_PROBED: def(
+    'A probe verdict was set for a backend member that no rule probes; only a probed member can be marked up or down (adminState Down takes any member out).',
+  ),
 } as const satisfies Record<string, ErrorDef>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -28,8 +28,12 @@ export interface ServedApi {
 
 export async function serveApi(
   host: string,
-  options: Partial<Pick<ApiOptions, 'token' | 'allowedHosts' | 'interfaceAddresses'>> = {},
+  options: Partial<Pick<ApiOptions, 'token' | 'allowedHosts' | 'interfaceAddresses'>> & {
+    /** The clock the API shows: `manual` takes POST /sluice/v1/clock/advance. */
+    readonly clock?: 'system' | 'manual';
+  } = {},
 ): Promise<ServedApi> {
+  const { clock, ...apiOptions } = options;
   const stateDir = join(mkdtempSync(join(tmpdir(), 'sluice-api-')), 'state');
   const hub = new EventHub();
   const store = new ResourceStore({
@@ -40,8 +44,8 @@ export async function serveApi(
   const api = await buildApi({
     store,
     registry: new Registry(),
-    runtime: noPlaneRuntime(hub),
-    ...options,
+    runtime: noPlaneRuntime(hub, clock !== undefined ? { clock } : {}),
+    ...apiOptions,
   });
   await api.listen({ host, port: 0 });
   const port = (api.server.address() as { port: number }).port;

@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { Registry } from 'prom-client';
 import { validateDocument } from '../../src/config/index.js';
 import { EventHub } from '../../src/control/events.js';
+import type { ClockView } from '../../src/control/routes/clock.js';
 import { buildApi, type ControlRuntime } from '../../src/control/server.js';
 import { ResourceStore } from '../../src/control/store.js';
 import type { StateContents } from '../../src/control/state.js';
@@ -21,14 +22,30 @@ export function resourceUrl(type: string, name: string): string {
   return `/subscriptions/${TEST_SUBSCRIPTION}/resourceGroups/test/providers/Microsoft.Network/${type}/${name}`;
 }
 
-/** What the API shows of a load balancer that has no data plane: no flow, nothing served. */
-export function noPlaneRuntime(hub: EventHub): ControlRuntime {
+/**
+ * What the API shows of a load balancer that has no data plane: no flow, nothing served, nothing
+ * probed; its clock is the system clock, or with `clock: 'manual'` one that moves only when told
+ * (and then ends nothing, having no flow).
+ */
+export function noPlaneRuntime(hub: EventHub, options: { clock?: 'system' | 'manual' } = {}): ControlRuntime {
+  let now = 0;
+  const mode = options.clock ?? 'system';
+  const clock = (): ClockView => ({ mode, now, timeScale: 1, time: new Date().toISOString() });
   return {
     flows: () => [],
     labelsOf: (id) => ({ lb: '', rule: id }),
     subscribe: (l) => hub.subscribe(l),
     listening: () => [],
     timeScale: 1,
+    clock,
+    advance: async (ms) => {
+      if (mode !== 'manual') throw new Error('the system clock moves by itself');
+      now += ms;
+      return { ...clock(), advancedMs: ms, ended: [] };
+    },
+    expireFlow: () => Promise.resolve(undefined),
+    health: () => [],
+    markProbe: (ref) => ({ ok: false, problem: 'not-found', message: `no load balancer '${ref.lb}'` }),
   };
 }
 

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
-import { SluiceApp } from '../../app.js';
+import { SluiceApp, logOptions } from '../../app.js';
 import type { RuntimeSnapshot } from '../../core/snapshot.js';
 import { DemoBackend } from '../../demo/backends.js';
 import { SluiceError } from '../../core/errors.js';
@@ -9,6 +9,7 @@ import { dataPlaneModule } from '../../dataplane/registry.js';
 import { EXIT_INVALID, EXIT_OK, EXIT_USAGE, loadConfig, reportDiagnostics } from '../options.js';
 import { prettyDestination } from '../pretty-log.js';
 import { stopOnSignal } from '../shutdown.js';
+import { SystemClock } from '../../time/system-clock.js';
 
 /** `sluice demo`: the quickstart load balancer with demo backends, ready to poke at. */
 
@@ -129,10 +130,8 @@ export async function runDemo(opts: DemoCliOptions): Promise<number> {
   reportDiagnostics(result);
   if (exit !== EXIT_OK || !result.snapshot) return exit;
   const snapshot = result.snapshot;
-  const logger = pino(
-    { level: 'info', base: {}, timestamp: pino.stdTimeFunctions.isoTime },
-    prettyDestination(process.stdout),
-  );
+  const clock = new SystemClock(scale);
+  const logger = pino({ level: 'info', base: {}, ...logOptions(clock) }, prettyDestination(process.stdout));
   const plan = demoPlan(snapshot);
   const backends = plan.backends.map(
     (b) =>
@@ -157,6 +156,7 @@ export async function runDemo(opts: DemoCliOptions): Promise<number> {
     app = await SluiceApp.start(snapshot, {
       plane,
       logger,
+      clock,
       timeScale: scale,
       udpFlowTimeoutMs,
       holdMs: 15 * 60_000,

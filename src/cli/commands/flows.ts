@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { ApiClientError, SluiceClient, type FlowView, type FlowsResponse } from '../../client/index.js';
+import { formatDuration } from '../../core/duration.js';
 import { DEFAULT_API } from '../control-setup.js';
 import { clientToken } from '../token.js';
 import { EXIT_INVALID, EXIT_OK, EXIT_USAGE } from '../options.js';
@@ -19,22 +20,26 @@ export interface FlowsCliOptions {
   interval?: string;
 }
 
-function duration(ms: number): string {
-  if (ms < 1000) return `${Math.max(0, Math.round(ms))}ms`;
-  const s = Math.floor(ms / 1000);
-  if (s < 60) return `${(ms / 1000).toFixed(1)}s`;
-  const m = Math.floor(s / 60);
-  return m < 60
-    ? `${m}m${String(s % 60).padStart(2, '0')}s`
-    : `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
+/**
+ * How the load balancer's time moves, for the head of the table: a manual clock stands still
+ * between moves, a system clock runs `timeScale` times faster than real time.
+ */
+export function clockLine(r: Pick<FlowsResponse, 'clock' | 'timeScale'>, elapsedRealMs = 0): string {
+  if (r.clock.mode === 'manual')
+    return `manual clock at ${formatDuration(r.clock.now)}: stands still until moved (sluice clock advance)`;
+  const now = formatDuration(r.clock.now + elapsedRealMs * r.timeScale);
+  return r.timeScale === 1
+    ? `system clock at ${now}, time scale 1`
+    : `system clock at ${now}, time scale ${r.timeScale} (1s of real time is ${formatDuration(1000 * r.timeScale)})`;
 }
 
 /**
  * The table, with idle and time left moved on by the real time since the listing was taken, so
- * the countdown runs between two listings (`timeScale` load-balancer ms per real ms).
+ * the countdown runs between two listings (`timeScale` load-balancer ms per real ms; none on a
+ * manual clock, which moves only when told). `withClock`: first a line saying how time moves.
  */
-export function flowTable(r: FlowsResponse, elapsedRealMs = 0): string {
-  const passed = elapsedRealMs * r.timeScale;
+export function flowTable(r: FlowsResponse, elapsedRealMs = 0, withClock = true): string {
+  const passed = r.clock.mode === 'manual' ? 0 : elapsedRealMs * r.timeScale;
   const header = [
     'ID',
     'PROTO',
@@ -57,9 +62,9 @@ export function flowTable(r: FlowsResponse, elapsedRealMs = 0): string {
     f.state,
     f.client,
     f.backend,
-    duration(f.ageMs + passed),
-    duration(f.idleMs + passed),
-    duration(Math.max(0, f.msLeft - passed)),
+    formatDuration(f.ageMs + passed),
+    formatDuration(f.idleMs + passed),
+    formatDuration(Math.max(0, f.msLeft - passed)),
     `${f.bytesToBackend}B`,
     `${f.bytesToClient}B`,
   ]);
@@ -71,7 +76,8 @@ export function flowTable(r: FlowsResponse, elapsedRealMs = 0): string {
       .trimEnd();
   const more = r.total > r.flows.length ? `\n(${r.total - r.flows.length} more not shown; --limit)` : '';
   return (
-    [line(header), ...rows.map(line)].join('\n') + `\n${r.total} flow${r.total === 1 ? '' : 's'}${more}\n`
+    [...(withClock ? [clockLine(r, elapsedRealMs)] : []), line(header), ...rows.map(line)].join('\n') +
+    `\n${r.total} flow${r.total === 1 ? '' : 's'}${more}\n`
   );
 }
 
@@ -116,8 +122,9 @@ export async function runFlows(opts: FlowsCliOptions): Promise<number> {
   let fetchedAt = Date.now();
   const draw = (): void => {
     const clear = process.stdout.isTTY ? '\x1b[H\x1b[2J' : '';
+    const elapsed = Date.now() - fetchedAt;
     process.stdout.write(
-      `${clear}${new Date().toISOString()}  ${client.base}\n${flowTable(current, Date.now() - fetchedAt)}`,
+      `${clear}${new Date().toISOString()}  ${client.base}  ${clockLine(current, elapsed)}\n${flowTable(current, elapsed, false)}`,
     );
   };
   draw();

@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { SluiceApp, createLogger, type LogLevel } from '../../app.js';
+import { ManualClock, type Clock } from '../../core/clock.js';
 import { SluiceError } from '../../core/errors.js';
+import { SystemClock } from '../../time/system-clock.js';
 import type { RuntimeSnapshot } from '../../core/snapshot.js';
 import {
   PLANE_DEFAULTS,
@@ -31,6 +33,7 @@ export interface RunCliOptions extends ControlCliOptions {
   strict?: boolean;
   map?: string[];
   timeScale?: string;
+  clock?: string;
   udpFlowTimeout?: string;
   snatPortHold?: string;
   holdTime?: string;
@@ -106,6 +109,17 @@ export async function runRun(
       return EXIT_USAGE;
     }
   }
+  const clockMode = opts.clock ?? 'system';
+  if (clockMode !== 'system' && clockMode !== 'manual') {
+    process.stderr.write(`--clock expects system or manual, got '${opts.clock}'\n`);
+    return EXIT_USAGE;
+  }
+  if (clockMode === 'manual' && timeScale !== 1) {
+    process.stderr.write(
+      '--time-scale speeds up the system clock; with --clock manual time moves only by POST /sluice/v1/clock/advance (sluice clock advance): give one or the other\n',
+    );
+    return EXIT_USAGE;
+  }
   if (!LEVELS.includes(level)) {
     process.stderr.write(`--log-level expects one of ${LEVELS.join(', ')}, got '${opts.logLevel}'\n`);
     return EXIT_USAGE;
@@ -170,7 +184,9 @@ export async function runRun(
       process.stderr.write('sluice: --strict refuses these; without it the rest is served\n');
     return EXIT_INVALID;
   }
-  const logger = createLogger(level);
+  // Nothing but a test (or a person) moves a manual clock: idle timers, probes and drains wait for it.
+  const clock: Clock = clockMode === 'manual' ? new ManualClock(0) : new SystemClock(timeScale as number);
+  const logger = createLogger(level, clock);
   for (const w of prepared.warnings) logger.warn(w);
   if (
     instancePorts.length > 0 &&
@@ -189,6 +205,7 @@ export async function runRun(
       ...settings,
       plane,
       logger,
+      clock,
       timeScale: timeScale as number,
       udpFlowTimeoutMs: (udpSeconds as number) * 1000,
       snatHoldMs: (snatHoldSeconds as number) * 1000,
@@ -216,6 +233,8 @@ export async function runRun(
       desiredState: initial.source,
       ...(initial.map.length > 0 ? { map: initial.map } : {}),
       listeners: app.plane.listening(),
+      // manual: nothing expires, no probe interval passes, until the clock is moved through the API.
+      clock: app.clockMode,
       timeScale,
       dataplane: plane.name,
       ...plane.readyFields(app.plane),
@@ -248,6 +267,11 @@ export function registerRun(program: Command): void {
     )
     .option('--map <OLD=NEW>', 'rewrite an address of the document (repeatable)', collect)
     .option('--time-scale <N>', 'divide every timer (idle timeouts, probes, drains) by N', '1')
+    .option(
+      '--clock <CLOCK>',
+      "system: the load balancer's time runs by itself (sped up by --time-scale); manual: it stands still until moved by POST /sluice/v1/clock/advance or sluice clock advance",
+      'system',
+    )
     .option('--udp-flow-timeout <SECONDS>', 'how long a UDP flow lives without a datagram', '240')
     .option(
       '--hold-time <SECONDS>',

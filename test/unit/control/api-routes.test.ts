@@ -304,7 +304,7 @@ test('healthz, metrics and flows answer', async () => {
     assert.match(metrics.headers['content-type'] as string, /text\/plain/);
     assert.match(metrics.body, /# TYPE sluice_flow_created_total counter/);
     const flows = await h.api.inject({ method: 'GET', url: '/sluice/v1/flows' });
-    assert.deepEqual(flows.json(), { timeScale: 1, total: 0, flows: [] });
+    assert.deepEqual(flows.json(), { clock: { mode: 'system', now: 0 }, timeScale: 1, total: 0, flows: [] });
   } finally {
     await h.api.close();
   }
