@@ -227,7 +227,9 @@ function dropNulls(v: unknown): unknown {
 function normalizeResource(raw: unknown, index: number, sourcePath: string, paths: PathMap): unknown {
   const v = dropNulls(raw);
   const type = resourceType(v) ?? TYPE_LOAD_BALANCER;
-  return nest(v, join('/resources', index), sourcePath, paths, CHILD_ARRAYS[type] ?? [], {
+  // A type is the document's text: `__proto__` or `constructor` must not reach Object's own.
+  const children = Object.hasOwn(CHILD_ARRAYS, type) ? CHILD_ARRAYS[type]! : [];
+  return nest(v, join('/resources', index), sourcePath, paths, children, {
     backendAddressPools: [POOL_MEMBER_ARRAY],
   });
 }

@@ -165,10 +165,15 @@ export class Topology {
 
   /** Runs a command in a namespace; returns stdout. */
   exec(role: Role, cmd: string, ...args: string[]): string {
+    return this.execWithin(10_000, role, cmd, ...args);
+  }
+
+  /** `exec` for a command that may take longer than 10 s on a loaded machine (a bulk sender). */
+  execWithin(ms: number, role: Role, cmd: string, ...args: string[]): string {
     return execFileSync('ip', ['netns', 'exec', this.ns[role], cmd, ...args], {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'pipe'],
-      timeout: 10_000,
+      timeout: ms,
     });
   }
 

@@ -133,7 +133,10 @@ systemTest(
   async () => {
     const readBefore = tunReadPackets();
     const dropsBefore = total(drops());
-    const sent = Number(topo.exec('client', 'python3', '-c', SENDER, FRONTEND, String(PACKETS), '7', CLIENT));
+    // A million packets from Python take a few seconds alone, and several times that on a busy machine.
+    const sent = Number(
+      topo.execWithin(90_000, 'client', 'python3', '-c', SENDER, FRONTEND, String(PACKETS), '7', CLIENT),
+    );
     assert.ok(sent >= PACKETS * 0.99, `the raw socket sent ${sent} of ${PACKETS}`);
     // Sluice reads what the kernel queued on the device; every packet read must be counted.
     let read = 0;

@@ -243,3 +243,11 @@ test('a number too large for a double (1e400 reads as Infinity) is refused where
   d['tags'] = { big: Infinity };
   assert.equal(checkResourceDepth(d)?.path, '/tags/big');
 });
+
+test('a resource type that names an Object property (__proto__, constructor) is an unknown type, never a crash', () => {
+  for (const type of ['__proto__', 'constructor', 'toString']) {
+    const r = validateDocument([{ type, name: 'x', properties: {} }]);
+    assert.equal(r.valid, false, type);
+    assert.ok(r.errors.length + r.warnings.length > 0, type);
+  }
+});
