@@ -4,9 +4,9 @@
  */
 import type { ArmErrorBody } from '../control/arm.js';
 import type { SluiceEvent } from '../control/events.js';
-import type { DeploymentView, FlowsResponse } from '../control/server.js';
+import type { DeploymentView, FlowsResponse, StateStoreHealth } from '../control/server.js';
 
-export type { DeploymentView, FlowsResponse, FlowView } from '../control/server.js';
+export type { DeploymentView, FlowsResponse, FlowView, StateStoreHealth } from '../control/server.js';
 export type { SluiceEvent } from '../control/events.js';
 
 export const DEFAULT_API_VERSION = '2024-05-01';
@@ -34,6 +34,8 @@ export interface Health {
   readonly generation: number;
   readonly loadBalancers: readonly string[];
   readonly listeners: number;
+  /** Where the desired state is kept and whether it answers (docs/api.md, Health). */
+  readonly stateStore?: StateStoreHealth;
 }
 
 export interface FlowQuery {
