@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiClientError, type ArmResource } from '../../src/client/index.js';
 import { etcdTest, pickEtcdPorts, startEtcd, type RunningEtcd } from '../helpers/etcd.js';
 import { EchoBackend, freePort, tcpClient, waitUntil } from '../helpers/net.js';
+import { metricValue } from '../helpers/scrape.js';
 import {
   BACKEND,
   LB,
@@ -206,6 +209,53 @@ etcdTest(
           `instance 3 never showed half a deployment: ${seen.join(',')}`,
         );
       });
+
+      await t.test(
+        'a generation one instance cannot serve: it logs and counts it, serves the last one, and catches up later',
+        async () => {
+          const p3 = await freePort('127.0.87.13');
+          // Something else holds instance 3's address and port: its plane refuses the new rule.
+          const squatter = createServer().listen(p3, '127.0.87.13');
+          await once(squatter, 'listening');
+          try {
+            const before = await health(i3);
+            const body = await withRules(i1, [
+              { name: 'web', frontendPort: p1, backendPort },
+              { name: 'web3', frontendPort: p3, backendPort },
+            ]);
+            const put = await i1.api.put(LB, body, { ifMatch: body.etag });
+            await converged([i2], put.resource.etag, 1000);
+            const h = await waitUntil(1000, 'instance 3 to refuse the generation', async () => {
+              const now = await health(i3);
+              return now.stateStore.generation > before.stateStore.generation ? now : undefined;
+            });
+            assert.equal(h.generation, before.generation, 'instance 3 serves the generation it had');
+            assert.equal(await etagOn(i3), put.resource.etag, 'its API shows what is stored');
+            assert.equal(
+              metricValue(await i3.api.metrics(), 'sluice_state_not_served_total', { reason: 'failed' }),
+              1,
+            );
+            assert.ok(
+              i3.run.lines.some((l) => l['code'] === 'SLUICE_STATE_NOT_SERVED' && l['reason'] === 'failed'),
+              'it logs why',
+            );
+            assert.equal(await greetingThrough(i3.address, p1), 'b1', 'and goes on serving');
+            assert.equal(await greetingThrough(i2.address, p3), 'b1', 'the others serve the new rule');
+          } finally {
+            await new Promise((r) => squatter.close(r));
+          }
+          const back = await withRules(i1, [
+            { name: 'web', frontendPort: p1, backendPort },
+            { name: 'web2', frontendPort: p2, backendPort },
+          ]);
+          const put = await i1.api.put(LB, back, { ifMatch: back.etag });
+          await converged(instances, put.resource.etag, 1000);
+          await waitUntil(1000, 'instance 3 to serve the stored generation again', async () => {
+            const h = await health(i3);
+            return h.generation === h.stateStore.generation;
+          });
+        },
+      );
 
       await t.test(
         'CONFIG at start: the one the pool started from is not written again; another one replaces the state',
