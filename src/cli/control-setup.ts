@@ -181,7 +181,8 @@ export interface InitialState {
  * serves the same), and one that cannot be read stops the start (exit 2) whatever is stored: an
  * explicit CONFIG is never silently set aside. Without CONFIG the stored state is served (what
  * the API last made of the load balancer); with neither, an empty load balancer the API can
- * fill, unless the API is off.
+ * fill, unless the API is off. With `--state etcd://...` the state is the one the pool shares
+ * (state-etcd-setup.ts says how a CONFIG is written there).
  */
 export async function loadInitialState(
   files: string | readonly string[] | undefined,

@@ -3,7 +3,8 @@
  * any instant leaves either the previous state or the next one, never a mix. A file that is not
  * what Sluice writes is reported by path and nothing of it is used. What Sluice creates there is
  * its user's alone (directories 0700, files 0600, whatever the umask): the state says where
- * traffic goes, and whoever can replace it decides that at the next start.
+ * traffic goes, and whoever can replace it decides that at the next start. The text of a state
+ * (encodeState, decodeState) is the same in a shared store (state-etcd.ts).
  */
 import { chmod, mkdir, open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
