@@ -17,6 +17,8 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   # Real servers for the client tests (test/*/clients-*.test.ts): PostgreSQL and Redis.
   compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need+=(postgresql)
   command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+  # The shared desired state (--state etcd://): the tests start their own etcd on loopback.
+  command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
   if [ ${#need[@]} -gt 0 ]; then
     echo "installing system tools: ${need[*]}"
     apt-get update -qq

@@ -6,12 +6,20 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { validateDocument, type ValidationResult } from '../config/index.js';
-import { isLoopback, buildApi, parseApiAddress, DEFAULT_API_PORT } from '../control/server.js';
+import {
+  isLoopback,
+  buildApi,
+  parseApiAddress,
+  DEFAULT_API_PORT,
+  type StateStoreHealth,
+} from '../control/server.js';
 import type { EndedFlow, EventHub } from '../control/events.js';
 import type { AdvanceResponse, ClockView } from '../control/routes/clock.js';
 import type { HealthView, MemberRef, ProbeMarkResult, Verdict } from '../control/routes/health.js';
 import { parseAllowedHost } from '../control/host.js';
 import { STATE_FILE, readState, removeStaleTemps, stateDirProblem, writeState } from '../control/state.js';
+import type { EtcdState } from '../control/state-etcd.js';
+import { parseStateUrl, type EtcdLocation } from '../control/state-url.js';
 import { ResourceStore, resourcesOfDocument } from '../control/store.js';
 import type { ApiShareRefusal, BudgetPlan } from '../core/budget.js';
 import { SluiceError, type Diagnostic } from '../core/errors.js';
@@ -29,12 +37,15 @@ import {
   type LoadedConfig,
   unservedLines,
 } from './options.js';
+import { loadSharedState, watchSharedState } from './state-etcd-setup.js';
 import { chooseToken } from './token.js';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 
 export const DEFAULT_API = `127.0.0.1:${DEFAULT_API_PORT}`;
 export const DEFAULT_STATE_DIR = '.sluice';
+/** How long a start waits for a shared state store that does not answer. */
+export const DEFAULT_STATE_WAIT_S = 60;
 
 export interface ControlCliOptions {
   api?: string;
@@ -42,6 +53,8 @@ export interface ControlCliOptions {
   apiTokenFile?: string;
   apiAllowHost?: string[];
   stateDir?: string;
+  state?: string;
+  stateWait?: string;
   map?: string[];
 }
 
@@ -54,6 +67,10 @@ export interface ControlPlan {
   /** Names and addresses a request's Host may give besides the API's own address and localhost. */
   readonly allowedHosts: readonly string[];
   readonly stateDir: string;
+  /** `--state etcd://...`: the desired state is shared with other instances there, not kept in stateDir. */
+  readonly etcd?: EtcdLocation;
+  /** Real milliseconds a start waits for the shared state store (`--state-wait`). */
+  readonly stateWaitMs: number;
   readonly map: readonly string[];
 }
 
@@ -86,12 +103,24 @@ export function planControl(
   // The name `--api` was given by is one a client will use (the address it resolved to is served anyway).
   if (api !== 'off' && isIP(api.host) === 0 && typeof parseAllowedHost(api.host) !== 'string')
     allowedHosts.push(api.host);
+  if (opts.state !== undefined && opts.stateDir !== undefined)
+    return `--state ${opts.state} and --state-dir ${opts.stateDir}: give one (the desired state is kept in one place)`;
+  const etcd = opts.state === undefined ? undefined : parseStateUrl(opts.state);
+  if (typeof etcd === 'string') return etcd;
+  const waitText = opts.stateWait ?? String(DEFAULT_STATE_WAIT_S);
+  const wait = Number(waitText);
+  if (!/^\d+(\.\d+)?$/.test(waitText) || !(wait <= 86_400))
+    return `--state-wait expects seconds from 0 to 86400, got '${waitText}'`;
+  if (opts.stateWait !== undefined && etcd === undefined)
+    return '--state-wait is for a shared state store: give --state etcd://HOST:PORT/PREFIX';
   return {
     api,
     apiExplicit: opts.api !== undefined,
     token,
     allowedHosts,
     stateDir: opts.stateDir ?? DEFAULT_STATE_DIR,
+    ...(etcd !== undefined ? { etcd } : {}),
+    stateWaitMs: wait * 1000,
     map: opts.map ?? [],
   };
 }
@@ -145,8 +174,12 @@ export interface InitialState {
   readonly source: StateSource;
   /** The `--map` arguments in force (given, or stored with the state). */
   readonly map: readonly string[];
-  /** Binds the store to the running load balancer once it has started. */
-  bind(app: ControlledApp): void;
+  /** Binds the store to the running load balancer once it has started (and follows a shared store). */
+  bind(app: ControlledApp, logger: Logger): void;
+  /** Where the state is kept and whether it answers (/healthz). */
+  health(): StateStoreHealth;
+  /** Lets go of the state store (a shared store's connection); the store takes no more changes. */
+  close(): Promise<void>;
 }
 
 /**
@@ -155,7 +188,8 @@ export interface InitialState {
  * serves the same), and one that cannot be read stops the start (exit 2) whatever is stored: an
  * explicit CONFIG is never silently set aside. Without CONFIG the stored state is served (what
  * the API last made of the load balancer); with neither, an empty load balancer the API can
- * fill, unless the API is off.
+ * fill, unless the API is off. With `--state etcd://...` the state is the one the pool shares
+ * (state-etcd-setup.ts says how a CONFIG is written there).
  */
 export async function loadInitialState(
   files: string | readonly string[] | undefined,
@@ -163,12 +197,15 @@ export async function loadInitialState(
   prepare: (snapshot: RuntimeSnapshot) => PreparedSnapshot,
 ): Promise<InitialState> {
   let app: ControlledApp | undefined;
-  // The `--map` arguments in force: the ones given, or with neither CONFIG nor --map, the
-  // stored ones. They are stored with every state written, so a restart serves the same.
-  let map: readonly string[] = plan.map;
+  // The etcd client (gRPC) is loaded only when asked for: every other command starts without it.
+  const shared: EtcdState | undefined =
+    plan.etcd === undefined ? undefined : new (await import('../control/state-etcd.js')).EtcdState(plan.etcd);
   const store = new ResourceStore({
     // The store holds every resource it serves: a public IP it does not hold is an error there.
-    compile: (doc) => validateDocument(doc, { map, outsideReferences: 'error' }),
+    // `--map` given wins over the mappings stored with the state (in a shared store, for this
+    // instance alone: they are written there only with a CONFIG).
+    compile: (doc, stored) =>
+      validateDocument(doc, { map: plan.map.length > 0 ? plan.map : stored, outsideReferences: 'error' }),
     apply: async (snapshot, generation) => {
       const prepared = prepare(snapshot);
       if (prepared.problems.length > 0)
@@ -178,37 +215,75 @@ export async function loadInitialState(
       for (const w of prepared.warnings) app.warn(w);
       await app.apply(prepared.snapshot, generation);
     },
-    persist: (state) => writeState(plan.stateDir, { ...state, map }),
+    persist:
+      shared === undefined
+        ? (state) => writeState(plan.stateDir, state)
+        : (state, basis) => shared.write(state, basis),
+    ...(shared === undefined ? {} : { writable: () => shared.writable() }),
     rejected: () => app?.metrics.configApplied('invalid'),
   });
   const inputs = files === undefined ? [] : typeof files === 'string' ? [files] : files;
   let source: StateSource = 'empty';
+  let map: readonly string[] = plan.map;
+  let watchFrom = 0;
   const done = (exit: number, result: ValidationResult): InitialState => ({
     exit,
     result,
     store,
     source,
     map,
-    bind: (a) => {
+    bind: (a, logger) => {
       app = a;
+      app.metrics.stateStore(shared === undefined || shared.status.up);
+      app.metrics.stateGeneration(store.storedGeneration);
+      if (shared !== undefined) watchSharedState(shared, store, a, logger, watchFrom);
+    },
+    health: () => {
+      if (shared === undefined)
+        return { kind: 'file', location: plan.stateDir, up: true, generation: store.storedGeneration };
+      const s = shared.status;
+      return {
+        kind: 'etcd',
+        location: shared.location.url,
+        up: s.up,
+        since: new Date(s.since).toISOString(),
+        ...(s.reason !== undefined && !s.up ? { reason: s.reason } : {}),
+        generation: store.storedGeneration,
+      };
+    },
+    close: async () => {
+      await shared?.close();
     },
   });
-  const fail = (d: Diagnostic[]): InitialState =>
-    done(EXIT_INVALID, { valid: false, errors: d, warnings: [] });
+  const fail = async (d: Diagnostic[]): Promise<InitialState> => {
+    await shared?.close();
+    return done(EXIT_INVALID, { valid: false, errors: d, warnings: [] });
+  };
+  const end = async (exit: number, result: ValidationResult): Promise<InitialState> => {
+    if (exit !== EXIT_OK) await shared?.close();
+    return done(exit, result);
+  };
 
-  const statePath = join(plan.stateDir, STATE_FILE);
   // The files first: one that cannot be read or is invalid ends the start, whatever is stored.
   let config: LoadedConfig | undefined;
   if (inputs.length > 0) {
     config = await loadConfig(inputs, plan.map);
     reportDiagnostics(config.result);
-    if (config.exit !== EXIT_OK) return done(config.exit, config.result);
+    if (config.exit !== EXIT_OK) return end(config.exit, config.result);
     const unserved = config.result.snapshot === undefined ? [] : unservedLines(config.result.snapshot);
     if (unserved.length > 0) {
       for (const line of unserved) process.stderr.write(`sluice: ${line}\n`);
-      return done(EXIT_INVALID, config.result);
+      return end(EXIT_INVALID, config.result);
     }
   }
+  if (shared !== undefined) {
+    const start = await loadSharedState(shared, store, plan, config, inputs);
+    source = start.source;
+    map = start.map;
+    watchFrom = start.watchFrom;
+    return end(start.exit, start.result);
+  }
+  const statePath = join(plan.stateDir, STATE_FILE);
   const dirProblem = await stateDirProblem(plan.stateDir);
   if (dirProblem !== undefined)
     process.stderr.write(`sluice: warning: ${dirProblem} [SLUICE_STATE_DIR_WRITABLE]\n`);
@@ -225,7 +300,8 @@ export async function loadInitialState(
     source = 'config';
     const generation = stored === undefined ? 0 : stored.generation + 1;
     const resources = resourcesOfDocument(config.json);
-    const seeded = store.load({ generation, resources });
+    const contents = { generation, resources, ...(map.length > 0 ? { map } : {}) };
+    const seeded = store.load(contents);
     if (!seeded.valid) {
       reportDiagnostics(seeded);
       return done(EXIT_INVALID, seeded);
@@ -233,7 +309,7 @@ export async function loadInitialState(
     if (stored !== undefined) {
       // Written now, before anything is served: the stored state no longer says what runs.
       try {
-        await writeState(plan.stateDir, { generation, resources, map });
+        await writeState(plan.stateDir, contents);
       } catch (err) {
         if (!(err instanceof SluiceError)) throw err;
         process.stderr.write(`sluice: ${err.message} [${err.code}]\n`);
@@ -253,7 +329,8 @@ export async function loadInitialState(
         `sluice: serving the stored state with its mappings: --map ${map.join(' --map ')}\n`,
       );
     }
-    const result = store.load(stored);
+    // `--map` given replaces the stored mappings: the next write stores them.
+    const result = store.load(plan.map.length > 0 ? { ...stored, map: plan.map } : stored);
     if (!result.valid) {
       process.stderr.write(
         `sluice: the resources stored in ${statePath} are not a valid configuration; nothing of it was applied [SLUICE_STATE_INVALID]\n`,
@@ -268,7 +345,7 @@ export async function loadInitialState(
     process.stderr.write('sluice run: give a CONFIG file, a --state-dir with stored state, or an API\n');
     return done(EXIT_USAGE, { valid: false, errors: [], warnings: [] });
   }
-  return done(EXIT_OK, store.load({ generation: 0, resources: [] }));
+  return done(EXIT_OK, store.load({ generation: 0, resources: [], ...(map.length > 0 ? { map } : {}) }));
 }
 
 export interface RunningApi {
@@ -284,12 +361,13 @@ export async function startApi(
   app: ControlledApp,
   logger: Logger,
 ): Promise<RunningApi | undefined | string> {
-  initial.bind(app);
+  initial.bind(app, logger);
   if (plan.api === 'off') return undefined;
   let server: FastifyInstance;
   try {
     server = await buildApi({
       store: initial.store,
+      stateStore: () => initial.health(),
       registry: app.metrics.registry,
       token: plan.token,
       allowedHosts: plan.allowedHosts,

@@ -6,9 +6,9 @@ import type { ArmErrorBody } from '../control/arm.js';
 import type { SluiceEvent } from '../control/events.js';
 import type { AdvanceResponse, ClockView, ExpireResponse } from '../control/routes/clock.js';
 import type { HealthResponse, MemberRef, Verdict } from '../control/routes/health.js';
-import type { DeploymentView, FlowsResponse } from '../control/server.js';
+import type { DeploymentView, FlowsResponse, StateStoreHealth } from '../control/server.js';
 
-export type { DeploymentView, FlowsResponse, FlowView } from '../control/server.js';
+export type { DeploymentView, FlowsResponse, FlowView, StateStoreHealth } from '../control/server.js';
 export type { EndedFlow, SluiceEvent } from '../control/events.js';
 export type { AdvanceResponse, ClockMode, ClockView, ExpireResponse } from '../control/routes/clock.js';
 export type { HealthResponse, HealthView, MemberRef, Verdict } from '../control/routes/health.js';
@@ -38,6 +38,8 @@ export interface Health {
   readonly generation: number;
   readonly loadBalancers: readonly string[];
   readonly listeners: number;
+  /** Where the desired state is kept and whether it answers (docs/api.md, Health). */
+  readonly stateStore?: StateStoreHealth;
 }
 
 export interface FlowQuery {

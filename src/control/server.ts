@@ -37,8 +37,26 @@ export interface ControlRuntime extends ClockRuntime, HealthRuntime {
   readonly timeScale: number;
 }
 
+/** Where the desired state is kept and whether it answers, as /healthz shows it. */
+export interface StateStoreHealth {
+  /** `file` (--state-dir) or `etcd` (--state etcd://, shared by a pool). */
+  readonly kind: 'file' | 'etcd';
+  /** The state directory, or the etcd URL. */
+  readonly location: string;
+  /** The store answers: changes can be made. While it does not, the last state is served. */
+  readonly up: boolean;
+  /** Since when it has been up or down (ISO time); etcd only. */
+  readonly since?: string;
+  /** Why it is down. */
+  readonly reason?: string;
+  /** The generation stored: ahead of `generation` while one is not served here. */
+  readonly generation: number;
+}
+
 export interface ApiOptions extends GuardOptions {
   readonly store: ResourceStore;
+  /** The state store's health for /healthz; without it /healthz has no `stateStore`. */
+  readonly stateStore?: () => StateStoreHealth;
   readonly runtime: ControlRuntime;
   readonly registry: Registry;
   readonly logger?: Logger;
@@ -387,6 +405,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   app.setErrorHandler((err, req, reply) => {
     const api = toApiError(err);
     if (api.httpStatus >= 500) logger?.error({ err, method: req.method, url: req.url }, 'API request failed');
+    // The state store comes back by itself: the client may try again soon.
+    if (api.code === 'SLUICE_STATE_STORE_UNAVAILABLE') void reply.header('retry-after', '1');
     void reply.code(api.httpStatus).type('application/json').send(api.body());
   });
 
@@ -420,6 +440,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     generation: store.generation,
     loadBalancers: store.snapshot.loadBalancers.map((lb) => lb.name),
     listeners: runtime.listening().length,
+    ...(options.stateStore !== undefined ? { stateStore: options.stateStore() } : {}),
   }));
 
   app.get('/metrics', async (_req, reply) => {

@@ -3,7 +3,8 @@
  * any instant leaves either the previous state or the next one, never a mix. A file that is not
  * what Sluice writes is reported by path and nothing of it is used. What Sluice creates there is
  * its user's alone (directories 0700, files 0600, whatever the umask): the state says where
- * traffic goes, and whoever can replace it decides that at the next start.
+ * traffic goes, and whoever can replace it decides that at the next start. The text of a state
+ * (encodeState, decodeState) is the same in a shared store (state-etcd.ts).
  */
 import { chmod, mkdir, open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
@@ -34,17 +35,31 @@ export interface StateContents {
   readonly resources: readonly StoredResource[];
   /** The `--map OLD=NEW` arguments in force when it was written: a restart serves the same addresses. */
   readonly map?: readonly string[];
+  /**
+   * The digest of the CONFIG document (and its `--map`) this state was started from, kept through
+   * every change made since: a shared store tells by it that a CONFIG given at start is already
+   * in it (state-etcd-setup.ts).
+   */
+  readonly seed?: string;
 }
 
-function corrupt(file: string, why: string): SluiceError {
+/** Where a state text was read from, for messages: what it is, and how to start afresh. */
+export interface StateOrigin {
+  /** `state file .sluice/state.json`, `the state in etcd://host:port/prefix/state`. */
+  readonly label: string;
+  /** What to do to start from the configuration file instead. */
+  readonly remedy: string;
+}
+
+function corrupt(origin: StateOrigin, why: string): SluiceError {
   return new SluiceError(
     'SLUICE_STATE_CORRUPT',
-    `state file ${file} is corrupt (${why}); nothing of it was applied. Move it away to start from the configuration file.`,
+    `${origin.label} is corrupt (${why}); nothing of it was applied. ${origin.remedy}`,
   );
 }
 
-function parseResource(file: string, v: unknown, i: number): StoredResource {
-  if (!isRecord(v)) throw corrupt(file, `resources[${i}] is not an object`);
+function parseResource(origin: StateOrigin, v: unknown, i: number): StoredResource {
+  if (!isRecord(v)) throw corrupt(origin, `resources[${i}] is not an object`);
   const { id, type, name, etag, implicitId, body } = v;
   if (
     typeof id !== 'string' ||
@@ -52,9 +67,16 @@ function parseResource(file: string, v: unknown, i: number): StoredResource {
     typeof name !== 'string' ||
     typeof etag !== 'string'
   )
-    throw corrupt(file, `resources[${i}] lacks id, type, name or etag`);
-  if (!isRecord(body)) throw corrupt(file, `resources[${i}].body is not an object`);
+    throw corrupt(origin, `resources[${i}] lacks id, type, name or etag`);
+  if (!isRecord(body)) throw corrupt(origin, `resources[${i}].body is not an object`);
   return { id, type, name, etag, ...(implicitId === true ? { implicitId: true } : {}), body };
+}
+
+function fileOrigin(file: string): StateOrigin {
+  return {
+    label: `state file ${file}`,
+    remedy: 'Move it away to start from the configuration file.',
+  };
 }
 
 /** Reads the state file of `dir`: undefined when there is none; throws a SluiceError otherwise. */
@@ -70,28 +92,51 @@ export async function readState(dir: string): Promise<StateContents | undefined>
       `cannot read state file ${file}: ${(err as Error).message}`,
     );
   }
+  return decodeState(text, fileOrigin(file));
+}
+
+/** Parses the text of a stored state (a state file, or the value a shared store holds). */
+export function decodeState(text: string, origin: StateOrigin): StateContents {
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (err) {
-    throw corrupt(file, `not JSON: ${(err as Error).message}`);
+    throw corrupt(origin, `not JSON: ${(err as Error).message}`);
   }
-  if (!isRecord(json) || json['format'] !== STATE_FORMAT) throw corrupt(file, 'not a Sluice state file');
+  if (!isRecord(json) || json['format'] !== STATE_FORMAT) throw corrupt(origin, 'not a Sluice state file');
   if (json['version'] !== STATE_VERSION)
-    throw corrupt(file, `version ${String(json['version'])}, this Sluice reads ${STATE_VERSION}`);
+    throw corrupt(origin, `version ${String(json['version'])}, this Sluice reads ${STATE_VERSION}`);
   const generation = json['generation'];
   const resources = json['resources'];
   if (typeof generation !== 'number' || !Number.isInteger(generation) || generation < 0)
-    throw corrupt(file, 'generation is not a whole number');
-  if (!Array.isArray(resources)) throw corrupt(file, 'resources is not an array');
+    throw corrupt(origin, 'generation is not a whole number');
+  if (!Array.isArray(resources)) throw corrupt(origin, 'resources is not an array');
   const map = json['map'];
   if (map !== undefined && (!Array.isArray(map) || !map.every((m) => typeof m === 'string')))
-    throw corrupt(file, 'map is not a list of OLD=NEW strings');
+    throw corrupt(origin, 'map is not a list of OLD=NEW strings');
+  const seed = json['seed'];
+  if (seed !== undefined && typeof seed !== 'string') throw corrupt(origin, 'seed is not a string');
   return {
     generation,
-    resources: resources.map((r, i) => parseResource(file, r, i)),
+    resources: resources.map((r, i) => parseResource(origin, r, i)),
     ...(map === undefined || map.length === 0 ? {} : { map: map as string[] }),
+    ...(seed === undefined ? {} : { seed }),
   };
+}
+
+/**
+ * The text of a stored state: one line of JSON, since indenting would multiply a deeply nested
+ * document many times over.
+ */
+export function encodeState(state: StateContents): string {
+  return `${JSON.stringify({
+    format: STATE_FORMAT,
+    version: STATE_VERSION,
+    generation: state.generation,
+    resources: state.resources,
+    ...(state.map === undefined || state.map.length === 0 ? {} : { map: state.map }),
+    ...(state.seed === undefined ? {} : { seed: state.seed }),
+  })}\n`;
 }
 
 let tempCounter = 0;
@@ -133,19 +178,12 @@ export async function stateDirProblem(dir: string): Promise<string | undefined> 
 
 /**
  * Replaces the state file: write a temporary file, fsync it, rename it over the old one, fsync
- * the directory so the rename itself survives a power cut. One line of JSON: indenting would
- * multiply a deeply nested document many times over.
+ * the directory so the rename itself survives a power cut.
  */
 export async function writeState(dir: string, state: StateContents): Promise<void> {
   const file = join(dir, STATE_FILE);
   const tmp = join(dir, `${TEMP_PREFIX}${process.pid}.${++tempCounter}.tmp`);
-  const text = `${JSON.stringify({
-    format: STATE_FORMAT,
-    version: STATE_VERSION,
-    generation: state.generation,
-    resources: state.resources,
-    ...(state.map === undefined || state.map.length === 0 ? {} : { map: state.map }),
-  })}\n`;
+  const text = encodeState(state);
   try {
     await makeStateDir(dir);
     // A new file (never one planted under that name), 0600 whatever the umask.

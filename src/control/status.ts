@@ -31,6 +31,9 @@ const STATUS: { readonly [C in ErrorCode]?: number } = {
   SLUICE_STATE_INVALID: 500,
   SLUICE_STATE_WRITE: 500,
   SLUICE_STATE_DIR_WRITABLE: 500,
+  SLUICE_STATE_STORE_UNAVAILABLE: 503,
+  SLUICE_STATE_CONTENDED: 409,
+  SLUICE_STATE_NOT_SERVED: 500,
 };
 
 /** The status of a code that ends an API request, or undefined for one that never does. */

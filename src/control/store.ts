@@ -1,8 +1,10 @@
 /**
  * The desired state: every ARM resource Sluice was given, by id. A change is compiled together
- * with everything else stored, applied to the running load balancer, written to disk, and only
- * then becomes the stored state; a failure at any step leaves the store, the running state and
- * the file as they were. Changes are serialised: one at a time, in arrival order.
+ * with everything else stored, applied to the running load balancer, written to the state store
+ * (a file, or a store other instances share), and only then becomes the stored state; a failure
+ * at any step leaves the store, the running state and the stored state as they were. Changes are
+ * serialised: one at a time, in arrival order, and so are generations that other instances wrote
+ * to a shared store (`adopt`).
  */
 import {
   checkResourceDepth,
@@ -31,15 +33,49 @@ import type { StateContents, StoredResource } from './state.js';
 import { httpStatusOf } from './status.js';
 
 export interface StoreOptions {
-  /** Validates and compiles a whole document (`--map` bound in). */
-  compile(document: { resources: unknown[] }): ValidationResult;
+  /** Validates and compiles a whole document, with the `--map` arguments stored with the state. */
+  compile(document: { resources: unknown[] }, map: readonly string[]): ValidationResult;
   /** Makes the running load balancer serve `snapshot`; rejects when it cannot (nothing changed). */
   apply(snapshot: RuntimeSnapshot, generation: number): Promise<void>;
-  /** Writes the state durably; rejects with a SluiceError when it cannot. */
-  persist?(state: StateContents): Promise<void>;
+  /**
+   * Writes the state durably over the stored state of revision `basis` (what `load`, `adopt` or
+   * the last write left; 0 when nothing is stored, and always 0 for a file). Resolves with the
+   * revision written, if the store has revisions; rejects with StaleState when the stored state
+   * is no longer `basis` (another instance wrote since), with a SluiceError otherwise.
+   */
+  persist?(state: StateContents, basis: number): Promise<number | void>;
+  /** Why a write cannot be made now (the shared store is unreachable), checked before anything is applied. */
+  writable?(): SluiceError | undefined;
   /** A change was rejected by validation (for metrics and logs). */
   rejected?(errors: readonly Diagnostic[]): void;
 }
+
+/**
+ * What a shared store answers a write made over an old revision: the state it holds now (none
+ * when its key was deleted) and that state's revision. The change is made again over it.
+ */
+export class StaleState extends Error {
+  constructor(
+    readonly latest: StateContents | undefined,
+    readonly revision: number,
+  ) {
+    super(`the stored state changed (now revision ${revision})`);
+    this.name = 'StaleState';
+  }
+}
+
+/** What became of a generation another instance stored. */
+export type AdoptOutcome =
+  | { readonly result: 'applied' | 'known' }
+  /** Not served: invalid here, or the data plane refused it; the last one served goes on. */
+  | {
+      readonly result: 'invalid' | 'failed';
+      readonly message: string;
+      readonly errors: readonly Diagnostic[];
+    };
+
+/** How many times one change is made again over a newer stored state before it gives up. */
+const MAX_STALE_RETRIES = 8;
 
 export interface Preconditions {
   readonly ifMatch?: string | undefined;
@@ -98,8 +134,12 @@ export function documentOf(resources: readonly StoredResource[]): { resources: u
 }
 
 /** Compiles, treating a set with no load balancer (yet, or any more) as an empty configuration. */
-function compileSet(options: StoreOptions, resources: readonly StoredResource[]): ValidationResult {
-  const result = options.compile(documentOf(resources));
+function compileSet(
+  options: StoreOptions,
+  resources: readonly StoredResource[],
+  map: readonly string[],
+): ValidationResult {
+  const result = options.compile(documentOf(resources), map);
   if (result.valid) return result;
   const real = result.errors.filter((d) => d.code !== 'SLUICE_CONFIG_NO_LOAD_BALANCER');
   if (real.length > 0) return { ...result, errors: real };
@@ -227,15 +267,33 @@ function etagMatches(header: string, etag: string): boolean {
 }
 
 export class ResourceStore {
+  // The stored state, as the API shows it: what the state store holds (as of `basis`).
   private resources = new Map<string, StoredResource>();
-  private current: RuntimeSnapshot = EMPTY_SNAPSHOT;
   private gen = 0;
+  private map: readonly string[] = [];
+  private seed: string | undefined;
+  private basis = 0;
+  // What runs: the same as the stored state, except after a generation another instance stored
+  // that this one could not serve (`adopt`).
+  private current: RuntimeSnapshot = EMPTY_SNAPSHOT;
+  private servedGen = 0;
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly options: StoreOptions) {}
 
+  /** The generation being served. */
   get generation(): number {
+    return this.servedGen;
+  }
+
+  /** The generation stored: ahead of `generation` while a stored one could not be served. */
+  get storedGeneration(): number {
     return this.gen;
+  }
+
+  /** The revision of the stored state in a shared store (0: none, or a file). */
+  get revision(): number {
+    return this.basis;
   }
 
   get snapshot(): RuntimeSnapshot {
@@ -243,20 +301,75 @@ export class ResourceStore {
   }
 
   /**
-   * Takes `contents` as the stored state without applying it (the caller starts the load
-   * balancer on the returned result). Nothing is taken when it does not compile.
+   * Takes `contents` (stored at `revision`) as the stored state without applying it (the
+   * caller starts the load balancer on the returned result). Nothing is taken when it does not
+   * compile.
    */
-  load(contents: StateContents): ValidationResult {
-    const result = compileSet(this.options, contents.resources);
+  load(contents: StateContents, revision = 0): ValidationResult {
+    const map = contents.map ?? [];
+    const result = compileSet(this.options, contents.resources, map);
     if (!result.valid || result.snapshot === undefined) return result;
-    this.resources = new Map(contents.resources.map((r) => [idKey(r.id), r]));
-    this.gen = contents.generation;
+    this.take(contents, revision);
     this.current = result.snapshot;
+    this.servedGen = contents.generation;
     return result;
   }
 
   contents(): StateContents {
-    return { generation: this.gen, resources: [...this.resources.values()] };
+    return {
+      generation: this.gen,
+      resources: [...this.resources.values()],
+      ...(this.map.length > 0 ? { map: this.map } : {}),
+      ...(this.seed !== undefined ? { seed: this.seed } : {}),
+    };
+  }
+
+  /**
+   * A generation another instance wrote to the shared store (`revision` there): validated and
+   * applied through the same path as a change made here. It becomes the stored state either way,
+   * since that is what the store holds and what the next change is made over; when it does not
+   * validate or the data plane refuses it, the last generation served goes on being served.
+   * A revision not newer than the one held is known already (this instance's own write).
+   */
+  adopt(contents: StateContents | undefined, revision: number): Promise<AdoptOutcome> {
+    return this.serial(() => this.adoptNow(contents, revision));
+  }
+
+  private async adoptNow(contents: StateContents | undefined, revision: number): Promise<AdoptOutcome> {
+    if (revision <= this.basis && revision !== 0) return { result: 'known' };
+    if (contents === undefined) {
+      // The key was deleted: nothing new to serve; the next change creates it again from here.
+      this.basis = 0;
+      return { result: 'known' };
+    }
+    this.take(contents, revision);
+    const result = compileSet(this.options, contents.resources, contents.map ?? []);
+    if (!result.valid || result.snapshot === undefined) {
+      const count = `${result.errors.length} error${result.errors.length === 1 ? '' : 's'}`;
+      const first = result.errors[0];
+      return {
+        result: 'invalid',
+        message: `generation ${contents.generation} is not a valid configuration here (${count})${first ? `; first: ${first.message}` : ''}`,
+        errors: result.errors,
+      };
+    }
+    try {
+      await this.options.apply(result.snapshot, contents.generation);
+    } catch (err) {
+      const errors = err instanceof SluiceError ? err.diagnostics : [];
+      return { result: 'failed', message: (err as Error).message, errors };
+    }
+    this.current = result.snapshot;
+    this.servedGen = contents.generation;
+    return { result: 'applied' };
+  }
+
+  private take(contents: StateContents, revision: number): void {
+    this.resources = new Map(contents.resources.map((r) => [idKey(r.id), r]));
+    this.gen = contents.generation;
+    this.map = contents.map ?? [];
+    this.seed = contents.seed;
+    this.basis = revision;
   }
 
   get(ref: ResourceRef): StoredResource | undefined {
@@ -282,7 +395,7 @@ export class ResourceStore {
     body: unknown,
     pre: Preconditions = {},
   ): Promise<{ created: boolean; resource: StoredResource }> {
-    return this.serial(async () => {
+    return this.serialFresh(async () => {
       if (!isRecord(body))
         throw new ApiError(
           'SLUICE_API_BAD_REQUEST',
@@ -318,7 +431,7 @@ export class ResourceStore {
 
   /** Deletes a resource; resolves false when there was none. */
   delete(ref: ResourceRef, pre: Preconditions = {}): Promise<boolean> {
-    return this.serial(async () => {
+    return this.serialFresh(async () => {
       const id = resourceId(ref);
       const key = idKey(id);
       const existing = this.resources.get(key);
@@ -338,7 +451,7 @@ export class ResourceStore {
    * Incremental mode).
    */
   deploy(scope: DeploymentScope, template: unknown): Promise<DeploymentResult> {
-    return this.serial(async () => {
+    return this.serialFresh(async () => {
       const parsed = this.parseTemplate(scope, template);
       const next = new Map(this.resources);
       const deployed: DeployedResource[] = [];
@@ -476,11 +589,14 @@ export class ResourceStore {
   }
 
   private async commit(list: StoredResource[], targetIndex: number, verb: string): Promise<void> {
-    const result = compileSet(this.options, list);
+    const result = compileSet(this.options, list, this.map);
     if (!result.valid || result.snapshot === undefined) {
       this.options.rejected?.(result.errors);
       throw validationError(result, list, targetIndex, verb);
     }
+    // Nothing is applied that cannot be stored: the shared store is known to be unreachable.
+    const down = this.options.writable?.();
+    if (down !== undefined) throw new ApiError(down.code, down.message);
     const generation = this.gen + 1;
     try {
       await this.options.apply(result.snapshot, generation);
@@ -491,18 +607,53 @@ export class ResourceStore {
         details: cause,
       });
     }
+    const next: StateContents = {
+      generation,
+      resources: list,
+      ...(this.map.length > 0 ? { map: this.map } : {}),
+      ...(this.seed !== undefined ? { seed: this.seed } : {}),
+    };
+    let revision = 0;
     if (this.options.persist !== undefined) {
       try {
-        await this.options.persist({ generation, resources: list });
+        revision = (await this.options.persist(next, this.basis)) ?? 0;
       } catch (err) {
-        // The file still holds the previous state, so the running state goes back to it too.
-        await this.options.apply(this.current, this.gen).catch(() => {});
-        throw new ApiError('SLUICE_STATE_WRITE', (err as Error).message);
+        // The store still holds the previous state, so the running state goes back to it too.
+        await this.options.apply(this.current, this.servedGen).catch(() => {});
+        if (err instanceof StaleState) throw err;
+        const code =
+          err instanceof SluiceError && err.code.startsWith('SLUICE_STATE_')
+            ? err.code
+            : 'SLUICE_STATE_WRITE';
+        throw new ApiError(code, (err as Error).message);
       }
     }
-    this.resources = new Map(list.map((r) => [idKey(r.id), r]));
+    this.take(next, revision);
     this.current = result.snapshot;
-    this.gen = generation;
+    this.servedGen = generation;
+  }
+
+  /**
+   * Runs a change in turn; when a shared store says another instance stored a newer state
+   * meanwhile, that state is adopted and the change is made again over it, preconditions and
+   * validation included: a change is never written over a state it was not checked against.
+   */
+  private serialFresh<T>(fn: () => Promise<T>): Promise<T> {
+    return this.serial(async () => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await fn();
+        } catch (err) {
+          if (!(err instanceof StaleState)) throw err;
+          if (attempt > MAX_STALE_RETRIES)
+            throw new ApiError(
+              'SLUICE_STATE_CONTENDED',
+              `the stored state changed on other instances ${attempt} times while this change was made; nothing changed; try again`,
+            );
+          await this.adoptNow(err.latest, err.revision);
+        }
+      }
+    });
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {

@@ -152,7 +152,7 @@ export const ERRORS = {
   SLUICE_CLOCK_NOT_MANUAL: def(
     'The clock can only be moved by hand when Sluice runs with --clock manual; the system clock moves by itself.',
   ),
-  // Desired state on disk (--state-dir)
+  // Desired state (--state-dir, --state)
   SLUICE_STATE_UNREADABLE: def('The state file exists but cannot be read.'),
   SLUICE_STATE_CORRUPT: def(
     'The state file is not JSON of the shape Sluice writes; nothing of it is applied.',
@@ -163,6 +163,16 @@ export const ERRORS = {
   SLUICE_STATE_WRITE: def('The state could not be written; the change was rolled back.'),
   SLUICE_STATE_DIR_WRITABLE: def(
     'The state directory can be written by other users, who could replace the state Sluice starts from.',
+    'warning',
+  ),
+  SLUICE_STATE_STORE_UNAVAILABLE: def(
+    'The shared state store (--state etcd://) cannot be reached: a change is refused (the load balancer keeps serving its last state), and a start waits for it.',
+  ),
+  SLUICE_STATE_CONTENDED: def(
+    'The shared state changed on other instances again and again while a change was made over it, or while a start wrote its CONFIG; nothing changed.',
+  ),
+  SLUICE_STATE_NOT_SERVED: def(
+    'A generation another instance stored is not served here (invalid here, or the data plane refused it); the last generation served goes on.',
     'warning',
   ),
   // The host Sluice runs on

@@ -66,6 +66,9 @@ export const SERIES = {
   sluice_config_applied_total: { type: 'counter', labels: ['result'] },
   sluice_config_generation_number: { type: 'gauge', labels: [] },
   sluice_api_connections_refused_total: { type: 'counter', labels: ['reason'] },
+  sluice_state_store_up_ratio: { type: 'gauge', labels: [] },
+  sluice_state_generation_number: { type: 'gauge', labels: [] },
+  sluice_state_not_served_total: { type: 'counter', labels: ['reason'] },
 } as const;
 
 export type SeriesName = keyof typeof SERIES;
@@ -133,6 +136,9 @@ export class SluiceMetrics {
   private readonly rsts: Counter;
   private readonly applied: Counter;
   private readonly generation: Gauge;
+  private readonly storeUp: Gauge;
+  private readonly storedGeneration: Gauge;
+  private readonly notServed: Counter;
   private readonly bytes = new FlowTotals();
   private readonly packets = new FlowTotals();
   /**
@@ -259,6 +265,34 @@ export class SluiceMetrics {
       'API connections dropped (connections share full) and event streams refused (event-streams share full).',
     );
     for (const reason of ['connections', 'event-streams'] as const) this.apiRefusedTotal.inc({ reason }, 0);
+    this.storeUp = gauge(
+      'sluice_state_store_up_ratio',
+      'Whether the desired-state store answers: 1 up (always, for a state directory), 0 unreachable.',
+    );
+    this.storedGeneration = gauge(
+      'sluice_state_generation_number',
+      'Generation of the desired state stored (ahead of sluice_config_generation_number while one is not served).',
+    );
+    this.notServed = counter(
+      'sluice_state_not_served_total',
+      'Generations another instance stored that this one does not serve, by reason: invalid or failed.',
+    );
+    for (const reason of ['invalid', 'failed'] as const) this.notServed.inc({ reason }, 0);
+  }
+
+  /** Whether the desired-state store answers. */
+  stateStore(up: boolean): void {
+    this.storeUp.set(up ? 1 : 0);
+  }
+
+  /** The generation of the desired state stored. */
+  stateGeneration(generation: number): void {
+    this.storedGeneration.set(generation);
+  }
+
+  /** A generation another instance stored that this one does not serve. */
+  stateNotServed(reason: 'invalid' | 'failed'): void {
+    this.notServed.inc({ reason });
   }
 
   /** A new flow refused because its share of the descriptors is full. */

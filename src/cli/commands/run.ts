@@ -14,6 +14,7 @@ import {
 import {
   DEFAULT_API,
   DEFAULT_STATE_DIR,
+  DEFAULT_STATE_WAIT_S,
   loadInitialState,
   planControl,
   startApi,
@@ -175,6 +176,7 @@ export async function runRun(
   const why = plane.unavailable(settings);
   if (why !== undefined) {
     process.stderr.write(`sluice: ${why} [SLUICE_PLANE_UNAVAILABLE]\n`);
+    await initial.close();
     return EXIT_INVALID;
   }
   const prepared = prepare(result.snapshot);
@@ -182,6 +184,7 @@ export async function runRun(
     for (const line of prepared.problems) process.stderr.write(`${line} [SLUICE_PLANE_UNSUPPORTED]\n`);
     if (plane.partial !== undefined)
       process.stderr.write('sluice: --strict refuses these; without it the rest is served\n');
+    await initial.close();
     return EXIT_INVALID;
   }
   // Nothing but a test (or a person) moves a manual clock: idle timers, probes and drains wait for it.
@@ -213,6 +216,7 @@ export async function runRun(
     });
   } catch (err) {
     // Listeners, the TUN device and host routing fail with a message a user can act on.
+    await initial.close();
     if (err instanceof SluiceError) {
       process.stderr.write(`sluice: ${err.message} [${err.code}]\n`);
       return EXIT_INVALID;
@@ -222,13 +226,14 @@ export async function runRun(
   const api = await startApi(control, initial, app, logger);
   if (typeof api === 'string') {
     process.stderr.write(`sluice: ${api}\n`);
+    await initial.close();
     await app.stop();
     return EXIT_INVALID;
   }
   logger.info(
     {
       api: api?.address ?? 'off',
-      stateDir: control.stateDir,
+      ...(control.etcd !== undefined ? { state: control.etcd.url } : { stateDir: control.stateDir }),
       // Where what is served came from: the CONFIG files, the stored state, or nothing yet.
       desiredState: initial.source,
       ...(initial.map.length > 0 ? { map: initial.map } : {}),
@@ -247,6 +252,7 @@ export async function runRun(
   const how = await stopOnSignal(logger, {
     stop: async () => {
       await api?.close();
+      await initial.close();
       await app.stop();
     },
     abort: () => app.abort(),
@@ -263,7 +269,7 @@ export function registerRun(program: Command): void {
     .description('run a load balancer document: listeners on its frontends, flows to its backends')
     .argument(
       '[config...]',
-      'ARM JSON: one load balancer, an array of resources, or {"resources": [...]}; several files are read as one document (- is standard input); given, it replaces the state stored in --state-dir, which is served when none is given',
+      'ARM JSON: one load balancer, an array of resources, or {"resources": [...]}; several files are read as one document (- is standard input); given, it replaces the state stored in --state-dir (or --state), which is served when none is given',
     )
     .option('--map <OLD=NEW>', 'rewrite an address of the document (repeatable)', collect)
     .option('--time-scale <N>', 'divide every timer (idle timeouts, probes, drains) by N', '1')
@@ -331,7 +337,18 @@ export function registerRun(program: Command): void {
       'a host name (or address) requests may give in Host, besides the API address and localhost (repeatable)',
       collect,
     )
-    .option('--state-dir <DIR>', 'where the desired state is kept across restarts', DEFAULT_STATE_DIR)
+    .option(
+      '--state-dir <DIR>',
+      `where the desired state is kept across restarts (default ${DEFAULT_STATE_DIR})`,
+    )
+    .option(
+      '--state <etcd://HOST:PORT/PREFIX>',
+      'keep the desired state in etcd, shared with every instance given the same URL, instead of --state-dir',
+    )
+    .option(
+      '--state-wait <SECONDS>',
+      `with --state: how long a start waits for etcd before it gives up (default ${DEFAULT_STATE_WAIT_S}; 0: one try)`,
+    )
     .option(
       '--max-tcp-flows <N>',
       'proxy plane: TCP flows at most, held blackholed ones included (2 descriptors each); default: what the open-files limit leaves',
