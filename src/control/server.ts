@@ -333,8 +333,9 @@ function toApiError(err: unknown): ApiError {
   return new ApiError('SLUICE_API_INTERNAL', 'Internal error; see the Sluice log.');
 }
 
-function flowView(f: FlowInfo, runtime: ControlRuntime): FlowView {
-  const l = runtime.labelsOf(f.ruleId);
+/** A flow as the API lists it; `labelsOf` names its load balancer and rule. */
+export function flowView(f: FlowInfo, labelsOf: (ruleId: string) => { lb: string; rule: string }): FlowView {
+  const l = labelsOf(f.ruleId);
   return {
     id: f.id,
     protocol: f.protocol,
@@ -462,7 +463,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       );
     const matching = runtime
       .flows()
-      .map((f) => flowView(f, runtime))
+      .map((f) => flowView(f, (id) => runtime.labelsOf(id)))
       .filter(
         (f) =>
           (lb === undefined || f.lb.toLowerCase() === lb) &&
