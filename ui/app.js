@@ -19,7 +19,7 @@
 /**
  * A flow as GET /sluice/v1/flows lists it (src/control/server.ts, FlowView).
  * @typedef {{ id: number, protocol: string, lb: string, rule: string, state: string,
- *   client: string, backend: string, idleMs: number, msLeft: number, timeoutMs: number,
+ *   client: string, backend: string, ageMs: number, idleMs: number, msLeft: number, timeoutMs: number,
  *   bytesToBackend: number, bytesToClient: number }} FlowView
  * @typedef {{ total: number, timeScale: number, flows: FlowView[],
  *   clock?: { mode: string, now: number } }} FlowsAnswer
@@ -34,7 +34,7 @@
 /**
  * @typedef {{ id: number, protocol: string, lb: string, rule: string, state: string,
  *   client: string, backend: string, bytesToBackend: number, bytesToClient: number,
- *   timeoutMs: number, deadline: number, flashUntil: number, since: number, end?: End,
+ *   timeoutMs: number, deadline: number, createdAt: number, flashUntil: number, since: number, end?: End,
  *   text?: string }} Row
  */
 
@@ -253,6 +253,7 @@ function applyOverview(o, real) {
         bytesToClient: 0,
         timeoutMs: 0,
         deadline: t.expiredAt,
+        createdAt: t.expiredAt,
         flashUntil: 0,
         since: real,
       };
@@ -285,7 +286,7 @@ function applyFlows(answer, asked) {
     listed.add(f.id);
     let row = state.rows.get(f.id);
     if (row === undefined) {
-      row = rowOf(f, now - f.idleMs, f.timeoutMs);
+      row = rowOf(f, now, f.timeoutMs);
       state.rows.set(f.id, row);
       state.orderDirty = true;
     }
@@ -316,11 +317,12 @@ function applyFlows(answer, asked) {
 
 /**
  * @param {FlowView | FlowSummary} f
- * @param {number} lastSeen balancer time of its last packet
+ * @param {number} now balancer time `f` was taken at
  * @param {number} timeoutMs
  * @returns {Row}
  */
-function rowOf(f, lastSeen, timeoutMs) {
+function rowOf(f, now, timeoutMs) {
+  const lastSeen = now - f.idleMs;
   const endpoint = (/** @type {string | {address: string, port: number}} */ e) =>
     typeof e === 'string'
       ? e
@@ -340,6 +342,7 @@ function rowOf(f, lastSeen, timeoutMs) {
     bytesToClient: f.bytesToClient,
     timeoutMs,
     deadline: lastSeen + timeoutMs,
+    createdAt: now - f.ageMs,
     flashUntil: 0,
     since: performance.now(),
   };
@@ -404,7 +407,7 @@ function onEvent(e) {
     case 'flow.created': {
       const f = e.flow;
       if (!state.rows.has(f.id)) {
-        const row = rowOf(f, e.at - f.idleMs, timeoutOf(f.lb, f.rule, f.protocol));
+        const row = rowOf(f, e.at, timeoutOf(f.lb, f.rule, f.protocol));
         state.rows.set(f.id, row);
         state.orderDirty = true;
       }
@@ -413,7 +416,7 @@ function onEvent(e) {
     }
     case 'flow.expired': {
       const f = e.flow;
-      const row = state.rows.get(f.id) ?? rowOf(f, e.at - f.idleMs, timeoutOf(f.lb, f.rule, f.protocol));
+      const row = state.rows.get(f.id) ?? rowOf(f, e.at, timeoutOf(f.lb, f.rule, f.protocol));
       state.rows.set(f.id, row);
       row.end = { ...row.end, kind: e.action, at: e.at, wall };
       row.text = undefined;
@@ -693,10 +696,11 @@ function rebuildOrder() {
   const filter = /** @type {HTMLInputElement} */ ($('filter')).value.trim().toLowerCase();
   const sort = /** @type {HTMLSelectElement} */ ($('sort')).value;
   const rows = [...state.rows.values()].filter((r) => matches(r, filter));
-  if (sort === 'oldest') rows.sort((a, b) => a.id - b.id);
+  // Ids are not in the order flows came (Sluice reuses their slots): creation time is.
+  if (sort === 'oldest') rows.sort((a, b) => a.createdAt - b.createdAt || a.id - b.id);
   else if (sort === 'left')
     rows.sort((a, b) => (a.end ? 1 : 0) - (b.end ? 1 : 0) || a.deadline - b.deadline || a.id - b.id);
-  else rows.sort((a, b) => b.id - a.id);
+  else rows.sort((a, b) => b.createdAt - a.createdAt || b.id - a.id);
   state.order = rows.map((r) => r.id);
   state.orderDirty = false;
   const live = [...state.rows.values()].filter((r) => r.end === undefined).length;

@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Browser } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { lbDocument } from '../helpers/arm.js';
 import { browserSkip, launchBrowser, openPage, screenshotFolder } from '../helpers/browser.js';
 import { httpRequest } from '../helpers/http.js';
@@ -112,11 +112,11 @@ async function flowIdOf(api: string, client: ReturnType<typeof tcpClient>, heade
 }
 
 /** The text of one row of the flow list, once it shows. */
-async function rowText(page: import('playwright-core').Page, id: number): Promise<string> {
+async function rowText(page: Page, id: number): Promise<string> {
   return page.locator(`#flows .flow-row[data-id="${id}"]:not([hidden])`).innerText();
 }
 
-async function barShare(page: import('playwright-core').Page, id: number): Promise<number> {
+async function barShare(page: Page, id: number): Promise<number> {
   return page
     .locator(`#flows .flow-row[data-id="${id}"]:not([hidden]) .bar > i`)
     .evaluate((el) => el.getBoundingClientRect().width / el.parentElement!.getBoundingClientRect().width);
