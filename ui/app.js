@@ -949,12 +949,11 @@ function frame() {
   if (real - lastSlow > 250) {
     lastSlow = real;
     removeEnded();
-    renderClock();
-    if (state.overview !== undefined && [...state.pulses.values()].some((t) => t > real - 1200)) {
-      for (const [k, t] of state.pulses) if (t < real) state.pulses.delete(k);
-    }
+    for (const [k, t] of state.pulses) if (t < real) state.pulses.delete(k);
   }
   if (state.orderDirty) rebuildOrder();
+  // The clock with the countdowns, in the same frame: they are read against each other.
+  renderClock();
   renderFlows();
   renderEvents();
   requestAnimationFrame(frame);
