@@ -113,6 +113,7 @@ const KIND = {
   outboundRule: 'outbound',
   natGateway: 'NAT gateway',
   instancePublicIp: 'instance IP',
+  instanceOutbound: 'instance outbound',
 };
 
 // ---- state ---------------------------------------------------------------------------------

@@ -189,11 +189,15 @@ export function overviewOf(
     // Outbound paths are explained per group of members; their flows count by rule or gateway.
     for (const path of report.paths) {
       if (path.loadBalancer !== lb.name) continue;
-      if (path.kind !== 'outboundRule' && path.kind !== 'natGateway') continue;
+      if (path.kind !== 'outboundRule' && path.kind !== 'natGateway' && path.kind !== 'instanceOutbound')
+        continue;
       const id =
         path.kind === 'outboundRule'
           ? lb.outboundRules.find((o) => o.name === path.name)?.id
-          : snapshot.natGateways.find((g) => g.name === path.name)?.id;
+          : path.kind === 'natGateway'
+            ? snapshot.natGateways.find((g) => g.name === path.name)?.id
+            : // A VM's own outbound path is its instance IP's one outbound rule, named after the VM.
+              lb.outboundRules[0]?.id;
       rules.push(ruleOf(path, id, flowsByRule));
     }
     for (let i = 0; i < rules.length; i++) {
