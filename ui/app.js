@@ -335,8 +335,7 @@ function rowOf(f, now, timeoutMs) {
     protocol: f.protocol,
     lb: f.lb,
     rule: f.rule,
-    state:
-      'state' in f && typeof f.state === 'string' ? f.state : f.protocol === 'Udp' ? 'UDP' : 'ESTABLISHED',
+    state: f.state,
     client: endpoint(f.client),
     backend: endpoint(f.backend),
     bytesToBackend: f.bytesToBackend,

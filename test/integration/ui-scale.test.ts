@@ -8,6 +8,7 @@ import { staticLive } from '../../src/control/overview.js';
 import { buildApi } from '../../src/control/server.js';
 import { ResourceStore } from '../../src/control/store.js';
 import type { FlowInfo } from '../../src/core/events.js';
+import { noPlaneRuntime } from '../helpers/api.js';
 import { compileLb } from '../helpers/arm.js';
 import { browserSkip, launchBrowser, openPage } from '../helpers/browser.js';
 import { sleep, waitUntil } from '../helpers/net.js';
@@ -74,10 +75,9 @@ test(
       store,
       registry: new Registry(),
       runtime: {
+        ...noPlaneRuntime(hub),
         flows,
         labelsOf: () => ({ lb: 'test-lb', rule: 'web' }),
-        subscribe: (l) => hub.subscribe(l),
-        listening: () => [],
         timeScale: 60,
         live: { ...live, clock: () => ({ mode: 'system', now: now() }) },
       },
