@@ -7,6 +7,7 @@ import { pino, type Logger, type LoggerOptions } from 'pino';
 import { Registry } from 'prom-client';
 import { EndedFlows, expiryMessage, findMember, healthViewOf, memberLb } from './app-controls.js';
 import { EventHub, endpointText, flowSummary, type EndCause, type EndedFlow } from './control/events.js';
+import type { DrainingMember, LiveRuntime } from './control/overview.js';
 import type { AdvanceResponse, ClockMode, ClockView } from './control/routes/clock.js';
 import type { HealthView, MemberRef, ProbeMarkResult } from './control/routes/health.js';
 import { planBudget, type ApiShareRefusal, type BudgetPlan } from './core/budget.js';
@@ -15,7 +16,7 @@ import { formatDuration } from './core/duration.js';
 import { SluiceError } from './core/errors.js';
 import { DeadlineScheduler } from './time/scheduler.js';
 import { SystemClock } from './time/system-clock.js';
-import { FlowEngine } from './core/engine.js';
+import { DEFAULT_UDP_TIMEOUT_MS, FlowEngine } from './core/engine.js';
 import type { FlowEvent } from './core/events.js';
 import type { RuntimeSnapshot } from './core/snapshot.js';
 import {
@@ -98,6 +99,7 @@ export class SluiceApp<P extends DataPlane = DefaultPlane> {
   /** How many configurations were applied (the first is 0). */
   generation = 0;
   private running = true;
+  private readonly udpFlowTimeoutMs: number;
   /** Names of every rule ever served: flows of removed rules still need their labels. */
   private readonly names = new Map<string, { lb: string; rule: string }>();
   /** Removed members whose flows are draining, by member key. */
@@ -121,6 +123,7 @@ export class SluiceApp<P extends DataPlane = DefaultPlane> {
       labelsOf: (ruleId) => this.labelsOf(ruleId),
       lbOfPool: (poolId) => memberLb(this.engine.snapshot, poolId)?.name ?? '',
     });
+    this.udpFlowTimeoutMs = options.udpFlowTimeoutMs ?? DEFAULT_UDP_TIMEOUT_MS;
     this.engine = new FlowEngine({
       clock: this.clock,
       snapshot,
@@ -455,9 +458,20 @@ export class SluiceApp<P extends DataPlane = DefaultPlane> {
     return this.names.get(ruleId) ?? { lb: '', rule: ruleId };
   }
 
+  /** Members whose drain began, by member key; those still in `drains` are draining. */
+  private readonly drainingMembers = new Map<string, DrainingMember>();
+
   private drain(place: MemberPlace): void {
     const key = memberKey(place.member);
     if (this.drains.has(key) || this.engine.flowsOfMember(place.member.id).length === 0) return;
+    this.drainingMembers.set(key, {
+      lb: place.lb.name,
+      pool: place.lb.pools.find((p) => p.id === place.poolId)?.name ?? '',
+      memberId: place.member.id,
+      name: place.member.name,
+      address: place.member.address,
+      endsAt: this.clock.now() + place.drainPeriodMs,
+    });
     const end = (): void => {
       this.drains.delete(key);
       // The same member at a new address: its flows are the new address's now; leave them.
@@ -498,6 +512,26 @@ export class SluiceApp<P extends DataPlane = DefaultPlane> {
         flow,
       });
     else this.events.publish({ type: 'flow.closed', at: e.at, reason: e.reason, flow });
+  }
+
+  /** What the live page shows beyond flows and events (GET /sluice/v1/overview). */
+  get live(): LiveRuntime {
+    const udpFlowTimeoutMs = this.udpFlowTimeoutMs;
+    return {
+      snapshot: () => this.engine.snapshot,
+      health: () => this.prober.list(),
+      draining: () => {
+        for (const key of this.drainingMembers.keys())
+          if (!this.drains.has(key)) this.drainingMembers.delete(key);
+        return [...this.drainingMembers.values()];
+      },
+      tombstones: (limit) => this.engine.tombstones(limit),
+      tombstoneCount: () => this.engine.tombstoneCount,
+      stats: () => this.engine.stats(),
+      clock: () => ({ mode: this.clockMode, now: this.clock.now() }),
+      generation: () => this.generation,
+      udpFlowTimeoutMs,
+    };
   }
 
   /** A frontend's data path is up while Sluice serves at least one rule on it. */

@@ -21,6 +21,7 @@ import { STATE_FILE, readState, removeStaleTemps, stateDirProblem, writeState } 
 import type { EtcdState } from '../control/state-etcd.js';
 import { parseStateUrl, type EtcdLocation } from '../control/state-url.js';
 import { ResourceStore, resourcesOfDocument } from '../control/store.js';
+import type { LiveRuntime } from '../control/overview.js';
 import type { ApiShareRefusal, BudgetPlan } from '../core/budget.js';
 import { SluiceError, type Diagnostic } from '../core/errors.js';
 import type { FlowInfo } from '../core/events.js';
@@ -149,6 +150,8 @@ export interface ControlledApp {
   readonly events: EventHub;
   readonly metrics: SluiceMetrics;
   readonly timeScale: number;
+  /** What the live page shows beyond flows and events. */
+  readonly live: LiveRuntime;
   /** The API's shares of descriptors: connections, and event streams among them. */
   readonly budget: Pick<BudgetPlan, 'apiConnections' | 'eventStreams'>;
   apply(snapshot: RuntimeSnapshot, generation: number): Promise<void>;
@@ -376,6 +379,7 @@ export async function startApi(
       maxEventStreams: app.budget.eventStreams,
       refused: (reason) => app.apiRefused(reason),
       runtime: {
+        live: app.live,
         flows: () => app.engine.flows(),
         labelsOf: (id) => app.labelsOf(id),
         subscribe: (l) => app.events.subscribe(l),

@@ -3,7 +3,7 @@
  * it names (host.ts: DNS rebinding), then the bearer token (auth.ts), then the type of its body.
  * A request refused here changes nothing.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { ApiError } from './arm.js';
 import { checkBearer, tokenProblem } from './auth.js';
@@ -102,8 +102,24 @@ function authorizationOf(req: FastifyRequest): string | undefined {
   return Array.isArray(v) ? v.join(',') : v;
 }
 
+/**
+ * A credential other than the bearer token, for requests a browser makes by itself (a page, its
+ * event stream) and so cannot give a header: the live page's session cookie (ui.ts).
+ */
+export interface OtherCredential {
+  /** Whether the request, which has no bearer credential, carries one valid for it. */
+  admits(req: FastifyRequest): boolean;
+  /** Answers a request that has no valid credential itself (true), or leaves it the usual 401. */
+  refuse(req: FastifyRequest, reply: FastifyReply): boolean;
+}
+
 /** Installs the checks as the app's first hooks; call before any other hook or route. */
-export function installGuard(app: FastifyInstance, guard: Guard, logger: Logger | undefined): void {
+export function installGuard(
+  app: FastifyInstance,
+  guard: Guard,
+  logger: Logger | undefined,
+  other?: OtherCredential,
+): void {
   // First of all: a request for another host gets no further, not even to the token.
   app.addHook('onRequest', async (req) => {
     try {
@@ -123,7 +139,10 @@ export function installGuard(app: FastifyInstance, guard: Guard, logger: Logger 
     app.addHook('onRequest', async (req, reply) => {
       const check = checkBearer(authorizationOf(req), token);
       if (check === 'ok') return;
+      // A wrong token is refused whatever else the request carries.
+      if (check === 'missing' && other?.admits(req) === true) return;
       void reply.header('www-authenticate', 'Bearer realm="sluice"');
+      if (other?.refuse(req, reply) === true) return reply;
       throw new ApiError(
         'SLUICE_API_UNAUTHORIZED',
         check === 'missing' ? 'Authorization: Bearer <token> is required.' : 'The bearer token is not valid.',

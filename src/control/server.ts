@@ -17,6 +17,8 @@ import { EVENT_TYPES, endpointText, type SluiceEvent, type SluiceEventType } fro
 import { guardOf, installGuard, type GuardOptions } from './guard.js';
 import { registerClockRoutes, type ClockMode, type ClockRuntime } from './routes/clock.js';
 import { registerHealthRoutes, type HealthRuntime } from './routes/health.js';
+import type { LiveRuntime } from './overview.js';
+import { LivePage, UI_ROUTES } from './ui.js';
 import type { DeploymentResult, ResourceStore } from './store.js';
 
 export const BODY_LIMIT = 1024 * 1024;
@@ -35,6 +37,8 @@ export interface ControlRuntime extends ClockRuntime, HealthRuntime {
   listening(): readonly string[];
   /** Load-balancer milliseconds per real millisecond (`--time-scale`). */
   readonly timeScale: number;
+  /** What the live page shows beyond flows and events; without it, what the store holds. */
+  readonly live?: LiveRuntime;
 }
 
 /** Where the desired state is kept and whether it answers, as /healthz shows it. */
@@ -111,6 +115,7 @@ export const ROUTES = [
     'PUT',
     '/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.Resources/deployments/{deploymentName}',
   ],
+  ...UI_ROUTES,
 ] as const;
 
 const ROUTE_PATTERNS = ROUTES.map(([method, path]) => ({
@@ -401,7 +406,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     },
   });
 
-  installGuard(app, guard, logger);
+  const page = new LivePage({ tokenRequired: guard.token !== undefined });
+  installGuard(app, guard, logger, page.credential);
 
   app.setErrorHandler((err, req, reply) => {
     const api = toApiError(err);
@@ -605,6 +611,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       return deploymentView(p, result);
     },
   );
+
+  page.register(app, runtime, store);
 
   await app.ready();
   return app;

@@ -10,7 +10,7 @@ import { DIR_ORIG, NUM, N_BYTES, N_CREATED, N_PACKETS, type Dir } from './flow-t
 import { protocolName } from './rule-table.js';
 import type { BackendMember, InboundRule, OutboundPath, Protocol } from './snapshot.js';
 import { snatPortOf, snatSpaceOf } from './snat-alloc.js';
-import { META_FLOATING_IP, ST_TOMBSTONE, stateName, type RstFields } from './tcp-state.js';
+import { META_FLOATING_IP, META_RESET, ST_TOMBSTONE, stateName, type RstFields } from './tcp-state.js';
 
 export type Direction = 'toBackend' | 'toClient';
 
@@ -91,6 +91,15 @@ export class ExpiryAction extends FlowPlace {
   readonly toClient: RstFields = { seq: 0, ack: 0 };
   /** For `reset`: the RST towards the backend (as it sees the flow), or the remote peer. */
   readonly toBackend: RstFields = { seq: 0, ack: 0 };
+}
+
+/**
+ * An expired TCP flow still remembered (B6): `msLeft` is what is left of its tombstone's
+ * lifetime, and `lateReset` whether a later packet of it is answered with a RST (its path has
+ * TCP reset) or discarded (B3).
+ */
+export interface TombstoneInfo extends FlowInfo {
+  readonly lateReset: boolean;
 }
 
 export class Views {
@@ -192,5 +201,17 @@ export class Views {
       if (st !== 0 && st !== ST_TOMBSTONE) out.push(this.info(s, now));
     }
     return out;
+  }
+
+  /** Tombstones, the most recently expired first, at most `limit` of them. */
+  tombstones(now: number, limit: number): TombstoneInfo[] {
+    const t = this.s.table;
+    const slots: number[] = [];
+    for (let s = 0; s < t.capacity; s++) if (t.state(s) === ST_TOMBSTONE) slots.push(s);
+    // A tombstone's last-seen time is when it expired.
+    slots.sort((a, b) => t.lastSeen(b) - t.lastSeen(a) || t.idOf(b) - t.idOf(a));
+    return slots
+      .slice(0, Math.max(0, limit))
+      .map((s) => ({ ...this.info(s, now), lateReset: (t.meta(s) & META_RESET) !== 0 }));
   }
 }

@@ -22,7 +22,13 @@ import { Connections, type OpenResult } from './engine-connections.js';
 import { Expiry } from './engine-expiry.js';
 import { Records } from './engine-records.js';
 import { EngineState, type FlowEngineOptions } from './engine-state.js';
-import { Views, type Direction, type ExpiryAction, type PacketVerdict } from './engine-views.js';
+import {
+  Views,
+  type Direction,
+  type ExpiryAction,
+  type PacketVerdict,
+  type TombstoneInfo,
+} from './engine-views.js';
 import type { CloseReason, EngineStats, FlowInfo, IdleAction } from './events.js';
 import type { FlowKey } from './flow-key.js';
 import { DIR_ORIG } from './flow-table.js';
@@ -34,7 +40,13 @@ import { ST_TOMBSTONE } from './tcp-state.js';
 export { DEFAULT_LINGER_MS, DEFAULT_TOMBSTONE_TTL_MS, DEFAULT_UDP_TIMEOUT_MS } from './engine-state.js';
 export type { FlowEngineOptions } from './engine-state.js';
 export type { OpenResult } from './engine-connections.js';
-export { ExpiryAction, FlowPlace, PacketVerdict, type Direction } from './engine-views.js';
+export {
+  ExpiryAction,
+  FlowPlace,
+  PacketVerdict,
+  type Direction,
+  type TombstoneInfo,
+} from './engine-views.js';
 
 export class FlowEngine {
   readonly clock: Clock;
@@ -211,6 +223,11 @@ export class FlowEngine {
   /** Live flows (not tombstones). */
   flows(): FlowInfo[] {
     return this.views.flows(this.clock.now());
+  }
+
+  /** Expired flows still remembered (B6), the most recently expired first, at most `limit`. */
+  tombstones(limit = Infinity): TombstoneInfo[] {
+    return this.views.tombstones(this.clock.now(), limit);
   }
 
   /** Ids of live flows whose backend is this member. */

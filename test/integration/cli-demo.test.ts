@@ -18,7 +18,7 @@ function httpGet(url: string): Promise<string> {
 }
 
 test('demo: HTTP answers name both backends; a quiet nc-style connection on the reset rule is reset', async () => {
-  const demo = startSluice(['demo', '--time-scale', '240']);
+  const demo = startSluice(['demo', '--time-scale', '240', '--api', '127.0.0.1:0']);
   try {
     await waitUntil(10_000, 'the demo to start', () => {
       if (demo.child.exitCode !== null) throw new Error(`demo exited: ${demo.stderr.join('\n')}`);
@@ -26,6 +26,10 @@ test('demo: HTTP answers name both backends; a quiet nc-style connection on the 
     });
     const guide = demo.lines.map((l) => String(l.raw ?? '')).join('\n');
     assert.match(guide, /curl http:\/\/127\.0\.0\.10:8080\//);
+    // The demo serves its API, and prints where the live page is.
+    const page = /Live view: (http:\/\/127\.0\.0\.1:\d+\/)/.exec(guide)?.[1];
+    assert.ok(page !== undefined, guide);
+    assert.match(await httpGet(page), /<title>Sluice live view<\/title>/);
     // Members come up with their first probe; then both answer over a few requests.
     const seen = new Set<string>();
     await waitUntil(5000, 'both backends answering', async () => {

@@ -1,4 +1,7 @@
 import type { Command } from 'commander';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { SluiceApp, logOptions } from '../../app.js';
@@ -6,7 +9,8 @@ import type { RuntimeSnapshot } from '../../core/snapshot.js';
 import { DemoBackend } from '../../demo/backends.js';
 import { SluiceError } from '../../core/errors.js';
 import { dataPlaneModule } from '../../dataplane/registry.js';
-import { EXIT_INVALID, EXIT_OK, EXIT_USAGE, loadConfig, reportDiagnostics } from '../options.js';
+import { loadInitialState, planControl, refuseUnsupported, startApi } from '../control-setup.js';
+import { EXIT_INVALID, EXIT_OK, EXIT_USAGE } from '../options.js';
 import { prettyDestination } from '../pretty-log.js';
 import { stopOnSignal } from '../shutdown.js';
 import { SystemClock } from '../../time/system-clock.js';
@@ -68,12 +72,22 @@ function scaled(ms: number, scale: number): string {
   return `${Number.isInteger(s) ? s : s.toFixed(1)} s`;
 }
 
-export function demoGuide(snapshot: RuntimeSnapshot, plan: DemoPlan, scale: number, udpMs: number): string {
+/** `page`: where the API serves the live page, when it serves one. */
+export function demoGuide(
+  snapshot: RuntimeSnapshot,
+  plan: DemoPlan,
+  scale: number,
+  udpMs: number,
+  page?: string,
+): string {
   const out: string[] = [];
   const names = new Map(plan.backends.map((b) => [b.address, b.name]));
   out.push(
     `Sluice demo: every timer runs ${scale}x faster (--time-scale ${scale}): one minute of the configuration lasts ${scaled(60_000, scale)}.`,
     `Backends: ${plan.backends.map((b) => `${b.name} on ${b.address}`).join(', ')}.`,
+    ...(page === undefined
+      ? []
+      : ['', `Live view: ${page} (every flow's idle countdown, backends, events, in your browser)`]),
     '',
     'Try, in another terminal:',
   );
@@ -117,6 +131,7 @@ export function demoGuide(snapshot: RuntimeSnapshot, plan: DemoPlan, scale: numb
 interface DemoCliOptions {
   timeScale?: string;
   config?: string;
+  api?: string;
 }
 
 export async function runDemo(opts: DemoCliOptions): Promise<number> {
@@ -126,8 +141,30 @@ export async function runDemo(opts: DemoCliOptions): Promise<number> {
     return EXIT_USAGE;
   }
   const file = opts.config ?? QUICKSTART;
-  const { result, exit } = await loadConfig(file);
-  reportDiagnostics(result);
+  // The demo keeps no state: what its API changes is gone when it stops. No token: loopback only.
+  const stateDir = mkdtempSync(join(tmpdir(), 'sluice-demo-'));
+  try {
+    return await demo(file, scale, opts.api, stateDir);
+  } finally {
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+}
+
+async function demo(
+  file: string,
+  scale: number,
+  apiAddress: string | undefined,
+  stateDir: string,
+): Promise<number> {
+  const control = planControl({ ...(apiAddress !== undefined ? { api: apiAddress } : {}), stateDir }, {});
+  if (typeof control === 'string') {
+    process.stderr.write(`sluice demo: ${control}\n`);
+    return EXIT_USAGE;
+  }
+  // The demo runs anywhere, without privileges: the proxy plane.
+  const plane = dataPlaneModule('proxy')!;
+  const initial = await loadInitialState(file, control, refuseUnsupported(plane.unsupported));
+  const { result, exit } = initial;
   if (exit !== EXIT_OK || !result.snapshot) return exit;
   const snapshot = result.snapshot;
   const clock = new SystemClock(scale);
@@ -147,9 +184,8 @@ export async function runDemo(opts: DemoCliOptions): Promise<number> {
         },
       }),
   );
-  // The demo runs anywhere, without privileges: the proxy plane.
-  const plane = dataPlaneModule('proxy')!;
   let app: SluiceApp<ReturnType<typeof plane.create>> | undefined;
+  let api: Awaited<ReturnType<typeof startApi>>;
   try {
     for (const b of backends) await b.start();
     const udpFlowTimeoutMs = 240_000;
@@ -161,8 +197,16 @@ export async function runDemo(opts: DemoCliOptions): Promise<number> {
       udpFlowTimeoutMs,
       holdMs: 15 * 60_000,
     });
-    process.stdout.write(demoGuide(snapshot, plan, scale, udpFlowTimeoutMs));
-    logger.info({ listeners: app.plane.listening().length }, 'ready');
+    api = await startApi(control, initial, app, logger);
+    if (typeof api === 'string') {
+      process.stderr.write(`sluice demo: ${api}\n`);
+      await app.stop();
+      for (const b of backends) await b.stop();
+      return EXIT_INVALID;
+    }
+    const page = api === undefined ? undefined : `http://${api.address}/`;
+    process.stdout.write(demoGuide(snapshot, plan, scale, udpFlowTimeoutMs, page));
+    logger.info({ listeners: app.plane.listening().length, api: api?.address ?? 'off' }, 'ready');
   } catch (err) {
     await app?.stop();
     for (const b of backends) await b.stop();
@@ -185,15 +229,20 @@ export async function runDemo(opts: DemoCliOptions): Promise<number> {
     throw err;
   }
   const running = app;
+  const served = api;
   const how = await stopOnSignal(logger, {
     stop: async () => {
+      await served?.close();
       await running.stop();
       for (const b of backends) await b.stop();
     },
     abort: () => running.abort(),
   });
   logger.info({ forced: how === 'forced' }, 'stopped');
-  if (how === 'forced') process.exit(EXIT_OK);
+  if (how === 'forced') {
+    rmSync(stateDir, { recursive: true, force: true });
+    process.exit(EXIT_OK);
+  }
   return EXIT_OK;
 }
 
@@ -203,6 +252,10 @@ export function registerDemo(program: Command): void {
     .description('run the quickstart load balancer with its own demo backends on 127.0.0.2 and 127.0.0.3')
     .option('--time-scale <N>', 'divide every timer by N', '60')
     .option('--config <FILE>', 'another document to demonstrate (its members get demo backends)')
+    .option(
+      '--api <ADDR:PORT|off>',
+      'serve the API and the live page here, on loopback (default 127.0.0.1:9180; off: none)',
+    )
     .exitOverride((err) => {
       process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE);
     })
