@@ -6,6 +6,7 @@ import { registerClock } from './commands/clock.js';
 import { registerDemo } from './commands/demo.js';
 import { registerExplain } from './commands/explain.js';
 import { registerFlows } from './commands/flows.js';
+import { registerLab } from './commands/lab.js';
 import { registerRun } from './commands/run.js';
 import { registerValidate } from './commands/validate.js';
 import { EXIT_USAGE } from './options.js';
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   registerFlows(program);
   registerApply(program);
   registerClock(program);
+  registerLab(program);
   return program;
 }
 

@@ -99,15 +99,26 @@ export class Members {
 
   /** The member index a new flow of `pool` goes to, or -1 when no member is eligible. */
   pick(path: PathRuntime, pool: BackendPool, probe: Probe | undefined, words: Uint32Array): number {
+    const pick = this.current(pool, probe);
+    if (pick.members.length === 0) return -1;
+    const pos = maglevLookup(pick.table, path.hash(words, 0, this.options.seed));
+    return pos < 0 ? -1 : pick.members[pos]!;
+  }
+
+  /** How many members a new flow of `pool` (judged by `probe`) may go to now. */
+  eligibleCount(pool: BackendPool, probe: Probe | undefined): number {
+    return this.current(pool, probe).members.length;
+  }
+
+  /** The pool's Maglev pick, rebuilt when health, admin state or the snapshot changed. */
+  private current(pool: BackendPool, probe: Probe | undefined): PoolPick {
     const cacheKey = `${pool.id}|${probe?.id ?? NO_PROBE}`;
     let pick = this.picks.get(cacheKey);
     if (pick === undefined || pick.version !== this.version) {
       pick = this.buildPick(pool, probe);
       this.picks.set(cacheKey, pick);
     }
-    if (pick.members.length === 0) return -1;
-    const pos = maglevLookup(pick.table, path.hash(words, 0, this.options.seed));
-    return pos < 0 ? -1 : pick.members[pos]!;
+    return pick;
   }
 
   private buildPick(pool: BackendPool, probe: Probe | undefined): PoolPick {

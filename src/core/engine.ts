@@ -98,6 +98,18 @@ export class FlowEngine {
     this.s.members.setAdminState(memberId, state);
   }
 
+  /**
+   * Whether a new flow of `rule` would find a member now (the members eligible by health and
+   * admin state, as a new flow's pick sees them): what an instance announcing its frontends by
+   * BGP asks before it attracts traffic to one.
+   */
+  canServe(rule: InboundRule): boolean {
+    const members = this.s.members;
+    if (rule.kind === 'inboundNatRule')
+      return rule.mappings.some((m) => members.adminState(m.member) !== 'Down');
+    return members.eligibleCount(rule.pool, rule.probe) > 0;
+  }
+
   // ---- packet level ----------------------------------------------------------------------
 
   /**

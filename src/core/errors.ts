@@ -185,6 +185,12 @@ export const ERRORS = {
   SLUICE_HOST_SYSCTL: def(
     'net.ipv4.ip_forward or an rp_filter setting would stop the packet plane forwarding, and --configure-host was not given.',
   ),
+  SLUICE_HOST_BGP_DAEMON: def(
+    'The BGP daemon that announces the frontends (BIRD 2) is missing, did not start, or refused its configuration.',
+  ),
+  SLUICE_HOST_LAB: def(
+    'sluice lab cannot build or remove its namespaces here (not root, a tool missing, a lab of that name already up, a step that failed).',
+  ),
   // Data planes
   SLUICE_PLANE_UNKNOWN: def('--dataplane names no data plane Sluice has.'),
   SLUICE_PLANE_UNAVAILABLE: def(

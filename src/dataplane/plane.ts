@@ -117,6 +117,11 @@ export interface DataPlane {
   runDue(now: number): void;
   /** Packets dropped by reason, for a plane that sees packets. */
   packetDrops?(): Readonly<Record<string, number>>;
+  /**
+   * Why the plane cannot carry traffic now (its device is gone or down, its reads keep failing),
+   * or undefined while it can. Whoever attracts traffic to it (BGP announcement) asks this.
+   */
+  failure?(): string | undefined;
 }
 
 /**

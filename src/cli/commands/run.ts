@@ -25,12 +25,20 @@ import { EXIT_INVALID, EXIT_OK, EXIT_USAGE, collect, parsePorts } from '../optio
 import { stopOnSignal } from '../shutdown.js';
 import { planBudget, type BudgetPlan, type ShareLabels, type ShareRequest } from '../../core/budget.js';
 import { openFilesLimit } from '../../host-limits.js';
+import {
+  BGP_DEFAULTS,
+  bgpSettingsOf,
+  speakerUnavailable,
+  startAnnouncer,
+  type Announcer,
+  type BgpCliOptions,
+} from '../../pool/index.js';
 
 /** `sluice run CONFIG`: serve a load balancer document until SIGINT or SIGTERM. */
 
 const LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
-export interface RunCliOptions extends ControlCliOptions {
+export interface RunCliOptions extends ControlCliOptions, BgpCliOptions {
   strict?: boolean;
   map?: string[];
   timeScale?: string;
@@ -156,6 +164,17 @@ export async function runRun(
     process.stderr.write(`sluice: ${control}\n`);
     return EXIT_USAGE;
   }
+  const bgp = bgpSettingsOf(opts, control.stateDir);
+  if (typeof bgp === 'string') {
+    process.stderr.write(`sluice: ${bgp}\n`);
+    return EXIT_USAGE;
+  }
+  if (bgp !== undefined && plane.name !== 'packet') {
+    process.stderr.write(
+      'sluice: --bgp announces frontends routed into the packet plane: add --dataplane packet\n',
+    );
+    return EXIT_USAGE;
+  }
   const budget = budgetOf(opts, control.api !== 'off', plane.flowsHoldDescriptors);
   if (typeof budget === 'string') {
     process.stderr.write(`sluice: ${budget}\n`);
@@ -176,6 +195,12 @@ export async function runRun(
   const why = plane.unavailable(settings);
   if (why !== undefined) {
     process.stderr.write(`sluice: ${why} [SLUICE_PLANE_UNAVAILABLE]\n`);
+    await initial.close();
+    return EXIT_INVALID;
+  }
+  const noBgp = bgp === undefined ? undefined : speakerUnavailable(bgp.daemon);
+  if (noBgp !== undefined) {
+    process.stderr.write(`sluice: ${noBgp} [SLUICE_HOST_BGP_DAEMON]\n`);
     await initial.close();
     return EXIT_INVALID;
   }
@@ -230,9 +255,22 @@ export async function runRun(
     await app.stop();
     return EXIT_INVALID;
   }
+  let announcer: Announcer | undefined;
+  if (bgp !== undefined) {
+    try {
+      announcer = await startAnnouncer(app, bgp, logger, settings.tun ?? 'sluice0');
+    } catch (err) {
+      process.stderr.write(`sluice: ${(err as Error).message} [SLUICE_HOST_BGP_DAEMON]\n`);
+      await api?.close();
+      await initial.close();
+      await app.stop();
+      return EXIT_INVALID;
+    }
+  }
   logger.info(
     {
       api: api?.address ?? 'off',
+      ...(announcer !== undefined ? { bgp: announcer.describe() } : {}),
       ...(control.etcd !== undefined ? { state: control.etcd.url } : { stateDir: control.stateDir }),
       // Where what is served came from: the CONFIG files, the stored state, or nothing yet.
       desiredState: initial.source,
@@ -251,11 +289,16 @@ export async function runRun(
   );
   const how = await stopOnSignal(logger, {
     stop: async () => {
+      // Withdrawn first, serving on until the routers have moved the traffic away.
+      await announcer?.stop();
       await api?.close();
       await initial.close();
       await app.stop();
     },
-    abort: () => app.abort(),
+    abort: () => {
+      announcer?.abort();
+      app.abort();
+    },
   });
   logger.info({ forced: how === 'forced' }, 'stopped');
   // A forced stop leaves API connections and sockets to the exit rather than waiting for them.
@@ -369,6 +412,22 @@ export function registerRun(program: Command): void {
       '--max-event-streams <N>',
       'open GET /sluice/v1/events streams at most (they are API connections too); default: a quarter of --max-api-connections',
     )
+    .option(
+      '--bgp <ROUTER>',
+      'packet plane: announce the frontends it can serve to this BGP router (ADDR or ADDR:PORT, repeatable), through BIRD 2 run by Sluice',
+      collect,
+    )
+    .option('--bgp-as <ASN>', `this instance's AS number (default ${BGP_DEFAULTS.localAs})`)
+    .option('--bgp-peer-as <ASN>', `the routers' AS number (default ${BGP_DEFAULTS.peerAs})`)
+    .option('--bgp-router-id <ADDR>', 'BGP router ID (default: the source address towards the first router)')
+    .option('--bgp-bfd <MS>', 'BFD with the routers at this interval, down after 3 missed (default 0: off)')
+    .option('--bgp-hold-time <SECONDS>', `BGP hold time, at least 3 (default ${BGP_DEFAULTS.holdSeconds})`)
+    .option(
+      '--bgp-withdraw-wait <SECONDS>',
+      `on stop, serve on this long after the routers dropped this instance (default ${BGP_DEFAULTS.withdrawWaitMs / 1000})`,
+    )
+    .option('--bgp-dir <DIR>', "BIRD's configuration and control socket (default STATE_DIR/bgp)")
+    .option('--bgp-daemon <PATH>', `the BIRD 2 binary (default ${BGP_DEFAULTS.daemon})`)
     .exitOverride((err) => {
       process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE);
     })

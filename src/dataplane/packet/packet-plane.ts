@@ -7,6 +7,7 @@
  * (B3-B6).
  * Everything the engine sees is a packet, keepalive probes included (B7).
  */
+import { readFileSync } from 'node:fs';
 import { SluiceError } from '../../core/errors.js';
 import type { Clock } from '../../core/clock.js';
 import type { ExpiryAction, FlowEngine, PacketVerdict } from '../../core/engine.js';
@@ -95,6 +96,18 @@ export function localFrontends(snapshot: RuntimeSnapshot, local: ReadonlySet<str
   );
 }
 
+/** Read errors in a row after which the plane reports itself failed. */
+const FAILED_READS = 16;
+
+/** Whether a network device is up (IFF_UP), undefined when there is none of that name. */
+function tunIsUp(name: string): boolean | undefined {
+  try {
+    return (Number(readFileSync(`/sys/class/net/${name}/flags`, 'utf8').trim()) & 1) === 1;
+  } catch {
+    return undefined;
+  }
+}
+
 export class PacketPlane implements DataPlane {
   readonly stats: PacketStats = emptyPacketStats();
   private readonly engine: FlowEngine;
@@ -132,6 +145,26 @@ export class PacketPlane implements DataPlane {
 
   packetDrops(): Readonly<Record<string, number>> {
     return this.stats.drops;
+  }
+
+  /** Read errors in a row, with no packet read in between. */
+  private failedReads = 0;
+
+  /** The device was closed (the plane stopped). */
+  private closed = false;
+
+  failure(): string | undefined {
+    if (!this.started) return undefined;
+    const name = this.device?.name ?? '';
+    if (this.closed) return `the TUN device ${name} is closed`;
+    // A device handed in (tests) has no interface of its own to look at.
+    if (this.options.device === undefined) {
+      const up = tunIsUp(name);
+      if (up === undefined) return `the TUN device ${name} is gone`;
+      if (!up) return `the TUN device ${name} is down`;
+    }
+    if (this.failedReads >= FAILED_READS) return `reading the TUN device ${name} keeps failing`;
+    return undefined;
   }
 
   get tunName(): string | undefined {
@@ -300,6 +333,7 @@ export class PacketPlane implements DataPlane {
 
   /** Everything the packet plane holds is released synchronously, so stop and abort are one. */
   abort(): void {
+    this.closed = true;
     this.host?.down();
     for (const a of [...this.floating.keys()]) this.closeFloating(a);
     this.device?.close();
@@ -315,9 +349,11 @@ export class PacketPlane implements DataPlane {
       const len = lengths[i]!;
       if (len < 0) {
         this.stats.readErrors++;
+        this.failedReads++;
         this.ioError('read', len);
         continue;
       }
+      this.failedReads = 0;
       try {
         this.handle(dev.buffer, i * SLOT_BYTES, len);
       } catch {

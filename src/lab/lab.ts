@@ -1,0 +1,429 @@
+/**
+ * `sluice lab up` and `sluice lab down`: a pool of Sluice instances behind an FRR router, in
+ * network namespaces, built and removed in one command each. What `up` built is written to
+ * `DIR/NAME/lab.json` as it goes (namespaces, and every process by PID and start time), so
+ * `down` removes exactly that, and an `up` that fails half-way takes back what it had built.
+ */
+import { execFileSync } from 'node:child_process';
+import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { SluiceError } from '../core/errors.js';
+import { packetPlaneUnavailable } from '../dataplane/packet/tun.js';
+import { findExecutable, speakerUnavailable } from '../pool/bird-speaker.js';
+import { FRR_DAEMONS, FRR_DIR, frrArgs, frrConfigs } from './frr.js';
+import { buildNetwork, listNamespaces, routerNextHops, run } from './network.js';
+import {
+  INSTANCE_AS,
+  LAB_PORTS,
+  RESILIENT_TABLE,
+  ROUTER_AS,
+  labDocument,
+  namespacePrefix,
+  namespacesOf,
+  planLab,
+  type LabOptions,
+  type LabPlan,
+} from './plan.js';
+import { alive, pidsIn, startIn, stopAll, type LabProcess } from './processes.js';
+
+export const DEFAULT_LAB_DIR = '/run/sluice-lab';
+const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+
+/** What `lab.json` holds. */
+export interface LabState {
+  readonly name: string;
+  readonly createdAt: string;
+  readonly options: LabOptions;
+  readonly namespaces: string[];
+  readonly processes: LabProcess[];
+  /** What `up` printed (with --json). */
+  summary?: LabSummary;
+}
+
+export interface LabSummary {
+  readonly name: string;
+  readonly frontend: string;
+  readonly ports: { readonly echo: number; readonly http: number };
+  readonly client: { readonly namespace: string; readonly address: string };
+  readonly router: {
+    readonly namespace: string;
+    readonly as: number;
+    readonly ecmp: string;
+    readonly vtysh: string;
+    readonly resilientTable?: number;
+  };
+  readonly instances: {
+    readonly name: string;
+    readonly namespace: string;
+    readonly pid: number;
+    readonly address: string;
+    readonly as: number;
+    readonly api: string;
+    readonly log: string;
+  }[];
+  readonly backends: {
+    readonly name: string;
+    readonly namespace: string;
+    readonly address: string;
+    readonly pid: number;
+  }[];
+  /** etcd's client URL, null when the lab runs none. */
+  readonly etcd: string | null;
+  /** Whether the instances take their desired state from etcd (`sluice run --state`). */
+  readonly etcdState: boolean;
+  readonly dir: string;
+}
+
+function statePath(dir: string): string {
+  return `${dir}/lab.json`;
+}
+
+export function readLabState(baseDir: string, name: string): LabState | undefined {
+  const path = statePath(`${baseDir.replace(/\/+$/, '')}/${name}`);
+  if (!existsSync(path)) return undefined;
+  return JSON.parse(readFileSync(path, 'utf8')) as LabState;
+}
+
+function labError(message: string): SluiceError {
+  return new SluiceError('SLUICE_HOST_LAB', message);
+}
+
+/** Why a lab cannot be built here, or undefined. */
+export function labUnavailable(options: Pick<LabOptions, 'etcd'>): string | undefined {
+  if (process.platform !== 'linux') return 'sluice lab needs Linux (network namespaces)';
+  if (process.getuid?.() !== 0) return 'sluice lab needs root (network namespaces, TUN devices)';
+  for (const tool of ['ip', 'nft'])
+    if (findExecutable(tool) === undefined) return `'${tool}' is missing (iproute2, nftables)`;
+  for (const d of FRR_DAEMONS)
+    if (!existsSync(`${FRR_DIR}/${d}`))
+      return `FRR's ${d} is missing (${FRR_DIR}/${d}: install the frr package)`;
+  const bird = speakerUnavailable('bird');
+  if (bird !== undefined) return bird;
+  const plane = packetPlaneUnavailable();
+  if (plane !== undefined) return plane;
+  if (options.etcd && findExecutable('etcd') === undefined)
+    return 'etcd is missing (the etcd-server package), or run with --no-etcd';
+  return undefined;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function waitFor(what: string, ms: number, check: () => boolean): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw labError(`${what} did not happen within ${ms / 1000} s`);
+    await sleep(100);
+  }
+}
+
+/** The JSON lines of a log file (pino's), skipping what is not JSON. */
+function jsonLines(path: string): Record<string, unknown>[] {
+  if (!existsSync(path)) return [];
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .flatMap((l) => {
+      try {
+        return [JSON.parse(l) as Record<string, unknown>];
+      } catch {
+        return [];
+      }
+    });
+}
+
+class Build {
+  readonly state: LabState;
+  constructor(readonly plan: LabPlan) {
+    this.state = {
+      name: plan.options.name,
+      createdAt: new Date().toISOString(),
+      options: plan.options,
+      namespaces: [],
+      processes: [],
+    };
+  }
+
+  save(): void {
+    writeFileSync(statePath(this.plan.dir), `${JSON.stringify(this.state, null, 2)}\n`);
+  }
+
+  started(p: LabProcess): LabProcess {
+    this.state.processes.push(p);
+    this.save();
+    return p;
+  }
+}
+
+/** Builds the lab; on failure takes back everything it built and throws SLUICE_HOST_LAB. */
+export async function labUp(options: LabOptions): Promise<LabSummary> {
+  const why = labUnavailable(options);
+  if (why !== undefined) throw labError(why);
+  const plan = planLab(options);
+  const existing = readLabState(options.baseDir, options.name);
+  if (existing !== undefined) {
+    if (existing.processes.some(alive) || existing.namespaces.some((n) => listNamespaces().includes(n)))
+      throw labError(
+        `a lab named '${options.name}' is up: sluice lab down${options.name === 'lab' ? '' : ` --name ${options.name}`} first`,
+      );
+    await labDown(options.baseDir, options.name);
+  }
+  const clash = listNamespaces().find((n) => n.startsWith(plan.prefix));
+  if (clash !== undefined)
+    throw labError(
+      `namespace ${clash} exists already: sluice lab down${options.name === 'lab' ? '' : ` --name ${options.name}`} removes it`,
+    );
+  mkdirSync(plan.dir, { recursive: true, mode: 0o755 });
+  const build = new Build(plan);
+  build.save();
+  try {
+    return await buildLab(plan, build);
+  } catch (err) {
+    await labDown(options.baseDir, options.name);
+    if (err instanceof SluiceError) throw err;
+    throw labError(`building the lab failed, everything was taken back: ${(err as Error).message}`);
+  }
+}
+
+async function buildLab(plan: LabPlan, build: Build): Promise<LabSummary> {
+  const o = plan.options;
+  buildNetwork(plan, (ns) => {
+    build.state.namespaces.push(ns);
+    build.save();
+  });
+  const config = `${plan.dir}/lb.json`;
+  writeFileSync(config, `${JSON.stringify(labDocument(plan), null, 2)}\n`);
+
+  // The router: zebra first (the others connect to it), then bfdd and bgpd, as user frr.
+  const r = plan.router;
+  mkdirSync(r.dir, { recursive: true });
+  const frr = frrConfigs(plan);
+  const frrIds = frrUser();
+  for (const d of FRR_DAEMONS) writeFileSync(`${r.dir}/${d}.conf`, frr[d]);
+  for (const path of [r.dir, ...FRR_DAEMONS.map((d) => `${r.dir}/${d}.conf`)])
+    chownSync(path, frrIds.uid, frrIds.gid);
+  for (const d of FRR_DAEMONS) {
+    build.started(
+      startIn(`router:${d}`, r.namespace, `${FRR_DIR}/${d}`, frrArgs(plan, d), `${r.dir}/${d}.log`),
+    );
+    if (d === 'zebra') await waitFor("the router's zebra", 10_000, () => existsSync(`${r.dir}/zserv.api`));
+  }
+  if (o.ecmp === 'resilient')
+    build.started(
+      startIn(
+        'router:ecmp-sync',
+        r.namespace,
+        process.execPath,
+        [CLI, 'lab', 'ecmp-sync', '--table', String(RESILIENT_TABLE)],
+        `${r.dir}/ecmp-sync.log`,
+      ),
+    );
+
+  let etcdState = false;
+  if (plan.etcd) {
+    const e = plan.etcd;
+    mkdirSync(e.dir, { recursive: true, mode: 0o700 });
+    build.started(
+      startIn(
+        'etcd',
+        e.namespace,
+        'etcd',
+        [
+          '--name',
+          'lab',
+          '--data-dir',
+          `${e.dir}/data`,
+          '--listen-client-urls',
+          e.url,
+          '--advertise-client-urls',
+          e.url,
+          '--listen-peer-urls',
+          'http://127.0.0.1:2380',
+          '--initial-advertise-peer-urls',
+          'http://127.0.0.1:2380',
+          '--initial-cluster',
+          'lab=http://127.0.0.1:2380',
+        ],
+        `${e.dir}/etcd.log`,
+      ),
+    );
+    // The hook for one desired state in etcd: the caller says whether `sluice run` has --state.
+    etcdState = o.etcdState;
+  }
+
+  const backends = plan.backends.map((b) =>
+    build.started(
+      startIn(
+        `backend:${b.name}`,
+        b.namespace,
+        process.execPath,
+        [
+          CLI,
+          'lab',
+          'backend',
+          '--name',
+          b.name,
+          '--echo-port',
+          String(LAB_PORTS.echo),
+          '--http-port',
+          String(LAB_PORTS.http),
+        ],
+        `${plan.dir}/${b.name}.log`,
+      ),
+    ),
+  );
+
+  const instances = plan.instances.map((i) => {
+    mkdirSync(i.dir, { recursive: true, mode: 0o700 });
+    const args = [
+      CLI,
+      'run',
+      config,
+      '--dataplane',
+      'packet',
+      '--configure-host',
+      '--state-dir',
+      `${i.dir}/state`,
+      '--api',
+      '127.0.0.1:9180',
+      '--bgp',
+      i.gateway,
+      '--bgp-as',
+      String(INSTANCE_AS),
+      '--bgp-peer-as',
+      String(ROUTER_AS),
+      '--bgp-bfd',
+      String(o.bfdMs),
+      '--bgp-dir',
+      `${i.dir}/bgp`,
+      ...(o.timeScale !== 1 ? ['--time-scale', String(o.timeScale)] : []),
+      ...(etcdState && plan.etcd ? ['--state', `etcd://${plan.etcd.address}:2379/sluice-lab`] : []),
+    ];
+    return build.started(
+      startIn(`instance:${i.name}`, i.namespace, process.execPath, args, `${i.dir}/sluice.log`),
+    );
+  });
+
+  for (const [k, p] of instances.entries()) {
+    const i = plan.instances[k]!;
+    const log = `${i.dir}/sluice.log`;
+    await waitFor(`instance ${i.name} ready (see ${log})`, 30_000, () => {
+      if (!alive(p)) throw labError(`instance ${i.name} exited: ${tail(log)}`);
+      return jsonLines(log).some((l) => l.msg === 'ready');
+    });
+  }
+  // Ready when the router spreads the frontend over every instance.
+  const table = o.ecmp === 'resilient' ? RESILIENT_TABLE : undefined;
+  await waitFor(`the router's ${plan.instances.length}-way route to ${plan.frontend}`, 60_000, () => {
+    for (const p of build.state.processes) if (!alive(p)) throw labError(`${p.role} exited: ${tail(p.log)}`);
+    return routerNextHops(r.namespace, plan.frontend, table).length === plan.instances.length;
+  });
+
+  const summary: LabSummary = {
+    name: o.name,
+    frontend: plan.frontend,
+    ports: { echo: LAB_PORTS.echo, http: LAB_PORTS.http },
+    client: { namespace: plan.client.namespace, address: plan.client.address },
+    router: {
+      namespace: r.namespace,
+      as: ROUTER_AS,
+      ecmp: o.ecmp,
+      vtysh: `vtysh --vty_socket ${r.dir}`,
+      ...(table !== undefined ? { resilientTable: table } : {}),
+    },
+    instances: plan.instances.map((i, k) => ({
+      name: i.name,
+      namespace: i.namespace,
+      pid: instances[k]!.pid,
+      address: i.address,
+      as: INSTANCE_AS,
+      api: 'http://127.0.0.1:9180',
+      log: `${i.dir}/sluice.log`,
+    })),
+    backends: plan.backends.map((b, k) => ({
+      name: b.name,
+      namespace: b.namespace,
+      address: b.address,
+      pid: backends[k]!.pid,
+    })),
+    etcd: plan.etcd?.url ?? null,
+    etcdState,
+    dir: plan.dir,
+  };
+  build.state.summary = summary;
+  build.save();
+  return summary;
+}
+
+function tail(path: string): string {
+  if (!existsSync(path)) return '(no log)';
+  const lines = readFileSync(path, 'utf8').trim().split('\n');
+  return lines.slice(-3).join(' | ');
+}
+
+function frrUser(): { uid: number; gid: number } {
+  const id = (flag: string): number => Number(execFileSync('id', [flag, 'frr'], { encoding: 'utf8' }).trim());
+  try {
+    return { uid: id('-u'), gid: id('-g') };
+  } catch {
+    throw labError("the user 'frr' does not exist (install the frr package)");
+  }
+}
+
+/**
+ * Removes a lab: its instances first (a graceful stop: each withdraws its routes), then every
+ * other process it recorded, any process still inside its namespaces (by PID), the namespaces
+ * and its directory. Returns what it removed.
+ */
+export async function labDown(
+  baseDir: string,
+  name: string,
+): Promise<{ processes: number; namespaces: number; found: boolean }> {
+  const state = readLabState(baseDir, name);
+  const prefix = namespacePrefix(name);
+  const namespaces = new Set([
+    ...(state?.namespaces ?? []),
+    ...(state !== undefined ? namespacesOf(planLab(state.options)) : []),
+    ...listNamespaces().filter((n) => n.startsWith(prefix)),
+  ]);
+  const recorded = state?.processes ?? [];
+  const live = recorded.filter(alive);
+  await stopAll(
+    live.filter((p) => p.role.startsWith('instance:')),
+    10_000,
+  );
+  await stopAll(
+    live.filter((p) => !p.role.startsWith('instance:')),
+    5_000,
+  );
+  // What the recorded processes started themselves (BIRD under each Sluice), by PID.
+  const present = listNamespaces();
+  const strays = [...namespaces]
+    .filter((n) => present.includes(n))
+    .flatMap((n) => pidsIn(n).map((pid) => ({ pid, ns: n })));
+  for (const s of strays) {
+    try {
+      process.kill(s.pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+  if (strays.length > 0) await sleep(200);
+  let removed = 0;
+  for (const n of namespaces) {
+    if (!present.includes(n)) continue;
+    try {
+      run('ip', ['netns', 'del', n]);
+      removed++;
+    } catch {
+      /* raced */
+    }
+  }
+  const dir = `${baseDir.replace(/\/+$/, '')}/${name}`;
+  if (state !== undefined || existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+  return {
+    processes: live.length + strays.length,
+    namespaces: removed,
+    found: state !== undefined || removed > 0,
+  };
+}

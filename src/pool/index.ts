@@ -1,0 +1,38 @@
+/**
+ * Announcement by BGP for `sluice run --bgp`: the announcer over a BIRD speaker, wired to a
+ * running instance. What a pool of instances is, and why BIRD: docs/scale-out.md.
+ */
+import type { Logger } from 'pino';
+import type { SluiceApp } from '../app.js';
+import type { DataPlane } from '../dataplane/registry.js';
+import { Announcer } from './announcer.js';
+import type { BgpSettings } from './bgp-settings.js';
+import { BirdSpeaker, speakerUnavailable } from './bird-speaker.js';
+
+export { bgpSettingsOf, BGP_DEFAULTS, type BgpCliOptions, type BgpSettings } from './bgp-settings.js';
+export type { PoolEvent, PoolWatch, WithdrawReason } from './pool-events.js';
+export { Announcer, speakerUnavailable };
+
+/** Starts announcing what `app` serves; rejects (SLUICE_HOST_BGP_DAEMON) when BIRD cannot start. */
+export async function startAnnouncer(
+  app: SluiceApp<DataPlane>,
+  settings: BgpSettings,
+  log: Logger,
+  tun: string,
+): Promise<Announcer> {
+  const bgpLog = log.child({ component: 'bgp' });
+  const announcer = new Announcer({
+    settings,
+    tun,
+    log: bgpLog,
+    source: {
+      snapshot: () => app.engine.snapshot,
+      canServe: (rule) => app.engine.canServe(rule),
+      failure: () => app.plane.failure?.(),
+      now: () => app.clock.now(),
+    },
+    speaker: (events) => new BirdSpeaker({ daemon: settings.daemon, dir: settings.dir, log: bgpLog, events }),
+  });
+  await announcer.start();
+  return announcer;
+}
