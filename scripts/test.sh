@@ -19,6 +19,9 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
   # The shared desired state (--state etcd://): the tests start their own etcd on loopback.
   command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
+  # The pool's system tests and sluice lab: FRR as the router, BIRD 2 for each instance.
+  [ -x /usr/lib/frr/bgpd ] || need+=(frr)
+  command -v bird >/dev/null 2>&1 || need+=(bird2)
   # The live page's tests drive Debian's Chromium headless (playwright-core downloads no browser).
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
   if [ ${#need[@]} -gt 0 ]; then

@@ -5,7 +5,7 @@
  * `down` removes exactly that, and an `up` that fails half-way takes back what it had built.
  */
 import { execFileSync } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { SluiceError } from '../core/errors.js';
 import { packetPlaneUnavailable } from '../dataplane/packet/tun.js';
@@ -113,7 +113,7 @@ function sleep(ms: number): Promise<void> {
 async function waitFor(what: string, ms: number, check: () => boolean): Promise<void> {
   const deadline = Date.now() + ms;
   while (!check()) {
-    if (Date.now() > deadline) throw labError(`${what} did not happen within ${ms / 1000} s`);
+    if (Date.now() > deadline) throw labError(`${what}: not within ${ms / 1000} s`);
     await sleep(100);
   }
 }
@@ -174,6 +174,11 @@ export async function labUp(options: LabOptions): Promise<LabSummary> {
       `namespace ${clash} exists already: sluice lab down${options.name === 'lab' ? '' : ` --name ${options.name}`} removes it`,
     );
   mkdirSync(plan.dir, { recursive: true, mode: 0o755 });
+  const closed = unsearchable(plan.dir);
+  if (closed !== undefined)
+    throw labError(
+      `${closed} cannot be entered by other users, and FRR's daemons run as user frr: choose a --dir they can reach`,
+    );
   const build = new Build(plan);
   build.save();
   try {
@@ -206,7 +211,10 @@ async function buildLab(plan: LabPlan, build: Build): Promise<LabSummary> {
     build.started(
       startIn(`router:${d}`, r.namespace, `${FRR_DIR}/${d}`, frrArgs(plan, d), `${r.dir}/${d}.log`),
     );
-    if (d === 'zebra') await waitFor("the router's zebra", 10_000, () => existsSync(`${r.dir}/zserv.api`));
+    if (d === 'zebra')
+      await waitFor(`the router's zebra listening (see ${r.dir}/zebra.log)`, 10_000, () =>
+        existsSync(`${r.dir}/zserv.api`),
+      );
   }
   if (o.ecmp === 'resilient')
     build.started(
@@ -353,6 +361,16 @@ async function buildLab(plan: LabPlan, build: Build): Promise<LabSummary> {
   build.state.summary = summary;
   build.save();
   return summary;
+}
+
+/** The first directory on the way to `dir` that other users cannot enter, if any. */
+function unsearchable(dir: string): string | undefined {
+  let path = '';
+  for (const part of dir.split('/').filter((p) => p !== '')) {
+    path += `/${part}`;
+    if ((statSync(path).mode & 0o001) === 0) return path;
+  }
+  return undefined;
 }
 
 function tail(path: string): string {

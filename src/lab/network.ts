@@ -55,7 +55,12 @@ export function buildNetwork(plan: LabPlan, created: (ns: string) => void): void
   const r = plan.router.namespace;
   const c = plan.client;
   for (const ns of [c.namespace, r, ...(plan.etcd ? [plan.etcd.namespace] : [])]) addNamespace(ns, created);
-  sysctl(r, 'net.ipv4.ip_forward=1', 'net.ipv4.fib_multipath_hash_policy=1');
+  sysctl(
+    r,
+    'net.ipv4.ip_forward=1',
+    'net.ipv4.fib_multipath_hash_policy=3',
+    'net.ipv4.fib_multipath_hash_fields=0x0037',
+  );
   link(c.namespace, 'eth0', r, 'client');
   ipn(c.namespace, 'addr', 'add', `${c.address}/24`, 'dev', 'eth0');
   ipn(r, 'addr', 'add', `${c.gateway}/24`, 'dev', 'client');

@@ -45,7 +45,7 @@ export function parseRoutes(lines: readonly string[]): ReceivedPath[] {
     current = undefined;
   };
   for (const line of lines) {
-    const head = /^(\S+\/\d+)?\s+\S+\s+\[(\S+)\s/.exec(line);
+    const head = /^\s?(\S+\/\d+)?\s+\S+\s+\[(\S+)\s/.exec(line);
     if (head !== null && !line.startsWith('\t')) {
       push();
       if (head[1] !== undefined) prefix = head[1].endsWith('/32') ? head[1].slice(0, -3) : head[1];

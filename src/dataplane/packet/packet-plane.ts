@@ -152,16 +152,22 @@ export class PacketPlane implements DataPlane {
 
   /** The device was closed (the plane stopped). */
   private closed = false;
+  /** Why the device stopped carrying traffic for good (its routes went with it). */
+  private lost: string | undefined;
 
   failure(): string | undefined {
     if (!this.started) return undefined;
     const name = this.device?.name ?? '';
     if (this.closed) return `the TUN device ${name} is closed`;
+    if (this.lost !== undefined) return this.lost;
     // A device handed in (tests) has no interface of its own to look at.
     if (this.options.device === undefined) {
       const up = tunIsUp(name);
-      if (up === undefined) return `the TUN device ${name} is gone`;
-      if (!up) return `the TUN device ${name} is down`;
+      // The kernel drops the routes into a device that goes down, and Sluice does not put them
+      // back: once down, the plane stays failed until Sluice is restarted.
+      if (up !== true)
+        this.lost = `the TUN device ${name} ${up === undefined ? 'is gone' : 'went down'} (its routes with it): restart Sluice`;
+      if (this.lost !== undefined) return this.lost;
     }
     if (this.failedReads >= FAILED_READS) return `reading the TUN device ${name} keeps failing`;
     return undefined;

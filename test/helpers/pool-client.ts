@@ -1,0 +1,138 @@
+/**
+ * A TCP client for the pool's system tests, run inside the lab's client namespace
+ * (`ip netns exec NS node dist/test/helpers/pool-client.js`). It holds many connections to an
+ * echo port and, on JSON commands read from stdin, opens them or has each send a line and
+ * checks that exactly that line comes back, within a bound. It answers with one JSON line per
+ * command: every connection's result.
+ *
+ *   {"cmd":"open","host":"198.18.100.10","port":7,"count":60}  -> {"ev":"opened","results":[...]}
+ *   {"cmd":"echo","timeoutMs":2000}                           -> {"ev":"echoed","results":[...]}
+ *   {"cmd":"close"}                                           -> {"ev":"closed"}
+ */
+import { connect, type Socket } from 'node:net';
+import { createInterface } from 'node:readline';
+
+interface Conn {
+  readonly id: number;
+  readonly socket: Socket;
+  localPort: number;
+  received: string;
+  sent: string;
+  error?: string;
+  ended: boolean;
+}
+
+interface Result {
+  readonly id: number;
+  readonly port: number;
+  readonly ok: boolean;
+  readonly error?: string;
+}
+
+const conns: Conn[] = [];
+
+function emit(o: Record<string, unknown>): void {
+  process.stdout.write(`${JSON.stringify(o)}\n`);
+}
+
+/** Sends `text` on `c` and waits until everything sent so far has come back, or `ms`. */
+function roundTrip(c: Conn, text: string, ms: number): Promise<Result> {
+  return new Promise((resolve) => {
+    const done = (ok: boolean, error?: string): void => {
+      clearTimeout(timer);
+      c.socket.off('data', check);
+      resolve({ id: c.id, port: c.localPort, ok, ...(error !== undefined ? { error } : {}) });
+    };
+    const check = (): void => {
+      if (c.received.length < c.sent.length) return;
+      done(c.received === c.sent, c.received === c.sent ? undefined : 'echo differs');
+    };
+    const timer = setTimeout(
+      () => done(false, c.error ?? (c.ended ? 'ended' : `no echo within ${ms} ms`)),
+      ms,
+    );
+    if (c.error !== undefined || c.ended) return done(false, c.error ?? 'ended');
+    c.socket.on('data', check);
+    c.sent += text;
+    c.socket.write(text);
+  });
+}
+
+function open(host: string, port: number, id: number, ms: number): Promise<Result> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port });
+    const c: Conn = { id, socket, localPort: 0, received: '', sent: '', ended: false };
+    socket.setEncoding('utf8');
+    socket.on('data', (d: string) => {
+      c.received += d;
+    });
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      c.error = err.code ?? err.message;
+    });
+    socket.on('end', () => {
+      c.ended = true;
+    });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve({ id, port: 0, ok: false, error: `no connection within ${ms} ms` });
+    }, ms);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      c.localPort = socket.localPort ?? 0;
+      conns.push(c);
+      void roundTrip(c, `hello ${id}\n`, ms).then(resolve);
+    });
+    socket.once('error', () => {
+      if (c.localPort === 0) {
+        clearTimeout(timer);
+        resolve({ id, port: 0, ok: false, error: c.error });
+      }
+    });
+  });
+}
+
+/** Runs `jobs` with at most `limit` at once. */
+async function bounded<T>(jobs: (() => Promise<T>)[], limit: number): Promise<T[]> {
+  const out: T[] = new Array<T>(jobs.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < jobs.length) {
+      const i = next++;
+      out[i] = await jobs[i]!();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, jobs.length) }, worker));
+  return out;
+}
+
+let round = 0;
+
+createInterface({ input: process.stdin }).on('line', (line) => {
+  const c = JSON.parse(line) as {
+    cmd: string;
+    host?: string;
+    port?: number;
+    count?: number;
+    timeoutMs?: number;
+  };
+  const ms = c.timeoutMs ?? 3000;
+  if (c.cmd === 'open') {
+    const base = conns.length;
+    const count = Math.min(c.count ?? 1, 1000);
+    void bounded(
+      Array.from({ length: count }, (_, i) => () => open(c.host!, c.port!, base + i, ms)),
+      32,
+    ).then((results) => emit({ ev: 'opened', results }));
+  } else if (c.cmd === 'echo') {
+    round++;
+    void bounded(
+      conns.map((k) => () => roundTrip(k, `ping ${round} ${k.id}\n`, ms)),
+      64,
+    ).then((results) => emit({ ev: 'echoed', results }));
+  } else if (c.cmd === 'close') {
+    for (const k of conns) k.socket.destroy();
+    conns.length = 0;
+    emit({ ev: 'closed' });
+  }
+});
+process.stdin.on('end', () => process.exit(0));
