@@ -1,7 +1,7 @@
 import { after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { pickAll } from '../../src/lab/ecmp-moves.js';
 import { routerNextHops } from '../../src/lab/network.js';
 import { alive, startTimeOf } from '../../src/lab/processes.js';
@@ -161,6 +161,7 @@ poolTest(
   async (t) => {
     const victim = instance('i2');
     const t0 = performance.now();
+    const killedAt = Date.now();
     process.kill(victim.pid, 'SIGKILL');
     const ms = await until('the router drops i2', 3000, () => !hops().includes(victim.address), 5);
     const mainMs = Math.round(performance.now() - t0);
@@ -179,13 +180,11 @@ poolTest(
       `after the kill: ${survivors.length} flows of i1 and i3 all echo; ${echoed.length - survivors.length} flows of i2 moved to a survivor (which does not know them yet)`,
     );
     // The survivors learn of it from BGP.
-    await until('i1 and i3 see i2 leave', 3000, () =>
-      ['i1', 'i3'].every(
-        (n) =>
-          logged(n, (l) => l.msg === 'bgp: pool changed' && (l.left as string[]).includes(victim.address)) !==
-          undefined,
-      ),
-    );
+    const left = (n: string) =>
+      logged(n, (l) => l.msg === 'bgp: pool changed' && (l.left as string[]).includes(victim.address));
+    await until('i1 and i3 see i2 leave', 3000, () => left('i1') !== undefined && left('i3') !== undefined);
+    const after = ['i1', 'i3'].map((n) => Date.parse(left(n)!.time as string) - killedAt);
+    t.diagnostic(`i1 and i3 logged i2 leaving the pool ${after.join(' and ')} ms after the kill`);
   },
 );
 
@@ -212,6 +211,42 @@ poolTest(
     const stopped = lines.findIndex((l) => l.msg === 'stopped');
     assert.ok(withdrawn >= 0 && stopped > withdrawn, 'withdrawn, then stopped');
     assert.deepEqual(hops(), [instance('i1').address]);
+  },
+);
+
+/** The PID of the BIRD that instance `ns`'s Sluice runs. */
+function birdPid(ns: string): number {
+  const pids = execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' })
+    .split('\n')
+    .filter((l) => /^\d+$/.test(l.trim()))
+    .map(Number);
+  const bird = pids.find((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'bird';
+    } catch {
+      return false;
+    }
+  });
+  assert.ok(bird !== undefined, `no BIRD in ${ns}`);
+  return bird;
+}
+
+poolTest(
+  'an instance that stops answering (its BGP daemon frozen) is dropped by BFD, and comes back',
+  async (t) => {
+    const i1 = instance('i1');
+    const bird = birdPid(i1.namespace);
+    process.kill(bird, 'SIGSTOP');
+    let ms: number;
+    try {
+      // No FIN, no RST: only BFD (100 ms x 3) tells the router.
+      ms = await until('the router drops i1', 5000, () => hops().length === 0, 5);
+    } finally {
+      process.kill(bird, 'SIGCONT');
+    }
+    const back = await until('i1 back in the route', 20_000, () => hops().join() === i1.address, 50);
+    t.diagnostic(`BIRD frozen: the router dropped i1 after ${ms} ms (BFD); thawed, back after ${back} ms`);
+    assert.ok(ms <= 1500, `dropped after ${ms} ms`);
   },
 );
 
