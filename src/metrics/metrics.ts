@@ -33,6 +33,15 @@ export interface SnatState {
   readonly used: number;
 }
 
+/** What an instance that announces its frontends by BGP reports (`sluice run --bgp`). */
+export interface BgpState {
+  readonly sessions: readonly { readonly peer: string; readonly up: boolean }[];
+  /** Every frontend address served, and whether it is announced now. */
+  readonly frontends: readonly { readonly address: string; readonly announced: boolean }[];
+  /** The instances the routers spread each frontend over, as they report it. */
+  readonly pool: ReadonlyMap<string, number>;
+}
+
 /** What the metrics read when scraped. */
 export interface MetricsSources {
   flows(): readonly FlowInfo[];
@@ -69,6 +78,9 @@ export const SERIES = {
   sluice_state_store_up_ratio: { type: 'gauge', labels: [] },
   sluice_state_generation_number: { type: 'gauge', labels: [] },
   sluice_state_not_served_total: { type: 'counter', labels: ['reason'] },
+  sluice_bgp_session_up_ratio: { type: 'gauge', labels: ['peer'] },
+  sluice_bgp_announced_ratio: { type: 'gauge', labels: ['address'] },
+  sluice_bgp_pool_instances_number: { type: 'gauge', labels: ['address'] },
 } as const;
 
 export type SeriesName = keyof typeof SERIES;
@@ -278,6 +290,26 @@ export class SluiceMetrics {
       'Generations another instance stored that this one does not serve, by reason: invalid or failed.',
     );
     for (const reason of ['invalid', 'failed'] as const) this.notServed.inc({ reason }, 0);
+    gauge('sluice_bgp_session_up_ratio', 'BGP session to each router: 1 when established.', (g) => {
+      g.reset();
+      for (const x of this.bgp?.().sessions ?? []) g.set({ peer: x.peer }, x.up ? 1 : 0);
+    });
+    gauge(
+      'sluice_bgp_announced_ratio',
+      'Frontend address announced by BGP now: 1, or 0 (withdrawn).',
+      (g) => {
+        g.reset();
+        for (const f of this.bgp?.().frontends ?? []) g.set({ address: f.address }, f.announced ? 1 : 0);
+      },
+    );
+    gauge(
+      'sluice_bgp_pool_instances_number',
+      'Instances the routers spread each frontend over, as they send them back (add-path).',
+      (g) => {
+        g.reset();
+        for (const [address, n] of this.bgp?.().pool ?? []) g.set({ address }, n);
+      },
+    );
   }
 
   /** Whether the desired-state store answers. */
@@ -293,6 +325,13 @@ export class SluiceMetrics {
   /** A generation another instance stored that this one does not serve. */
   stateNotServed(reason: 'invalid' | 'failed'): void {
     this.notServed.inc({ reason });
+  }
+
+  /** Where the BGP series read from, once an instance announces its frontends (`--bgp`). */
+  private bgp: (() => BgpState) | undefined;
+
+  setBgpSource(source: () => BgpState): void {
+    this.bgp = source;
   }
 
   /** A new flow refused because its share of the descriptors is full. */

@@ -152,6 +152,25 @@ export class Announcer implements PoolWatch {
     return this.peers.every((_, i) => this.sessions.get(peerProtocol(i))?.up === true);
   }
 
+  /** The sessions, what is announced and the pool's size, for the metrics. */
+  state(): {
+    sessions: { peer: string; up: boolean }[];
+    frontends: { address: string; announced: boolean }[];
+    pool: Map<string, number>;
+  } {
+    return {
+      sessions: this.peers.map((p, i) => ({
+        peer: p.address,
+        up: this.sessions.get(peerProtocol(i))?.up === true,
+      })),
+      frontends: this.current.watch.map((address) => ({
+        address,
+        announced: this.current.announce.includes(address),
+      })),
+      pool: new Map([...this.pool].map(([a, list]) => [a, list.length])),
+    };
+  }
+
   /** What the `ready` log line says of the announcement. */
   describe(): Record<string, unknown> {
     return {
@@ -171,15 +190,20 @@ export class Announcer implements PoolWatch {
     this.stopping = true;
     clearTimeout(this.timer);
     await this.ticking;
-    await this.apply(this.decideNow());
     const log = this.options.log;
     const started = Date.now();
     let confirmed = false;
-    while (Date.now() - started < CONFIRM_MS) {
-      await this.read();
-      confirmed = [...this.pool.values()].every((list) => !list.includes(this.instance));
-      if (confirmed || !this.sessionsUp()) break;
-      await sleep(50);
+    try {
+      await this.apply(this.decideNow());
+      while (Date.now() - started < CONFIRM_MS) {
+        await this.read();
+        confirmed = [...this.pool.values()].every((list) => !list.includes(this.instance));
+        if (confirmed || !this.sessionsUp()) break;
+        await sleep(50);
+      }
+    } catch (err) {
+      // A BIRD that does not answer (being started again) announces nothing anyway.
+      log.warn({ err: (err as Error).message }, 'bgp: the BGP daemon did not answer while withdrawing');
     }
     log.info(
       { confirmed, afterMs: Date.now() - started, waitMs: this.options.settings.withdrawWaitMs },
@@ -258,7 +282,7 @@ export class Announcer implements PoolWatch {
   }
 
   /** Each served frontend: announced, or the reason it is not. */
-  private state = new Map<string, 'announced' | WithdrawReason>();
+  private states = new Map<string, 'announced' | WithdrawReason>();
 
   /** Events and log lines for what a decision changed. */
   private report(d: Decision): void {
@@ -275,13 +299,13 @@ export class Announcer implements PoolWatch {
       if (was === 'announced') e.withdrawn.push(a);
     };
     for (const [a, s] of next) {
-      const was = this.state.get(a);
+      const was = this.states.get(a);
       if (was === s) continue;
       if (s === 'announced') added.push(a);
       else note(a, s, was);
     }
-    for (const [a, was] of this.state) if (!next.has(a)) note(a, 'not-served', was);
-    this.state = next;
+    for (const [a, was] of this.states) if (!next.has(a)) note(a, 'not-served', was);
+    this.states = next;
     if (added.length > 0) {
       log.info({ frontends: added }, 'bgp: announcing');
       this.emit({ type: 'announced', at, frontends: added });

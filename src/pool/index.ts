@@ -34,5 +34,6 @@ export async function startAnnouncer(
     speaker: (events) => new BirdSpeaker({ daemon: settings.daemon, dir: settings.dir, log: bgpLog, events }),
   });
   await announcer.start();
+  app.metrics.setBgpSource(() => announcer.state());
   return announcer;
 }

@@ -109,6 +109,16 @@ poolTest('three instances announce the frontend and the router holds a 3-way ECM
     ),
   );
   t.diagnostic(`every instance saw the 3-instance pool (${ms} ms after the check began)`);
+  for (const i of s.instances) {
+    const m = nsExec(i.namespace, 'curl', '-s', '-m', '5', 'http://127.0.0.1:9180/metrics');
+    const router = i.address.replace(/\.2$/, '.1');
+    assert.ok(m.includes(`sluice_bgp_session_up_ratio{peer="${router}"} 1`), `${i.name}: session up`);
+    assert.ok(m.includes(`sluice_bgp_announced_ratio{address="${s.frontend}"} 1`), `${i.name}: announced`);
+    assert.ok(
+      m.includes(`sluice_bgp_pool_instances_number{address="${s.frontend}"} 3`),
+      `${i.name}: 3 in the pool`,
+    );
+  }
 });
 
 poolTest('connections from the client spread over the instances and every one echoes', async (t) => {

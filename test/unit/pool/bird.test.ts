@@ -125,3 +125,21 @@ test('BGP sessions from show protocols', () => {
     { name: 'router3', state: 'Down', up: false },
   ]);
 });
+
+test('BIRD configuration: one BGP session per router', () => {
+  const text = renderBirdConfig({
+    ...INPUT,
+    peers: [
+      { address: '198.18.11.1', port: 179, source: '198.18.11.2' },
+      { address: '198.18.21.1', port: 1179, source: '198.18.21.2' },
+    ],
+  });
+  assert.match(
+    text,
+    /protocol bgp router1 \{\n {2}local 198\.18\.11\.2 as 65001;\n {2}neighbor 198\.18\.11\.1 port 179/,
+  );
+  assert.match(
+    text,
+    /protocol bgp router2 \{\n {2}local 198\.18\.21\.2 as 65001;\n {2}neighbor 198\.18\.21\.1 port 1179/,
+  );
+});
