@@ -21,6 +21,7 @@ import {
   namespacePrefix,
   namespacesOf,
   planLab,
+  type InstancePlan,
   type LabOptions,
   type LabPlan,
 } from './plan.js';
@@ -281,17 +282,19 @@ async function buildLab(plan: LabPlan, build: Build): Promise<LabSummary> {
     ),
   );
 
-  const instances = plan.instances.map((i) => {
+  // With etcd, the first instance writes the document there and the others serve what it holds
+  // (instances given the same CONFIG at the same moment would race to write it).
+  const stateUrl = etcdState && plan.etcd ? `etcd://${plan.etcd.address}:2379/sluice-lab` : undefined;
+  const startInstance = (i: InstancePlan, first: boolean): LabProcess => {
     mkdirSync(i.dir, { recursive: true, mode: 0o700 });
     const args = [
       CLI,
       'run',
-      config,
+      ...(stateUrl === undefined || first ? [config] : []),
       '--dataplane',
       'packet',
       '--configure-host',
-      '--state-dir',
-      `${i.dir}/state`,
+      ...(stateUrl !== undefined ? ['--state', stateUrl] : ['--state-dir', `${i.dir}/state`]),
       '--api',
       '127.0.0.1:9180',
       '--bgp',
@@ -305,21 +308,23 @@ async function buildLab(plan: LabPlan, build: Build): Promise<LabSummary> {
       '--bgp-dir',
       `${i.dir}/bgp`,
       ...(o.timeScale !== 1 ? ['--time-scale', String(o.timeScale)] : []),
-      ...(etcdState && plan.etcd ? ['--state', `etcd://${plan.etcd.address}:2379/sluice-lab`] : []),
     ];
     return build.started(
       startIn(`instance:${i.name}`, i.namespace, process.execPath, args, `${i.dir}/sluice.log`),
     );
-  });
-
-  for (const [k, p] of instances.entries()) {
-    const i = plan.instances[k]!;
+  };
+  const ready = async (i: InstancePlan, p: LabProcess): Promise<void> => {
     const log = `${i.dir}/sluice.log`;
     await waitFor(`instance ${i.name} ready (see ${log})`, 30_000, () => {
       if (!alive(p)) throw labError(`instance ${i.name} exited: ${tail(log)}`);
       return jsonLines(log).some((l) => l.msg === 'ready');
     });
-  }
+  };
+  const [firstPlan, ...restPlans] = plan.instances;
+  const first = startInstance(firstPlan!, true);
+  if (stateUrl !== undefined) await ready(firstPlan!, first);
+  const instances = [first, ...restPlans.map((i) => startInstance(i, false))];
+  for (const [k, p] of instances.entries()) await ready(plan.instances[k]!, p);
   // Ready when the router spreads the frontend over every instance.
   const table = o.ecmp === 'resilient' ? RESILIENT_TABLE : undefined;
   await waitFor(`the router's ${plan.instances.length}-way route to ${plan.frontend}`, 60_000, () => {

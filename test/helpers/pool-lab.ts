@@ -24,6 +24,7 @@ export interface LabJson {
   instances: { name: string; namespace: string; pid: number; address: string; log: string }[];
   backends: { name: string; namespace: string; address: string; pid: number }[];
   etcd: string | null;
+  etcdState: boolean;
   dir: string;
 }
 

@@ -1,7 +1,8 @@
 import { after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { pickAll } from '../../src/lab/ecmp-moves.js';
 import { routerNextHops } from '../../src/lab/network.js';
 import { alive, startTimeOf } from '../../src/lab/processes.js';
@@ -120,6 +121,37 @@ poolTest('three instances announce the frontend and the router holds a 3-way ECM
     );
   }
 });
+
+poolTest(
+  "the instances share one desired state in the lab's etcd: a change through one is served by all",
+  async (t) => {
+    assert.equal(s.etcdState, true, 'sluice run has --state: the lab gives every instance the etcd');
+    const doc = JSON.parse(readFileSync(join(s.dir, 'lb.json'), 'utf8')) as {
+      properties: { loadBalancingRules: { properties: { idleTimeoutInMinutes: number } }[] };
+    };
+    doc.properties.loadBalancingRules[1]!.properties.idleTimeoutInMinutes = 9;
+    const file = join(s.dir, 'lb-9.json');
+    writeFileSync(file, JSON.stringify(doc));
+    nsExec(instance('i1').namespace, process.execPath, cliPath, 'apply', file);
+    const path =
+      '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/sluice-lab/providers/Microsoft.Network/loadBalancers/lab?api-version=2023-09-01';
+    const idleOf = (ns: string): number =>
+      (
+        JSON.parse(nsExec(ns, 'curl', '-s', '-m', '5', `http://127.0.0.1:9180${path}`)) as {
+          properties: {
+            loadBalancingRules: { name: string; properties: { idleTimeoutInMinutes: number } }[];
+          };
+        }
+      ).properties.loadBalancingRules.find((r) => r.name === 'http')!.properties.idleTimeoutInMinutes;
+    const ms = await until(
+      'i2 and i3 serve the change',
+      5000,
+      () => ['i2', 'i3'].every((n) => idleOf(instance(n).namespace) === 9),
+      20,
+    );
+    t.diagnostic(`a change applied through i1 was served by i2 and i3 within ${ms} ms`);
+  },
+);
 
 poolTest('connections from the client spread over the instances and every one echoes', async (t) => {
   const opened = await client!.command(
