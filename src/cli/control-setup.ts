@@ -11,6 +11,7 @@ import {
   buildApi,
   parseApiAddress,
   DEFAULT_API_PORT,
+  type ControlRuntime,
   type StateStoreHealth,
 } from '../control/server.js';
 import type { EndedFlow, EventHub } from '../control/events.js';
@@ -351,6 +352,23 @@ export async function loadInitialState(
   return done(EXIT_OK, store.load({ generation: 0, resources: [], ...(map.length > 0 ? { map } : {}) }));
 }
 
+/** What the API reads and drives of the running load balancer. */
+export function controlRuntimeOf(app: ControlledApp): ControlRuntime {
+  return {
+    live: app.live,
+    flows: () => app.engine.flows(),
+    labelsOf: (id) => app.labelsOf(id),
+    subscribe: (l) => app.events.subscribe(l),
+    listening: () => app.plane.listening(),
+    timeScale: app.timeScale,
+    clock: () => app.clockView(),
+    advance: (ms) => app.advanceClock(ms),
+    expireFlow: (id) => app.expireFlow(id),
+    health: () => app.healthView(),
+    markProbe: (ref, verdict) => app.markProbe(ref, verdict),
+  };
+}
+
 export interface RunningApi {
   /** Where the API listens, `host:port`. */
   readonly address: string;
@@ -378,19 +396,7 @@ export async function startApi(
       maxConnections: app.budget.apiConnections,
       maxEventStreams: app.budget.eventStreams,
       refused: (reason) => app.apiRefused(reason),
-      runtime: {
-        live: app.live,
-        flows: () => app.engine.flows(),
-        labelsOf: (id) => app.labelsOf(id),
-        subscribe: (l) => app.events.subscribe(l),
-        listening: () => app.plane.listening(),
-        timeScale: app.timeScale,
-        clock: () => app.clockView(),
-        advance: (ms) => app.advanceClock(ms),
-        expireFlow: (id) => app.expireFlow(id),
-        health: () => app.healthView(),
-        markProbe: (ref, verdict) => app.markProbe(ref, verdict),
-      },
+      runtime: controlRuntimeOf(app),
     });
     await server.listen({ host: plan.api.host, port: plan.api.port });
   } catch (err) {

@@ -6,24 +6,9 @@
 import type { FastifyInstance } from 'fastify';
 import type { SluiceApp } from '../../src/app.js';
 import { validateDocument } from '../../src/config/index.js';
-import { buildApi, type ControlRuntime } from '../../src/control/server.js';
+import { controlRuntimeOf } from '../../src/cli/control-setup.js';
+import { buildApi } from '../../src/control/server.js';
 import { ResourceStore } from '../../src/control/store.js';
-
-export function appRuntime(app: SluiceApp): ControlRuntime {
-  return {
-    live: app.live,
-    flows: () => app.engine.flows(),
-    labelsOf: (id) => app.labelsOf(id),
-    subscribe: (l) => app.events.subscribe(l),
-    listening: () => app.plane.listening(),
-    timeScale: app.timeScale,
-    clock: () => app.clockView(),
-    advance: (ms) => app.advanceClock(ms),
-    expireFlow: (id) => app.expireFlow(id),
-    health: () => app.healthView(),
-    markProbe: (ref, verdict) => app.markProbe(ref, verdict),
-  };
-}
 
 export async function serveAppApi(
   app: SluiceApp,
@@ -37,7 +22,7 @@ export async function serveAppApi(
   const api = await buildApi({
     store,
     registry: app.metrics.registry,
-    runtime: appRuntime(app),
+    runtime: controlRuntimeOf(app),
     ...(token !== undefined ? { token } : {}),
   });
   await api.listen({ host, port: 0 });
