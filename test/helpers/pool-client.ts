@@ -1,6 +1,6 @@
 /**
  * A TCP client for the pool's system tests, run inside the lab's client namespace
- * (`ip netns exec NS node dist/test/helpers/pool-client.js`). It holds many connections to an
+ * (`ip netns exec NS node dist/test/helpers/pool-client.js run`). It holds many connections to an
  * echo port and, on JSON commands read from stdin, opens them or has each send a line and
  * checks that exactly that line comes back, within a bound. It answers with one JSON line per
  * command: every connection's result.
@@ -107,32 +107,35 @@ async function bounded<T>(jobs: (() => Promise<T>)[], limit: number): Promise<T[
 
 let round = 0;
 
-createInterface({ input: process.stdin }).on('line', (line) => {
-  const c = JSON.parse(line) as {
-    cmd: string;
-    host?: string;
-    port?: number;
-    count?: number;
-    timeoutMs?: number;
-  };
-  const ms = c.timeoutMs ?? 3000;
-  if (c.cmd === 'open') {
-    const base = conns.length;
-    const count = Math.min(c.count ?? 1, 1000);
-    void bounded(
-      Array.from({ length: count }, (_, i) => () => open(c.host!, c.port!, base + i, ms)),
-      32,
-    ).then((results) => emit({ ev: 'opened', results }));
-  } else if (c.cmd === 'echo') {
-    round++;
-    void bounded(
-      conns.map((k) => () => roundTrip(k, `ping ${round} ${k.id}\n`, ms)),
-      64,
-    ).then((results) => emit({ ev: 'echoed', results }));
-  } else if (c.cmd === 'close') {
-    for (const k of conns) k.socket.destroy();
-    conns.length = 0;
-    emit({ ev: 'closed' });
-  }
-});
-process.stdin.on('end', () => process.exit(0));
+// Only when started as the agent: the test runner also runs every file under dist/test.
+if (process.argv[2] === 'run') {
+  createInterface({ input: process.stdin }).on('line', (line) => {
+    const c = JSON.parse(line) as {
+      cmd: string;
+      host?: string;
+      port?: number;
+      count?: number;
+      timeoutMs?: number;
+    };
+    const ms = c.timeoutMs ?? 3000;
+    if (c.cmd === 'open') {
+      const base = conns.length;
+      const count = Math.min(c.count ?? 1, 1000);
+      void bounded(
+        Array.from({ length: count }, (_, i) => () => open(c.host!, c.port!, base + i, ms)),
+        32,
+      ).then((results) => emit({ ev: 'opened', results }));
+    } else if (c.cmd === 'echo') {
+      round++;
+      void bounded(
+        conns.map((k) => () => roundTrip(k, `ping ${round} ${k.id}\n`, ms)),
+        64,
+      ).then((results) => emit({ ev: 'echoed', results }));
+    } else if (c.cmd === 'close') {
+      for (const k of conns) k.socket.destroy();
+      conns.length = 0;
+      emit({ ev: 'closed' });
+    }
+  });
+  process.stdin.on('end', () => process.exit(0));
+}

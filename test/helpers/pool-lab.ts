@@ -179,7 +179,7 @@ export class PoolClient {
   constructor(ns: string) {
     this.child = spawn(
       'ip',
-      ['netns', 'exec', ns, process.execPath, join(repoRoot, 'dist/test/helpers/pool-client.js')],
+      ['netns', 'exec', ns, process.execPath, join(repoRoot, 'dist/test/helpers/pool-client.js'), 'run'],
       {
         stdio: ['pipe', 'pipe', 'pipe'],
       },
