@@ -15,6 +15,7 @@ import { inboundResetsLate, outboundResetsLate } from './engine-paths.js';
 import type { FlowKey } from './flow-key.js';
 import { PROTO_TCP, PROTO_UDP } from './flow-key.js';
 import { DIR_ORIG, type Dir } from './flow-table.js';
+import { POOL_ADOPTED } from './engine-pool.js';
 import {
   META_RESET,
   ST_CLOSED,
@@ -26,6 +27,7 @@ import {
   TCP_SYN,
   TRACK_OK,
   resetForSegment,
+  trackAdopted,
   trackSegment,
   trackSyn,
   type TcpSegment,
@@ -89,7 +91,8 @@ export class Classifier {
       v.reason = 'no-rule';
       return v;
     }
-    if (!isSyn) return this.stray(key, seg, v);
+    if (!isSyn) return this.stray(key, seg, v, now);
+    s.pool?.forget(key.words);
     s.stats.syns++;
     const slot = this.create(key, now);
     if (refused(slot)) {
@@ -163,23 +166,64 @@ export class Classifier {
    * from the segment alone (B6), so a client that missed its idle RST learns it however late
    * it writes; otherwise dropped silently (B3). A member's segment from a port an inbound rule
    * forwards to is a backend's reply to a client, whose rule the packet does not tell: dropped.
+   * In a pool, a client's segment in a change window is adopted instead, and outside one a RST
+   * waits for the grace of late news (engine-pool.ts).
    */
-  private stray(key: FlowKey, seg: TcpSegment, v: PacketVerdict): PacketVerdict {
+  private stray(key: FlowKey, seg: TcpSegment, v: PacketVerdict, now: number): PacketVerdict {
     const s = this.s;
     v.reason = 'no-flow';
+    const pool = s.pool;
+    const match = this.match;
     const resets =
-      this.match !== undefined
-        ? inboundResetsLate(this.match.rule)
+      match !== undefined
+        ? inboundResetsLate(match.rule)
         : outboundResetsLate(this.outbound!) &&
           !s.paths.outboundTable.servesInbound(PROTO_TCP, key.words, 0, key.family, key.srcPort);
     // Never answer a RST with a RST (RFC 9293).
-    if (!resets || seg.flags & TCP_RST) {
+    if (seg.flags & TCP_RST) {
+      s.stats.noFlowDrops++;
+      return v;
+    }
+    if (pool !== undefined && match !== undefined && seg.flags & TCP_ACK) {
+      const path = s.paths.at(s.paths.indexOfRule(match.rule));
+      if (pool.windowOpen(match.rule.frontend.address, path.idleMs, now)) return this.adopt(key, seg, v, now);
+      if (resets && !pool.strayResetDue(key.words, now)) {
+        s.stats.strayHeld++;
+        return v;
+      }
+    }
+    if (!resets) {
       s.stats.noFlowDrops++;
       return v;
     }
     this.reset(v, seg);
     s.stats.noFlowResets++;
     return v;
+  }
+
+  /**
+   * A client's mid-flow segment in a change of the pool: the flow another instance carried until
+   * the router moved it here goes on, ESTABLISHED from this segment, to the member Maglev picks
+   * (the one the other instance picked, from the same snapshot and health), its idle timer
+   * starting now.
+   */
+  private adopt(key: FlowKey, seg: TcpSegment, v: PacketVerdict, now: number): PacketVerdict {
+    const s = this.s;
+    const t = s.table;
+    s.pool!.forget(key.words);
+    const slot = this.create(key, now);
+    if (refused(slot)) {
+      v.reason = slot;
+      return v;
+    }
+    t.setPool(slot, POOL_ADOPTED);
+    s.count(slot, DIR_ORIG, seg.len);
+    if (trackAdopted(t, slot, seg) !== TRACK_OK) {
+      v.trusted = false;
+      s.stats.untrustedSegments++;
+    }
+    s.stats.adopted++;
+    return this.created(v, slot, now);
   }
 
   /** Fills `v` with the RST answering `seg` to its sender (RFC 9293 section 3.10.7.1). */

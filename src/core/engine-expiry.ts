@@ -11,6 +11,7 @@ import { ExpiryAction as ExpiryActionRecord } from './engine-views.js';
 import type { Records } from './engine-records.js';
 import type { NoResetReason } from './events.js';
 import { KEY_WORDS } from './flow-key.js';
+import { POOL_ASKING } from './engine-pool.js';
 import { NUM, N_LAST_SEEN } from './flow-table.js';
 import {
   META_FLOATING_IP,
@@ -94,7 +95,60 @@ export class Expiry {
       this.records.endFlow(slot, state === ST_CLOSED ? 'rst' : 'fin', this.now);
       return;
     }
+    const t = s.table;
+    if (t.pool(slot) & POOL_ASKING) {
+      // No instance said it carries the flow within the wait: it ends here, as its timeout says.
+      this.records.doneAsking(slot);
+    } else if (this.mayHaveMoved(slot)) {
+      this.askPool(slot);
+      return;
+    }
     this.expireSlot(slot, state === ST_ESTABLISHED && s.pathOf(slot).resetAtIdle);
+  }
+
+  /** An inbound TCP flow whose last packet came around a change of the pool (engine-pool.ts). */
+  private mayHaveMoved(slot: number): boolean {
+    const s = this.s;
+    const pool = s.pool;
+    if (pool === undefined || s.table.state(slot) === ST_UDP) return false;
+    const rule = s.pathOf(slot).rule;
+    return rule !== null && pool.mayHaveMoved(rule.frontend.address, s.table.lastSeen(slot));
+  }
+
+  /** Holds the flow for `askMs` and asks the pool whether another instance carries it. */
+  private askPool(slot: number): void {
+    const s = this.s;
+    const t = s.table;
+    const id = t.idOf(slot);
+    s.stats.asked++;
+    s.pool!.beginAsk(id, this.now);
+    t.setPool(slot, t.pool(slot) | POOL_ASKING);
+    s.wheel.schedule(slot, s.deadlineOf(slot));
+    s.pool!.ask(id, t.keys, slot * KEY_WORDS, this.now - t.lastSeen(slot));
+  }
+
+  /**
+   * The pool's answer about a flow the engine asked it about: carried by another instance, it
+   * is retired silently (no RST, no tombstone); otherwise it ends now as its idle timeout says.
+   * False when the flow is not waiting for an answer (a packet came meanwhile, or it ended).
+   */
+  settleAsk(slot: number, carried: boolean, onAction: ((a: ExpiryAction) => void) | undefined): boolean {
+    const s = this.s;
+    const t = s.table;
+    if (!(t.pool(slot) & POOL_ASKING)) return false;
+    this.records.doneAsking(slot);
+    this.now = s.clock.now();
+    if (carried) {
+      this.records.endFlow(slot, 'moved', this.now);
+      return true;
+    }
+    this.onAction = onAction;
+    try {
+      this.expireSlot(slot, t.state(slot) === ST_ESTABLISHED && s.pathOf(slot).resetAtIdle);
+    } finally {
+      this.onAction = undefined;
+    }
+    return true;
   }
 
   /** Idle end of a live flow: action out, event, then a tombstone (TCP) or nothing (UDP). */
@@ -103,6 +157,7 @@ export class Expiry {
     const t = s.table;
     const now = this.now;
     const isUdp = t.state(slot) === ST_UDP;
+    if (t.pool(slot) & POOL_ASKING) this.records.doneAsking(slot);
     if (reset) s.stats.expiredReset++;
     else s.stats.expiredDrop++;
     if (this.onAction !== undefined) {

@@ -105,6 +105,15 @@ export class Members {
     return pos < 0 ? -1 : pick.members[pos]!;
   }
 
+  /**
+   * Whether every member of `pool` that `probe` decides for has had a probe result: until then a
+   * pick could differ from that of an instance that has them all.
+   */
+  allProbed(pool: BackendPool, probe: Probe | undefined): boolean {
+    if (probe === undefined) return true;
+    return pool.members.every((m) => this.adminState(m) !== 'None' || this.health.has(`${probe.id}|${m.id}`));
+  }
+
   /** How many members a new flow of `pool` (judged by `probe`) may go to now. */
   eligibleCount(pool: BackendPool, probe: Probe | undefined): number {
     return this.current(pool, probe).members.length;

@@ -24,6 +24,7 @@ import type { RuleMatch } from './rule-table.js';
 import { protocolName } from './rule-table.js';
 import type { OutboundPath } from './snapshot.js';
 import { outboundPathKey } from './snat-alloc.js';
+import { POOL_ASKING } from './engine-pool.js';
 import { META_FLOATING_IP, META_OUTBOUND, ST_SYN_SENT, ST_TOMBSTONE, ST_UDP } from './tcp-state.js';
 
 /** A new record's slot, or why there is none. */
@@ -153,6 +154,8 @@ export class Records {
     const t = this.s.table;
     const b = slot * NUM;
     t.num[b + N_LAST_SEEN] = now;
+    // A packet while the pool is asked about the flow: it is here after all.
+    if (t.pool(slot) & POOL_ASKING) this.doneAsking(slot);
     const ms = this.s.pathOf(slot).idleMs;
     const before = t.num[b + N_IDLE_MS]!;
     if (ms === before) return;
@@ -161,9 +164,17 @@ export class Records {
     if (ms < before) this.s.wheel.schedule(slot, this.s.deadlineOf(slot));
   }
 
+  /** The flow in `slot` waits for the pool's answer no more. */
+  doneAsking(slot: number): void {
+    const t = this.s.table;
+    t.setPool(slot, t.pool(slot) & ~POOL_ASKING);
+    this.s.pool?.doneAsking(t.idOf(slot));
+  }
+
   /** Unindexes and frees a slot, and the SNAT port of an outbound flow with it. */
   freeSlot(slot: number): void {
     const t = this.s.table;
+    if (t.pool(slot) & POOL_ASKING) this.doneAsking(slot);
     if (t.meta(slot) & META_OUTBOUND)
       this.s.snat.release(t.backendPortOf(slot), t.idOf(slot), this.s.clock.now());
     t.unindex(slot);

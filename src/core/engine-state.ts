@@ -8,6 +8,7 @@
 import type { Clock } from './clock.js';
 import { Members } from './engine-members.js';
 import { PathRuntimes, type PathRuntime } from './engine-paths.js';
+import { POOL_ASKING, PoolRuntime, type PoolOptions } from './engine-pool.js';
 import { emptyStats, type EngineStats, type FlowEventSink } from './events.js';
 import type { RuntimeSnapshot } from './snapshot.js';
 import { KEY_WORDS } from './flow-key.js';
@@ -56,6 +57,12 @@ export interface FlowEngineOptions {
   readonly snatHoldMs?: number;
   /** Where each member's SNAT range starts handing out ports; Math.random by default. */
   readonly random?: () => number;
+  /**
+   * This instance is one of a pool behind ECMP: flows moved here by a change of the pool are
+   * adopted, and a flow that may have moved away is not ended before the pool is asked
+   * (engine-pool.ts). Without it, a single instance: B3/B6 for every unknown segment.
+   */
+  readonly pool?: PoolOptions;
 }
 
 export class EngineState {
@@ -72,6 +79,7 @@ export class EngineState {
   readonly tombstoneTtlMs: number;
   readonly udpTimeoutMs: number;
   readonly lingerMs: number;
+  readonly pool: PoolRuntime | undefined;
   /** Live flows (tombstones not counted). */
   live = 0;
   tombstones = 0;
@@ -84,6 +92,7 @@ export class EngineState {
     this.udpTimeoutMs = options.udpTimeoutMs ?? DEFAULT_UDP_TIMEOUT_MS;
     this.lingerMs = options.lingerMs ?? DEFAULT_LINGER_MS;
     this.sink = options.events;
+    this.pool = options.pool !== undefined ? new PoolRuntime(options.pool) : undefined;
     if (!(this.maxFlows >= 1)) throw new RangeError(`maxFlows must be >= 1, got ${this.maxFlows}`);
     if (!(this.maxTombstones >= 0)) throw new RangeError(`maxTombstones must be >= 0`);
     this.members = new Members({
@@ -123,7 +132,10 @@ export class EngineState {
       case ST_UDP:
         return this.udpTimeoutMs;
       default:
-        return this.table.idleMs(slot);
+        // A flow the pool is asked about waits for the answer beyond its idle timeout.
+        return this.table.pool(slot) & POOL_ASKING
+          ? this.pool!.askDeadline(this.table.idOf(slot)) - this.table.lastSeen(slot)
+          : this.table.idleMs(slot);
     }
   }
 

@@ -10,6 +10,7 @@ import { DIR_ORIG, NUM, N_BYTES, N_CREATED, N_PACKETS, type Dir } from './flow-t
 import { protocolName } from './rule-table.js';
 import type { BackendMember, InboundRule, OutboundPath, Protocol } from './snapshot.js';
 import { snatPortOf, snatSpaceOf } from './snat-alloc.js';
+import { POOL_ADOPTED } from './engine-pool.js';
 import { META_FLOATING_IP, META_RESET, ST_TOMBSTONE, stateName, type RstFields } from './tcp-state.js';
 
 export type Direction = 'toBackend' | 'toClient';
@@ -178,6 +179,7 @@ export class Views {
       bytesToClient: t.num[b + N_BYTES + 1]!,
       packetsToBackend: t.num[b + N_PACKETS]!,
       packetsToClient: t.num[b + N_PACKETS + 1]!,
+      ...(t.pool(slot) & POOL_ADOPTED ? { adopted: true as const } : {}),
     };
   }
 

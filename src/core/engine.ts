@@ -10,7 +10,9 @@
  *   segment or datagram gets a verdict (forward, drop, answer with a RST);
  * - engine-connections.ts: connection level (`open`, `activity`, `halfClose`, `close`), the
  *   proxy plane's entry, which sees sockets and bytes rather than segments;
- * - engine-views.ts: where a flow goes (verdicts, expiries) and how it is shown (FlowInfo).
+ * - engine-views.ts: where a flow goes (verdicts, expiries) and how it is shown (FlowInfo);
+ * - engine-pool.ts: one instance of a pool behind ECMP: the adoption window after a change of
+ *   the pool, the grace for late news of a change, asking the pool before an idle end.
  *
  * Either way, `advance` ends the flows whose idle timeout passed, each with its action:
  * `reset` (with the sequence numbers for both RSTs) or `drop`. Nothing here owns a timer:
@@ -20,6 +22,7 @@ import type { Clock } from './clock.js';
 import { Classifier } from './engine-classifier.js';
 import { Connections, type OpenResult } from './engine-connections.js';
 import { Expiry } from './engine-expiry.js';
+import { carriesRather } from './engine-pool.js';
 import { Records } from './engine-records.js';
 import { EngineState, type FlowEngineOptions } from './engine-state.js';
 import {
@@ -39,6 +42,7 @@ import { ST_TOMBSTONE } from './tcp-state.js';
 
 export { DEFAULT_LINGER_MS, DEFAULT_TOMBSTONE_TTL_MS, DEFAULT_UDP_TIMEOUT_MS } from './engine-state.js';
 export type { FlowEngineOptions } from './engine-state.js';
+export type { PoolOptions, PoolQuestion } from './engine-pool.js';
 export type { OpenResult } from './engine-connections.js';
 export {
   ExpiryAction,
@@ -108,6 +112,61 @@ export class FlowEngine {
     if (rule.kind === 'inboundNatRule')
       return rule.mappings.some((m) => members.adminState(m.member) !== 'Down');
     return members.eligibleCount(rule.pool, rule.probe) > 0;
+  }
+
+  /**
+   * Whether every member of `rule` has had a probe result (or needs none). An instance of a pool
+   * waits for it before it attracts traffic: a pick made from partial health could differ from
+   * that of the instance the flow comes from, and an adopted flow would reach another member.
+   */
+  healthKnown(rule: InboundRule): boolean {
+    return rule.kind === 'inboundNatRule' || this.s.members.allProbed(rule.pool, rule.probe);
+  }
+
+  // ---- pool of instances -------------------------------------------------------------------
+
+  /** Whether the engine runs as one instance of a pool (the `pool` option). */
+  get inPool(): boolean {
+    return this.s.pool !== undefined;
+  }
+
+  /**
+   * The pool of instances behind `frontend` (every frontend, when not given) changed at `at`
+   * (load-balancer time): a window opens in which flows the router moves here are adopted
+   * (engine-pool.ts). Ignored outside a pool.
+   */
+  poolChanged(at: number, frontend?: string): void {
+    this.s.pool?.changed(at, frontend);
+  }
+
+  /** When the pool behind `frontend` last changed, as the engine was told; -Infinity when never. */
+  poolLastChange(frontend: string): number {
+    return this.s.pool?.lastChange(frontend) ?? -Infinity;
+  }
+
+  /**
+   * The pool's answer about a flow the engine asked it about at its idle timeout (the `ask`
+   * hook): `carried` by another instance, the flow is retired silently (closed, `moved`);
+   * otherwise it ends now as its idle timeout says, `onAction` receiving the action as from
+   * `advance`. False when the flow no longer waits for an answer.
+   */
+  settleAsk(flowId: number, carried: boolean, onAction?: (a: ExpiryAction) => void): boolean {
+    const slot = this.liveSlot(flowId);
+    return slot >= 0 && this.expiry.settleAsk(slot, carried, onAction);
+  }
+
+  /**
+   * Another instance asks whether this one carries the flow `key` (client to frontend), which
+   * has been idle there for `theirIdleMs`: yes when a live record here saw a packet more
+   * recently, or as recently and `winsTie`.
+   */
+  carries(key: FlowKey, theirIdleMs: number, winsTie: boolean): boolean {
+    const t = this.s.table;
+    const e = t.find(key.words, 0);
+    if (e === -1 || (e & 1) !== DIR_ORIG) return false;
+    const slot = e >> 1;
+    if (t.state(slot) === ST_TOMBSTONE) return false;
+    return carriesRather(this.clock.now() - t.lastSeen(slot), theirIdleMs, winsTie);
   }
 
   // ---- packet level ----------------------------------------------------------------------

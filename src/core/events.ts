@@ -41,6 +41,11 @@ export interface FlowInfo {
   readonly bytesToClient: number;
   readonly packetsToBackend: number;
   readonly packetsToClient: number;
+  /**
+   * Set on a flow this instance adopted: its first packet here was a mid-flow segment, in a
+   * change of the pool of instances (docs/scale-out.md).
+   */
+  readonly adopted?: true;
 }
 
 export type IdleAction = 'reset' | 'drop';
@@ -57,9 +62,11 @@ export type NoResetReason = 'udp' | 'reset-disabled' | 'not-established' | 'term
  * Why a flow ended other than by idle timeout: `fin` both sides closed, `rst` a reset was
  * seen, `backend-unreachable` the backend could not be reached, `terminated` ended by the
  * operator or by Sluice (member down, rule removed), `superseded` a new connection reused
- * the 5-tuple, `shutdown` Sluice is stopping.
+ * the 5-tuple, `shutdown` Sluice is stopping, `moved` the flow went idle here because the
+ * router moved it to another instance of the pool, which carries it now: retired silently.
  */
-export type CloseReason = 'fin' | 'rst' | 'backend-unreachable' | 'terminated' | 'superseded' | 'shutdown';
+export type CloseReason =
+  'fin' | 'rst' | 'backend-unreachable' | 'terminated' | 'superseded' | 'shutdown' | 'moved';
 
 /**
  * Why a new flow was not created: `capacity` the flow table is full, `no-rule` nothing
@@ -114,6 +121,12 @@ export interface EngineStats {
   noFlowResets: number;
   /** Segments forwarded but not trusted (outside the windows, unexpected flags). */
   untrustedSegments: number;
+  /** Flows adopted from a mid-flow segment in a change of the pool. */
+  adopted: number;
+  /** Strays of reset paths dropped silently while a change of the pool might still be learned. */
+  strayHeld: number;
+  /** Idle flows the pool was asked about (they may have moved). */
+  asked: number;
 }
 
 export function emptyStats(): EngineStats {
@@ -122,7 +135,15 @@ export function emptyStats(): EngineStats {
     syns: 0,
     expiredReset: 0,
     expiredDrop: 0,
-    closed: { fin: 0, rst: 0, 'backend-unreachable': 0, terminated: 0, superseded: 0, shutdown: 0 },
+    closed: {
+      fin: 0,
+      rst: 0,
+      'backend-unreachable': 0,
+      terminated: 0,
+      superseded: 0,
+      shutdown: 0,
+      moved: 0,
+    },
     refused: {
       capacity: 0,
       'no-rule': 0,
@@ -137,5 +158,8 @@ export function emptyStats(): EngineStats {
     noFlowDrops: 0,
     noFlowResets: 0,
     untrustedSegments: 0,
+    adopted: 0,
+    strayHeld: 0,
+    asked: 0,
   };
 }

@@ -29,7 +29,7 @@ function nextPow2(n: number): number {
 export const REC = 16;
 export const R_KEYHASH = 0;
 export const R_REPLYHASH = 1;
-/** state (bits 0-7), meta (bits 8-15), index membership (bits 16-17). */
+/** state (bits 0-7), meta (bits 8-15), index membership (bits 16-17), pool marks (bits 18-19). */
 export const R_FLAGS = 2;
 /** Window scale per direction plus one (0: no option), bits 0-7 and 8-15. */
 export const R_WSCALE = 3;
@@ -120,6 +120,16 @@ export class FlowTable {
   setMeta(slot: number, meta: number): void {
     const i = slot * REC + R_FLAGS;
     this.rec[i] = (this.rec[i]! & ~0xff00) | (meta << 8);
+  }
+
+  /** The pool marks of a record (engine-pool.ts: adopted, asking the pool). */
+  pool(slot: number): number {
+    return (this.rec[slot * REC + R_FLAGS]! >>> 18) & 3;
+  }
+
+  setPool(slot: number, bits: number): void {
+    const i = slot * REC + R_FLAGS;
+    this.rec[i] = (this.rec[i]! & ~0xc0000) | (bits << 18);
   }
 
   private inIndex(slot: number): number {

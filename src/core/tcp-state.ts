@@ -152,6 +152,39 @@ export function trackAccepted(t: FlowTable, slot: number): void {
 }
 
 /**
+ * The window assumed for each side of a flow adopted mid-stream: its SYNs (and so its window
+ * scales) were seen by another instance, so any window up to this is taken as possible. Large
+ * enough for any scaled window in use, small enough that twice it stays a positive distance in
+ * 32-bit sequence space.
+ */
+export const ADOPTED_WINDOW = 2 ** 29;
+
+/**
+ * Starts tracking a flow adopted from a mid-flow segment of its client (`seg`, ACK set, no SYN
+ * or RST): another instance of the pool carried it until the router moved it here
+ * (docs/scale-out.md). What the segment tells is taken as the state: the client has sent up to
+ * its sequence number and acknowledged the backend up to its ACK. The backend's first segment
+ * here moves its side on. Returns what `trackSegment` returns for `seg` itself.
+ */
+export function trackAdopted(t: FlowTable, slot: number, seg: TcpSegment): number {
+  const r = t.rec;
+  const b = slot * REC;
+  const seq = seg.seq >>> 0;
+  const ack = seg.ack >>> 0;
+  t.setState(slot, ST_ESTABLISHED);
+  r.fill(0, b + R_END, b + REC);
+  r[b + R_END + DIR_ORIG] = seq;
+  r[b + R_END + DIR_REPLY] = ack;
+  r[b + R_MAXACK + DIR_ORIG] = ack;
+  r[b + R_MAXACK + DIR_REPLY] = seq;
+  r[b + R_MAXWIN + DIR_ORIG] = ADOPTED_WINDOW;
+  r[b + R_MAXWIN + DIR_REPLY] = ADOPTED_WINDOW;
+  t.setWscale(slot, DIR_ORIG, -1);
+  t.setWscale(slot, DIR_REPLY, -1);
+  return trackSegment(t, slot, DIR_ORIG, seg);
+}
+
+/**
  * Feeds one segment seen in direction `dir`. Returns TRACK_OK when the segment was trusted
  * (state and sequence space updated), TRACK_UNTRUSTED otherwise.
  */
