@@ -16,7 +16,7 @@ import { formatDuration } from './core/duration.js';
 import { SluiceError } from './core/errors.js';
 import { DeadlineScheduler } from './time/scheduler.js';
 import { SystemClock } from './time/system-clock.js';
-import { DEFAULT_UDP_TIMEOUT_MS, FlowEngine } from './core/engine.js';
+import { DEFAULT_UDP_TIMEOUT_MS, FlowEngine, type PoolOptions, type PoolQuestion } from './core/engine.js';
 import type { FlowEvent } from './core/events.js';
 import type { RuntimeSnapshot } from './core/snapshot.js';
 import {
@@ -51,6 +51,12 @@ export interface AppOptions extends PlaneSettings {
   readonly clock?: Clock;
   /** Where the metrics are registered (GET /metrics); a private registry when not given. */
   readonly registry?: Registry;
+  /**
+   * This instance is one of a pool behind ECMP (`sluice run --bgp`): the flow engine adopts flows
+   * a change of the pool moves here, and asks the pool before an idle end of a flow that may
+   * have moved (docs/scale-out.md). Real milliseconds.
+   */
+  readonly pool?: { readonly graceMs: number; readonly askMs: number; readonly settleMs: number };
 }
 
 /**
@@ -98,6 +104,8 @@ export class SluiceApp<P extends DataPlane = DefaultPlane> {
   readonly budget: BudgetPlan;
   /** How many configurations were applied (the first is 0). */
   generation = 0;
+  /** Where the engine's questions to the pool go (pool/adoption.ts sets it); unset, they go unanswered. */
+  onPoolQuestion: ((question: PoolQuestion) => void) | undefined;
   private running = true;
   private readonly udpFlowTimeoutMs: number;
   /** Names of every rule ever served: flows of removed rules still need their labels. */
@@ -122,6 +130,7 @@ export class SluiceApp<P extends DataPlane = DefaultPlane> {
       packetDrops: () => this.plane.packetDrops?.() ?? {},
       labelsOf: (ruleId) => this.labelsOf(ruleId),
       lbOfPool: (poolId) => memberLb(this.engine.snapshot, poolId)?.name ?? '',
+      pool: () => (this.engine.inPool ? this.engine.stats() : undefined),
     });
     this.udpFlowTimeoutMs = options.udpFlowTimeoutMs ?? DEFAULT_UDP_TIMEOUT_MS;
     this.engine = new FlowEngine({
@@ -135,6 +144,7 @@ export class SluiceApp<P extends DataPlane = DefaultPlane> {
       ...(options.udpFlowTimeoutMs !== undefined ? { udpTimeoutMs: options.udpFlowTimeoutMs } : {}),
       ...(options.maxFlows !== undefined ? { maxFlows: options.maxFlows } : {}),
       ...(options.snatHoldMs !== undefined ? { snatHoldMs: options.snatHoldMs } : {}),
+      ...(options.pool !== undefined ? { pool: this.poolOptions(options.pool) } : {}),
       events: (e) => this.onFlowEvent(e),
     });
     this.plane = module.create(
@@ -162,6 +172,17 @@ export class SluiceApp<P extends DataPlane = DefaultPlane> {
       runDue: (now) => this.plane.runDue(now),
       watch: (ms, sooner) => this.engine.watchDeadline(ms, sooner),
     });
+  }
+
+  /** The engine's pool options in load-balancer time (the settings are real time: networks, routers). */
+  private poolOptions(p: NonNullable<AppOptions['pool']>): PoolOptions {
+    const scale = this.clockMode === 'manual' ? 1 : this.timeScale;
+    return {
+      graceMs: p.graceMs * scale,
+      askMs: p.askMs * scale,
+      settleMs: p.settleMs * scale,
+      ask: (q) => this.onPoolQuestion?.(q),
+    };
   }
 
   /**

@@ -149,6 +149,8 @@ export interface FlowView {
   readonly bytesToClient: number;
   readonly packetsToBackend: number;
   readonly packetsToClient: number;
+  /** Adopted by this instance of a pool from a mid-flow segment (docs/scale-out.md). */
+  readonly adopted?: true;
 }
 
 export interface FlowsResponse {
@@ -359,6 +361,7 @@ export function flowView(f: FlowInfo, labelsOf: (ruleId: string) => { lb: string
     bytesToClient: f.bytesToClient,
     packetsToBackend: f.packetsToBackend,
     packetsToClient: f.packetsToClient,
+    ...(f.adopted === true ? { adopted: true as const } : {}),
   };
 }
 

@@ -118,6 +118,17 @@ export interface DataPlane {
   /** Packets dropped by reason, for a plane that sees packets. */
   packetDrops?(): Readonly<Record<string, number>>;
   /**
+   * Packets received so far, for a plane that sees packets: a graceful stop of an instance of a
+   * pool serves on until they stop coming (the router has moved the traffic away).
+   */
+  packetsIn?(): number;
+  /**
+   * The pool's answer about a flow the engine asked it about at its idle timeout
+   * (`FlowEngine.settleAsk`): carried by another instance, it is retired silently; otherwise it
+   * ends now, its RSTs written before this returns. False when the flow waits for no answer.
+   */
+  settleAsk?(flowId: number, carried: boolean): boolean;
+  /**
    * Why the plane cannot carry traffic now (its device is gone or down, its reads keep failing),
    * or undefined while it can. Whoever attracts traffic to it (BGP announcement) asks this.
    */

@@ -54,6 +54,8 @@ export interface MetricsSources {
   labelsOf(ruleId: string): RuleLabels;
   /** Load balancer name of a backend pool id. */
   lbOfPool(poolId: string): string;
+  /** What the engine counted as one instance of a pool; undefined outside a pool. */
+  pool(): { readonly strayHeld: number; readonly asked: number } | undefined;
 }
 
 /** The name, type and labels of every series: docs/metrics.md is checked against this. */
@@ -81,6 +83,9 @@ export const SERIES = {
   sluice_bgp_session_up_ratio: { type: 'gauge', labels: ['peer'] },
   sluice_bgp_announced_ratio: { type: 'gauge', labels: ['address'] },
   sluice_bgp_pool_instances_number: { type: 'gauge', labels: ['address'] },
+  sluice_pool_flows_adopted_total: { type: 'counter', labels: ['lb', 'rule'] },
+  sluice_pool_strays_held_total: { type: 'counter', labels: [] },
+  sluice_pool_idle_questions_total: { type: 'counter', labels: [] },
 } as const;
 
 export type SeriesName = keyof typeof SERIES;
@@ -134,6 +139,7 @@ interface RuleSeries extends RuleLabels {
   readonly syns: CounterChild;
   readonly created: Map<string, CounterChild>;
   readonly closed: Map<string, CounterChild>;
+  readonly adopted: CounterChild;
 }
 
 export class SluiceMetrics {
@@ -145,6 +151,7 @@ export class SluiceMetrics {
   /** Refusals for a full share come one per connection or datagram of a flood: children kept. */
   private readonly shareRefusals = new Map<string, CounterChild>();
   private readonly syns: Counter;
+  private readonly adopted: Counter;
   private readonly rsts: Counter;
   private readonly applied: Counter;
   private readonly generation: Gauge;
@@ -223,6 +230,26 @@ export class SluiceMetrics {
       ),
     );
     this.syns = counter('sluice_tcp_syn_total', 'TCP connection attempts (SYNs) for a rule.');
+    this.adopted = counter(
+      'sluice_pool_flows_adopted_total',
+      'Flows adopted from a mid-flow segment in a change of the pool of instances.',
+    );
+    counter(
+      'sluice_pool_strays_held_total',
+      'Segments of no flow on a reset path dropped silently while a change of the pool might still be learned (their RST waits for the grace).',
+      (c) => {
+        c.reset();
+        c.inc(this.sources.pool()?.strayHeld ?? 0);
+      },
+    );
+    counter(
+      'sluice_pool_idle_questions_total',
+      'Idle flows that may have moved, about which the other instances were asked before ending them.',
+      (c) => {
+        c.reset();
+        c.inc(this.sources.pool()?.asked ?? 0);
+      },
+    );
     this.rsts = counter(
       'sluice_tcp_rst_sent_total',
       'TCP resets Sluice sent when it ended a flow (idle, removed rule, adminState Down, drain end), by direction.',
@@ -365,7 +392,8 @@ export class SluiceMetrics {
           r.created.set(e.flow.protocol, created);
         }
         created.inc();
-        if (e.flow.protocol === 'Tcp') r.syns.inc();
+        if (e.flow.adopted === true) r.adopted.inc();
+        else if (e.flow.protocol === 'Tcp') r.syns.inc();
         break;
       }
       case 'expired': {
@@ -416,6 +444,7 @@ export class SluiceMetrics {
         toBackend: [l.lb, l.rule, 'to_backend'].join(SEP),
         toClient: [l.lb, l.rule, 'to_client'].join(SEP),
         syns: this.syns.labels({ lb: l.lb, rule: l.rule }),
+        adopted: this.adopted.labels({ lb: l.lb, rule: l.rule }),
         created: new Map(),
         closed: new Map(),
       };

@@ -29,6 +29,22 @@ export interface BgpSettings {
   readonly dir: string;
   /** The BIRD 2 binary (`--bgp-daemon`). */
   readonly daemon: string;
+  /** Keeping flows across a change of the pool (`--pool-*`). */
+  readonly pool: PoolSettings;
+}
+
+/** How an instance keeps flows across a change of the pool (docs/scale-out.md). */
+export interface PoolSettings {
+  /** Adopt the flows the router moves here (`--pool-adopt on|off`). */
+  readonly adopt: boolean;
+  /** The UDP port the instances talk to each other on (`--pool-port`). */
+  readonly port: number;
+  /** How late a change may be learned after the router acted on it (`--pool-grace`, real ms). */
+  readonly graceMs: number;
+  /** How long an idle end waits for the pool's answer (`--pool-ask-wait`, real ms). */
+  readonly askMs: number;
+  /** How long after a change the router may still move flows (`--pool-settle`, real ms). */
+  readonly settleMs: number;
 }
 
 export interface BgpCliOptions {
@@ -41,6 +57,11 @@ export interface BgpCliOptions {
   bgpWithdrawWait?: string;
   bgpDir?: string;
   bgpDaemon?: string;
+  poolAdopt?: string;
+  poolPort?: string;
+  poolGrace?: string;
+  poolAskWait?: string;
+  poolSettle?: string;
 }
 
 export const BGP_DEFAULTS = {
@@ -50,6 +71,13 @@ export const BGP_DEFAULTS = {
   holdSeconds: 3,
   withdrawWaitMs: 1000,
   daemon: 'bird',
+} as const;
+
+export const POOL_DEFAULTS = {
+  port: 9182,
+  graceMs: 1000,
+  askMs: 250,
+  settleMs: 0,
 } as const;
 
 function asNumber(flag: string, text: string | undefined, fallback: number): number | string {
@@ -95,6 +123,11 @@ export function bgpSettingsOf(opts: BgpCliOptions, stateDir: string): BgpSetting
         ['--bgp-withdraw-wait', opts.bgpWithdrawWait],
         ['--bgp-dir', opts.bgpDir],
         ['--bgp-daemon', opts.bgpDaemon],
+        ['--pool-adopt', opts.poolAdopt],
+        ['--pool-port', opts.poolPort],
+        ['--pool-grace', opts.poolGrace],
+        ['--pool-ask-wait', opts.poolAskWait],
+        ['--pool-settle', opts.poolSettle],
       ] as const
     ).find(([, v]) => v !== undefined);
     return stray === undefined ? undefined : `${stray[0]} needs --bgp ROUTER`;
@@ -120,6 +153,8 @@ export function bgpSettingsOf(opts: BgpCliOptions, stateDir: string): BgpSetting
     return `--bgp-bfd expects 0 (off) or at least 10 ms, got '${opts.bgpBfd}'`;
   if (opts.bgpRouterId !== undefined && parseIpv4(opts.bgpRouterId) < 0)
     return `--bgp-router-id expects an IPv4 address, got '${opts.bgpRouterId}'`;
+  const pool = poolSettingsOf(opts);
+  if (typeof pool === 'string') return pool;
   return {
     peers,
     localAs: localAs as number,
@@ -130,5 +165,25 @@ export function bgpSettingsOf(opts: BgpCliOptions, stateDir: string): BgpSetting
     withdrawWaitMs: Math.round(wait * 1000),
     dir: opts.bgpDir ?? `${stateDir.replace(/\/+$/, '')}/bgp`,
     daemon: opts.bgpDaemon ?? BGP_DEFAULTS.daemon,
+    pool,
+  };
+}
+
+function poolSettingsOf(opts: BgpCliOptions): PoolSettings | string {
+  const adopt = opts.poolAdopt ?? 'on';
+  if (adopt !== 'on' && adopt !== 'off') return `--pool-adopt expects on or off, got '${adopt}'`;
+  const port = wholeNumber('--pool-port', opts.poolPort, POOL_DEFAULTS.port, 1, 65535);
+  const grace = wholeNumber('--pool-grace', opts.poolGrace, POOL_DEFAULTS.graceMs, 0, 60_000);
+  const ask = wholeNumber('--pool-ask-wait', opts.poolAskWait, POOL_DEFAULTS.askMs, 1, 60_000);
+  const settle = opts.poolSettle === undefined ? POOL_DEFAULTS.settleMs / 1000 : Number(opts.poolSettle);
+  for (const v of [port, grace, ask]) if (typeof v === 'string') return v;
+  if (!Number.isFinite(settle) || settle < 0 || settle > 3600)
+    return `--pool-settle expects seconds from 0 to 3600, got '${opts.poolSettle}'`;
+  return {
+    adopt: adopt === 'on',
+    port: port as number,
+    graceMs: grace as number,
+    askMs: ask as number,
+    settleMs: Math.round(settle * 1000),
   };
 }

@@ -9,7 +9,15 @@ import { Announcer } from './announcer.js';
 import type { BgpSettings } from './bgp-settings.js';
 import { BirdSpeaker, speakerUnavailable } from './bird-speaker.js';
 
-export { bgpSettingsOf, BGP_DEFAULTS, type BgpCliOptions, type BgpSettings } from './bgp-settings.js';
+export {
+  bgpSettingsOf,
+  BGP_DEFAULTS,
+  POOL_DEFAULTS,
+  type BgpCliOptions,
+  type BgpSettings,
+  type PoolSettings,
+} from './bgp-settings.js';
+export { startPoolLink, waitTrafficGone, type PoolLink } from './adoption.js';
 export type { PoolEvent, PoolWatch, WithdrawReason } from './pool-events.js';
 export { Announcer, speakerUnavailable };
 
@@ -27,7 +35,9 @@ export async function startAnnouncer(
     log: bgpLog,
     source: {
       snapshot: () => app.engine.snapshot,
-      canServe: (rule) => app.engine.canServe(rule),
+      // In a pool, not before every member has had a probe result: until then this instance could
+      // pick another member for a flow than the instance the flow comes from.
+      canServe: (rule) => app.engine.canServe(rule) && (!app.engine.inPool || app.engine.healthKnown(rule)),
       failure: () => app.plane.failure?.(),
       now: () => app.clock.now(),
     },

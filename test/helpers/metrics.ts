@@ -11,5 +11,6 @@ export function idleMetrics(registry: Registry): SluiceMetrics {
     packetDrops: () => ({}),
     labelsOf: (id) => ({ lb: 'lb', rule: id }),
     lbOfPool: () => 'lb',
+    pool: () => undefined,
   });
 }

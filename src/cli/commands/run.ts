@@ -27,11 +27,15 @@ import { planBudget, type BudgetPlan, type ShareLabels, type ShareRequest } from
 import { openFilesLimit } from '../../host-limits.js';
 import {
   BGP_DEFAULTS,
+  POOL_DEFAULTS,
   bgpSettingsOf,
   speakerUnavailable,
   startAnnouncer,
+  startPoolLink,
+  waitTrafficGone,
   type Announcer,
   type BgpCliOptions,
+  type PoolLink,
 } from '../../pool/index.js';
 
 /** `sluice run CONFIG`: serve a load balancer document until SIGINT or SIGTERM. */
@@ -227,6 +231,12 @@ export async function runRun(
     logger.warn(
       `--instance-ports is for the proxy plane: the ${plane.name} plane serves every port of an instance-level public IP`,
     );
+  // A flow can move between instances only if backends see the client's own address.
+  const adopt = bgp !== undefined && bgp.pool.adopt && settings.inboundSnat === undefined;
+  if (bgp !== undefined && bgp.pool.adopt && !adopt)
+    logger.warn(
+      '--inbound-snat: each instance has its own SNAT address, so a flow cannot move to another instance; flows moved by a change of the pool are not adopted',
+    );
   let app: SluiceApp<DataPlane>;
   try {
     app = await SluiceApp.start(prepared.snapshot, {
@@ -238,6 +248,7 @@ export async function runRun(
       udpFlowTimeoutMs: (udpSeconds as number) * 1000,
       snatHoldMs: (snatHoldSeconds as number) * 1000,
       budget,
+      ...(adopt ? { pool: bgp.pool } : {}),
     });
   } catch (err) {
     // Listeners, the TUN device and host routing fail with a message a user can act on.
@@ -256,6 +267,7 @@ export async function runRun(
     return EXIT_INVALID;
   }
   let announcer: Announcer | undefined;
+  let pool: PoolLink | undefined;
   if (bgp !== undefined) {
     try {
       announcer = await startAnnouncer(app, bgp, logger, settings.tun ?? 'sluice0');
@@ -265,6 +277,18 @@ export async function runRun(
       await initial.close();
       await app.stop();
       return EXIT_INVALID;
+    }
+    if (adopt) {
+      try {
+        pool = await startPoolLink(app, announcer, bgp.pool, logger);
+      } catch (err) {
+        process.stderr.write(`sluice: ${(err as Error).message} [SLUICE_HOST_NETWORK]\n`);
+        announcer.abort();
+        await api?.close();
+        await initial.close();
+        await app.stop();
+        return EXIT_INVALID;
+      }
     }
   }
   logger.info(
@@ -289,13 +313,19 @@ export async function runRun(
   );
   const how = await stopOnSignal(logger, {
     stop: async () => {
-      // Withdrawn first, serving on until the routers have moved the traffic away.
+      // The other instances first hear that this one leaves, so they adopt its flows from their
+      // first packet; then it withdraws, and serves on until the routers have moved the traffic
+      // away and its packets stop coming.
+      pool?.leaving();
       await announcer?.stop();
+      if (announcer !== undefined) await waitTrafficGone(app.plane, logger);
+      pool?.close();
       await api?.close();
       await initial.close();
       await app.stop();
     },
     abort: () => {
+      pool?.close();
       announcer?.abort();
       app.abort();
     },
@@ -428,6 +458,26 @@ export function registerRun(program: Command): void {
     )
     .option('--bgp-dir <DIR>', "BIRD's configuration and control socket (default STATE_DIR/bgp)")
     .option('--bgp-daemon <PATH>', `the BIRD 2 binary (default ${BGP_DEFAULTS.daemon})`)
+    .option(
+      '--pool-adopt <on|off>',
+      'with --bgp: adopt the flows a change of the pool (an instance lost, added, restarted) moves to this instance (default on)',
+    )
+    .option(
+      '--pool-port <PORT>',
+      `with --bgp: the UDP port the instances of a pool talk to each other on, at their router IDs (default ${POOL_DEFAULTS.port})`,
+    )
+    .option(
+      '--pool-grace <MS>',
+      `with --bgp: how late a change of the pool may be learned after the router moved flows; a stray segment is answered with a RST (B6) only when still a stray this long after (default ${POOL_DEFAULTS.graceMs})`,
+    )
+    .option(
+      '--pool-ask-wait <MS>',
+      `with --bgp: how long an idle end of a flow that may have moved waits for the other instances to say whether one carries it (default ${POOL_DEFAULTS.askMs})`,
+    )
+    .option(
+      '--pool-settle <SECONDS>',
+      'with --bgp: how long after a change the router may still move flows (a resilient next-hop group: its unbalanced timer); the adoption window is the idle timeout plus this (default 0)',
+    )
     .exitOverride((err) => {
       process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE);
     })

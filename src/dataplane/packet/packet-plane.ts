@@ -147,6 +147,14 @@ export class PacketPlane implements DataPlane {
     return this.stats.drops;
   }
 
+  packetsIn(): number {
+    return this.stats.packetsIn;
+  }
+
+  settleAsk(flowId: number, carried: boolean): boolean {
+    return this.engine.settleAsk(flowId, carried, this.onExpiry);
+  }
+
   /** Read errors in a row, with no packet read in between. */
   private failedReads = 0;
 

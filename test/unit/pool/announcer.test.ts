@@ -64,8 +64,25 @@ test('--bgp flags: defaults, and usage errors before anything starts', () => {
     withdrawWaitMs: 1000,
     dir: '.sluice/bgp',
     daemon: 'bird',
+    pool: { adopt: true, port: 9182, graceMs: 1000, askMs: 250, settleMs: 0 },
   });
   assert.equal(bgpSettingsOf({}, '.sluice'), undefined);
+  assert.match(String(bgpSettingsOf({ poolGrace: '10' }, '.sluice')), /--pool-grace needs --bgp ROUTER/);
+  const pool = (o: Record<string, string>) =>
+    (bgpSettingsOf({ bgp: ['1.2.3.4'], ...o }, 's') as BgpSettings).pool;
+  assert.deepEqual(pool({ poolAdopt: 'off', poolPort: '7000', poolSettle: '60', poolAskWait: '90' }), {
+    adopt: false,
+    port: 7000,
+    graceMs: 1000,
+    askMs: 90,
+    settleMs: 60_000,
+  });
+  assert.match(
+    String(bgpSettingsOf({ bgp: ['1.2.3.4'], poolAdopt: 'yes' }, 's')),
+    /--pool-adopt expects on or off/,
+  );
+  assert.match(String(bgpSettingsOf({ bgp: ['1.2.3.4'], poolPort: '0' }, 's')), /--pool-port expects/);
+  assert.match(String(bgpSettingsOf({ bgp: ['1.2.3.4'], poolSettle: '-1' }, 's')), /--pool-settle expects/);
   assert.match(String(bgpSettingsOf({ bgpAs: '65001' }, '.sluice')), /--bgp-as needs --bgp ROUTER/);
   assert.match(String(bgpSettingsOf({ bgp: ['198.18.11.1:99999'] }, 's')), /--bgp expects/);
   assert.match(String(bgpSettingsOf({ bgp: ['a.b.c.d'] }, 's')), /--bgp expects/);
