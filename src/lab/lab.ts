@@ -13,6 +13,7 @@ import { findExecutable, speakerUnavailable } from '../pool/bird-speaker.js';
 import { FRR_DAEMONS, FRR_DIR, frrArgs, frrConfigs } from './frr.js';
 import { buildNetwork, listNamespaces, routerNextHops, run } from './network.js';
 import {
+  ECMP_TIMERS,
   INSTANCE_AS,
   LAB_PORTS,
   RESILIENT_TABLE,
@@ -21,11 +22,12 @@ import {
   namespacePrefix,
   namespacesOf,
   planLab,
+  routerSettleS,
   type InstancePlan,
   type LabOptions,
   type LabPlan,
 } from './plan.js';
-import { alive, pidsIn, startIn, stopAll, type LabProcess } from './processes.js';
+import { alive, pidsIn, signal, startIn, stopAll, type LabProcess } from './processes.js';
 
 export const DEFAULT_LAB_DIR = '/run/sluice-lab';
 const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
@@ -44,7 +46,7 @@ export interface LabState {
 export interface LabSummary {
   readonly name: string;
   readonly frontend: string;
-  readonly ports: { readonly echo: number; readonly http: number };
+  readonly ports: { readonly echo: number; readonly http: number; readonly echoDrop: number };
   readonly client: { readonly namespace: string; readonly address: string };
   readonly router: {
     readonly namespace: string;
@@ -68,6 +70,8 @@ export interface LabSummary {
     readonly address: string;
     readonly pid: number;
   }[];
+  /** Instances built but not started (`--spares`): `sluice lab start NAME` starts one. */
+  readonly spares: { readonly name: string; readonly namespace: string; readonly address: string }[];
   /** etcd's client URL, null when the lab runs none. */
   readonly etcd: string | null;
   /** Whether the instances take their desired state from etcd (`sluice run --state`). */
@@ -223,7 +227,17 @@ async function buildLab(plan: LabPlan, build: Build): Promise<LabSummary> {
         'router:ecmp-sync',
         r.namespace,
         process.execPath,
-        [CLI, 'lab', 'ecmp-sync', '--table', String(RESILIENT_TABLE)],
+        [
+          CLI,
+          'lab',
+          'ecmp-sync',
+          '--table',
+          String(RESILIENT_TABLE),
+          '--idle-timer',
+          String(o.ecmpIdleTimerS ?? ECMP_TIMERS.idleTimerS),
+          '--unbalanced-timer',
+          String(o.ecmpUnbalancedTimerS ?? ECMP_TIMERS.unbalancedTimerS),
+        ],
         `${r.dir}/ecmp-sync.log`,
       ),
     );
@@ -284,58 +298,25 @@ async function buildLab(plan: LabPlan, build: Build): Promise<LabSummary> {
 
   // With etcd, the first instance writes the document there and the others serve what it holds
   // (instances given the same CONFIG at the same moment would race to write it).
-  const stateUrl = etcdState && plan.etcd ? `etcd://${plan.etcd.address}:2379/sluice-lab` : undefined;
-  const startInstance = (i: InstancePlan, first: boolean): LabProcess => {
-    mkdirSync(i.dir, { recursive: true, mode: 0o700 });
-    const args = [
-      CLI,
-      'run',
-      ...(stateUrl === undefined || first ? [config] : []),
-      '--dataplane',
-      'packet',
-      '--configure-host',
-      ...(stateUrl !== undefined ? ['--state', stateUrl] : ['--state-dir', `${i.dir}/state`]),
-      '--api',
-      '127.0.0.1:9180',
-      '--bgp',
-      i.gateway,
-      '--bgp-as',
-      String(INSTANCE_AS),
-      '--bgp-peer-as',
-      String(ROUTER_AS),
-      '--bgp-bfd',
-      String(o.bfdMs),
-      '--bgp-dir',
-      `${i.dir}/bgp`,
-      ...(o.timeScale !== 1 ? ['--time-scale', String(o.timeScale)] : []),
-    ];
-    return build.started(
-      startIn(`instance:${i.name}`, i.namespace, process.execPath, args, `${i.dir}/sluice.log`),
-    );
-  };
-  const ready = async (i: InstancePlan, p: LabProcess): Promise<void> => {
-    const log = `${i.dir}/sluice.log`;
-    await waitFor(`instance ${i.name} ready (see ${log})`, 30_000, () => {
-      if (!alive(p)) throw labError(`instance ${i.name} exited: ${tail(log)}`);
-      return jsonLines(log).some((l) => l.msg === 'ready');
-    });
-  };
-  const [firstPlan, ...restPlans] = plan.instances;
-  const first = startInstance(firstPlan!, true);
-  if (stateUrl !== undefined) await ready(firstPlan!, first);
-  const instances = [first, ...restPlans.map((i) => startInstance(i, false))];
-  for (const [k, p] of instances.entries()) await ready(plan.instances[k]!, p);
+  const startOne = (i: InstancePlan, first: boolean): LabProcess =>
+    build.started(startInstance(plan, i, first, etcdState));
+  const started = plan.instances.filter((i) => !i.spare);
+  const [firstPlan, ...restPlans] = started;
+  const first = startOne(firstPlan!, true);
+  if (etcdState) await instanceReady(firstPlan!, first);
+  const instances = [first, ...restPlans.map((i) => startOne(i, false))];
+  for (const [k, p] of instances.entries()) await instanceReady(started[k]!, p);
   // Ready when the router spreads the frontend over every instance.
   const table = o.ecmp === 'resilient' ? RESILIENT_TABLE : undefined;
-  await waitFor(`the router's ${plan.instances.length}-way route to ${plan.frontend}`, 60_000, () => {
+  await waitFor(`the router's ${started.length}-way route to ${plan.frontend}`, 60_000, () => {
     for (const p of build.state.processes) if (!alive(p)) throw labError(`${p.role} exited: ${tail(p.log)}`);
-    return routerNextHops(r.namespace, plan.frontend, table).length === plan.instances.length;
+    return routerNextHops(r.namespace, plan.frontend, table).length === started.length;
   });
 
   const summary: LabSummary = {
     name: o.name,
     frontend: plan.frontend,
-    ports: { echo: LAB_PORTS.echo, http: LAB_PORTS.http },
+    ports: { echo: LAB_PORTS.echo, http: LAB_PORTS.http, echoDrop: LAB_PORTS.echoDrop },
     client: { namespace: plan.client.namespace, address: plan.client.address },
     router: {
       namespace: r.namespace,
@@ -344,21 +325,16 @@ async function buildLab(plan: LabPlan, build: Build): Promise<LabSummary> {
       vtysh: `vtysh --vty_socket ${r.dir}`,
       ...(table !== undefined ? { resilientTable: table } : {}),
     },
-    instances: plan.instances.map((i, k) => ({
-      name: i.name,
-      namespace: i.namespace,
-      pid: instances[k]!.pid,
-      address: i.address,
-      as: INSTANCE_AS,
-      api: 'http://127.0.0.1:9180',
-      log: `${i.dir}/sluice.log`,
-    })),
+    instances: started.map((i, k) => instanceSummary(i, instances[k]!.pid)),
     backends: plan.backends.map((b, k) => ({
       name: b.name,
       namespace: b.namespace,
       address: b.address,
       pid: backends[k]!.pid,
     })),
+    spares: plan.instances
+      .filter((i) => i.spare)
+      .map((i) => ({ name: i.name, namespace: i.namespace, address: i.address })),
     etcd: plan.etcd?.url ?? null,
     etcdState,
     dir: plan.dir,
@@ -366,6 +342,160 @@ async function buildLab(plan: LabPlan, build: Build): Promise<LabSummary> {
   build.state.summary = summary;
   build.save();
   return summary;
+}
+
+function instanceSummary(i: InstancePlan, pid: number): LabSummary['instances'][number] {
+  return {
+    name: i.name,
+    namespace: i.namespace,
+    pid,
+    address: i.address,
+    as: INSTANCE_AS,
+    api: 'http://127.0.0.1:9180',
+    log: `${i.dir}/sluice.log`,
+  };
+}
+
+/** The command line of instance `i`: `first` writes the document to etcd (or, without etcd, each has it). */
+function instanceArgs(plan: LabPlan, i: InstancePlan, first: boolean, etcdState: boolean): string[] {
+  const o = plan.options;
+  const stateUrl = etcdState && plan.etcd ? `etcd://${plan.etcd.address}:2379/sluice-lab` : undefined;
+  const settle = routerSettleS(o);
+  return [
+    CLI,
+    'run',
+    ...(stateUrl === undefined || first ? [`${plan.dir}/lb.json`] : []),
+    '--dataplane',
+    'packet',
+    '--configure-host',
+    ...(stateUrl !== undefined ? ['--state', stateUrl] : ['--state-dir', `${i.dir}/state`]),
+    '--api',
+    '127.0.0.1:9180',
+    '--bgp',
+    i.gateway,
+    '--bgp-as',
+    String(INSTANCE_AS),
+    '--bgp-peer-as',
+    String(ROUTER_AS),
+    '--bgp-bfd',
+    String(o.bfdMs),
+    '--bgp-dir',
+    `${i.dir}/bgp`,
+    ...(settle > 0 ? ['--pool-settle', String(settle)] : []),
+    ...(o.timeScale !== 1 ? ['--time-scale', String(o.timeScale)] : []),
+  ];
+}
+
+function startInstance(plan: LabPlan, i: InstancePlan, first: boolean, etcdState: boolean): LabProcess {
+  mkdirSync(i.dir, { recursive: true, mode: 0o700 });
+  return startIn(
+    `instance:${i.name}`,
+    i.namespace,
+    process.execPath,
+    instanceArgs(plan, i, first, etcdState),
+    `${i.dir}/sluice.log`,
+  );
+}
+
+/** Resolves once instance `i` (process `p`) logged `ready` since `from` (a line count of its log). */
+async function instanceReady(i: InstancePlan, p: LabProcess, from = 0): Promise<void> {
+  const log = `${i.dir}/sluice.log`;
+  await waitFor(`instance ${i.name} ready (see ${log})`, 30_000, () => {
+    if (!alive(p)) throw labError(`instance ${i.name} exited: ${tail(log)}`);
+    return jsonLines(log)
+      .slice(from)
+      .some((l) => l.msg === 'ready');
+  });
+}
+
+/** What `lab start`, `lab stop` and `lab restart` did. */
+export interface LabInstanceChange {
+  readonly name: string;
+  readonly pid?: number;
+  /** How long the stop took (ms): a graceful stop withdraws and serves on until traffic has moved. */
+  readonly stoppedMs?: number;
+  /** How long the start took until the router spread the frontend over the instance too (ms). */
+  readonly startedMs?: number;
+}
+
+function labInstance(
+  baseDir: string,
+  name: string,
+  instance: string,
+): { state: LabState; plan: LabPlan; i: InstancePlan } {
+  const state = readLabState(baseDir, name);
+  if (state === undefined) throw labError(`no lab named '${name}' is up`);
+  const plan = planLab(state.options);
+  const i = plan.instances.find((x) => x.name === instance);
+  if (i === undefined)
+    throw labError(
+      `the lab has no instance '${instance}' (it has ${plan.instances.map((x) => x.name).join(', ')})`,
+    );
+  return { state, plan, i };
+}
+
+function running(state: LabState, instance: string): LabProcess | undefined {
+  return state.processes.find((p) => p.role === `instance:${instance}` && alive(p));
+}
+
+function saveState(plan: LabPlan, state: LabState): void {
+  writeFileSync(statePath(plan.dir), `${JSON.stringify(state, null, 2)}\n`);
+}
+
+/**
+ * Starts instance `instance` of a lab that is up (a spare, or one stopped before), with the
+ * command line `lab up` gives it, and waits until the router spreads the frontend over it too.
+ */
+export async function labStart(baseDir: string, name: string, instance: string): Promise<LabInstanceChange> {
+  const { state, plan, i } = labInstance(baseDir, name, instance);
+  if (running(state, instance) !== undefined) throw labError(`instance ${instance} runs already`);
+  const t0 = Date.now();
+  const lines = jsonLines(`${i.dir}/sluice.log`).length;
+  const p = startInstance(plan, i, false, state.summary?.etcdState ?? false);
+  state.processes.push(p);
+  if (state.summary !== undefined) {
+    const others = state.summary.instances.filter((x) => x.name !== instance);
+    state.summary = {
+      ...state.summary,
+      instances: [...others, instanceSummary(i, p.pid)].sort((a, b) =>
+        a.name.localeCompare(b.name, 'en', { numeric: true }),
+      ),
+      spares: state.summary.spares.filter((x) => x.name !== instance),
+    };
+  }
+  saveState(plan, state);
+  await instanceReady(i, p, lines);
+  const table = plan.options.ecmp === 'resilient' ? RESILIENT_TABLE : undefined;
+  await waitFor(`the router's route to ${plan.frontend} via ${i.name}`, 30_000, () => {
+    if (!alive(p)) throw labError(`instance ${i.name} exited: ${tail(p.log)}`);
+    return routerNextHops(plan.router.namespace, plan.frontend, table).includes(i.address);
+  });
+  return { name: instance, pid: p.pid, startedMs: Date.now() - t0 };
+}
+
+/**
+ * Stops instance `instance`: gracefully (SIGTERM: it withdraws, serves on until the traffic has
+ * moved, and exits), or with `kill` at once (SIGKILL, as a crash).
+ */
+export async function labStop(
+  baseDir: string,
+  name: string,
+  instance: string,
+  kill = false,
+): Promise<LabInstanceChange> {
+  const { state, plan } = labInstance(baseDir, name, instance);
+  const p = running(state, instance);
+  if (p === undefined) throw labError(`instance ${instance} does not run`);
+  const t0 = Date.now();
+  if (kill) signal(p, 'SIGKILL');
+  await stopAll([p], kill ? 0 : 20_000);
+  if (state.summary !== undefined)
+    state.summary = {
+      ...state.summary,
+      instances: state.summary.instances.filter((x) => x.name !== instance),
+    };
+  saveState(plan, state);
+  return { name: instance, pid: p.pid, stoppedMs: Date.now() - t0 };
 }
 
 /** The first directory on the way to `dir` that other users cannot enter, if any. */

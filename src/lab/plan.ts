@@ -9,11 +9,13 @@
  *                          198.18.1K.1 --- 198.18.1K.2 instance K (Sluice, packet plane, BIRD)
  *   instance K --- backend J (a link each; backend J is 198.19.1.J, its replies go back
  *                             through the instance that sent it the flow's last packet)
- *   frontend 198.18.100.10: echo on TCP 7, HTTP on TCP 80
+ *   frontend 198.18.100.10: echo on TCP 7 (TCP reset at idle) and 8 (silent drop), HTTP on TCP 80
+ *   spare instances: built (namespaces, links, routes) but not started, for `sluice lab start`
  */
 
 export const LAB_FRONTEND = '198.18.100.10';
-export const LAB_PORTS = { echo: 7, http: 80 } as const;
+/** `echoDrop` is the echo backends' port 7 behind a rule without TCP reset (silent drop at idle). */
+export const LAB_PORTS = { echo: 7, http: 80, echoDrop: 8 } as const;
 export const ROUTER_AS = 65000;
 export const INSTANCE_AS = 65001;
 export const MAX_INSTANCES = 32;
@@ -41,7 +43,15 @@ export interface LabOptions {
    * the hook for one desired state in etcd, on as soon as `sluice run` has the flag.
    */
   readonly etcdState: boolean;
+  /** Instances built beside `instances` but not started: `sluice lab start` starts one. */
+  readonly spares?: number;
+  /** The router's resilient groups: how long a bucket must be idle to move to a new member (s). */
+  readonly ecmpIdleTimerS?: number;
+  /** ... and how long the group may stay unbalanced before busy buckets move too (s). */
+  readonly ecmpUnbalancedTimerS?: number;
 }
+
+export const ECMP_TIMERS = { idleTimerS: 10, unbalancedTimerS: 60 } as const;
 
 export interface InstancePlan {
   readonly name: string;
@@ -54,6 +64,8 @@ export interface InstancePlan {
   /** The router's interface towards it. */
   readonly routerDev: string;
   readonly dir: string;
+  /** Built, not started by `lab up`. */
+  readonly spare: boolean;
 }
 
 export interface BackendPlan {
@@ -96,7 +108,7 @@ export function planLab(options: LabOptions): LabPlan {
   const prefix = namespacePrefix(options.name);
   const dir = `${options.baseDir.replace(/\/+$/, '')}/${options.name}`;
   const instances: InstancePlan[] = [];
-  for (let k = 1; k <= options.instances; k++) {
+  for (let k = 1; k <= options.instances + (options.spares ?? 0); k++) {
     instances.push({
       name: `i${k}`,
       namespace: `${prefix}i${k}`,
@@ -105,6 +117,7 @@ export function planLab(options: LabOptions): LabPlan {
       gateway: `198.18.${10 + k}.1`,
       routerDev: `i${k}`,
       dir: `${dir}/i${k}`,
+      spare: k > options.instances,
     });
   }
   const backends: BackendPlan[] = [];
@@ -147,13 +160,24 @@ const LBS =
   '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/sluice-lab/providers/Microsoft.Network/loadBalancers';
 
 /**
+ * How long after a change of the pool the router may still move flows: with an idle timer, a
+ * busy bucket moves to a new member only when the unbalanced timer forces it.
+ */
+export function routerSettleS(options: LabOptions): number {
+  if (options.ecmp !== 'resilient') return 0;
+  const idle = options.ecmpIdleTimerS ?? ECMP_TIMERS.idleTimerS;
+  return idle > 0 ? (options.ecmpUnbalancedTimerS ?? ECMP_TIMERS.unbalancedTimerS) : 0;
+}
+
+/**
  * The load balancer every instance serves: the frontend with an echo rule and an HTTP rule
- * over every backend, TCP reset on idle, an HTTP probe every 5 s.
+ * over every backend, TCP reset on idle, an echo rule that drops silently at idle, an HTTP
+ * probe every 5 s.
  */
 export function labDocument(plan: LabPlan): Record<string, unknown> {
   const base = `${LBS}/lab`;
   const ref = (kind: string, child: string) => ({ id: `${base}/${kind}/${child}` });
-  const rule = (name: string, port: number) => ({
+  const rule = (name: string, port: number, backendPort = port, enableTcpReset = true) => ({
     name,
     properties: {
       frontendIPConfiguration: ref('frontendIPConfigurations', 'frontend'),
@@ -161,9 +185,9 @@ export function labDocument(plan: LabPlan): Record<string, unknown> {
       probe: ref('probes', 'http'),
       protocol: 'Tcp',
       frontendPort: port,
-      backendPort: port,
+      backendPort,
       idleTimeoutInMinutes: 4,
-      enableTcpReset: true,
+      enableTcpReset,
       loadDistribution: 'Default',
     },
   });
@@ -197,7 +221,11 @@ export function labDocument(plan: LabPlan): Record<string, unknown> {
           },
         },
       ],
-      loadBalancingRules: [rule('echo', LAB_PORTS.echo), rule('http', LAB_PORTS.http)],
+      loadBalancingRules: [
+        rule('echo', LAB_PORTS.echo),
+        rule('http', LAB_PORTS.http),
+        rule('echo-drop', LAB_PORTS.echoDrop, LAB_PORTS.echo, false),
+      ],
     },
   };
 }

@@ -7,7 +7,15 @@
  *
  *   {"cmd":"open","host":"198.18.100.10","port":7,"count":60}  -> {"ev":"opened","results":[...]}
  *   {"cmd":"echo","timeoutMs":2000}                           -> {"ev":"echoed","results":[...]}
+ *   {"cmd":"run","intervalMs":100,"timeoutMs":2000}          -> {"ev":"running"}
+ *   {"cmd":"report"}                                          -> {"ev":"report","results":[...]}
+ *   {"cmd":"halt"}                                            -> {"ev":"halted","results":[...]}
  *   {"cmd":"close"}                                           -> {"ev":"closed"}
+ *
+ * `run` has every connection exchange a line every `intervalMs` until `halt`: a connection
+ * breaks at its first error (a reset), end, wrong echo, or echo not back within `timeoutMs`,
+ * and stops there. `report` and `halt` give each connection's rounds and, if it broke, why and
+ * when (ms since `run`).
  */
 import { connect, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
@@ -27,7 +35,21 @@ interface Result {
   readonly port: number;
   readonly ok: boolean;
   readonly error?: string;
+  readonly rounds?: number;
+  readonly brokenAtMs?: number;
 }
+
+/** A connection's state in `run`. */
+interface Runner {
+  rounds: number;
+  error?: string;
+  brokenAtMs?: number;
+  timer?: NodeJS.Timeout;
+}
+
+const runners = new Map<number, Runner>();
+let running = false;
+let runStart = 0;
 
 const conns: Conn[] = [];
 
@@ -107,6 +129,39 @@ async function bounded<T>(jobs: (() => Promise<T>)[], limit: number): Promise<T[
 
 let round = 0;
 
+function runOne(c: Conn, intervalMs: number, timeoutMs: number): void {
+  const r: Runner = { rounds: 0 };
+  runners.set(c.id, r);
+  const next = (): void => {
+    if (!running) return;
+    const sentAt = performance.now();
+    void roundTrip(c, `run ${r.rounds} ${c.id}\n`, timeoutMs).then((res) => {
+      if (!res.ok) {
+        r.error = res.error ?? 'failed';
+        r.brokenAtMs = Math.round(performance.now() - runStart);
+        return;
+      }
+      r.rounds++;
+      r.timer = setTimeout(next, Math.max(0, intervalMs - (performance.now() - sentAt)));
+    });
+  };
+  // Spread the connections over the interval.
+  r.timer = setTimeout(next, Math.random() * intervalMs);
+}
+
+function runResults(): Result[] {
+  return conns.map((c) => {
+    const r = runners.get(c.id);
+    return {
+      id: c.id,
+      port: c.localPort,
+      ok: r !== undefined && r.error === undefined,
+      ...(r?.error !== undefined ? { error: r.error, brokenAtMs: r.brokenAtMs } : {}),
+      rounds: r?.rounds ?? 0,
+    };
+  });
+}
+
 // Only when started as the agent: the test runner also runs every file under dist/test.
 if (process.argv[2] === 'run') {
   createInterface({ input: process.stdin }).on('line', (line) => {
@@ -116,6 +171,7 @@ if (process.argv[2] === 'run') {
       port?: number;
       count?: number;
       timeoutMs?: number;
+      intervalMs?: number;
     };
     const ms = c.timeoutMs ?? 3000;
     if (c.cmd === 'open') {
@@ -131,6 +187,19 @@ if (process.argv[2] === 'run') {
         conns.map((k) => () => roundTrip(k, `ping ${round} ${k.id}\n`, ms)),
         64,
       ).then((results) => emit({ ev: 'echoed', results }));
+    } else if (c.cmd === 'run') {
+      running = true;
+      runStart = performance.now();
+      runners.clear();
+      for (const k of conns) runOne(k, c.intervalMs ?? 100, ms);
+      emit({ ev: 'running', count: conns.length });
+    } else if (c.cmd === 'report') {
+      emit({ ev: 'report', results: runResults() });
+    } else if (c.cmd === 'halt') {
+      running = false;
+      for (const r of runners.values()) clearTimeout(r.timer);
+      // A round under way finishes (or times out) before the results are final.
+      setTimeout(() => emit({ ev: 'halted', results: runResults() }), ms + 50);
     } else if (c.cmd === 'close') {
       for (const k of conns) k.socket.destroy();
       conns.length = 0;

@@ -2,8 +2,17 @@ import { Command } from 'commander';
 import { SluiceError } from '../../core/errors.js';
 import { LabBackend } from '../../lab/backend.js';
 import { EcmpSync } from '../../lab/ecmp-sync.js';
-import { DEFAULT_LAB_DIR, labDown, labUp, type LabSummary } from '../../lab/lab.js';
 import {
+  DEFAULT_LAB_DIR,
+  labDown,
+  labStart,
+  labStop,
+  labUp,
+  type LabInstanceChange,
+  type LabSummary,
+} from '../../lab/lab.js';
+import {
+  ECMP_TIMERS,
   MAX_BACKENDS,
   MAX_INSTANCES,
   RESILIENT_TABLE,
@@ -21,7 +30,10 @@ import { registerRun } from './run.js';
 
 interface UpOptions {
   instances: string;
+  spares: string;
   backends: string;
+  ecmpIdleTimer: string;
+  ecmpUnbalancedTimer: string;
   json?: boolean;
   name: string;
   dir: string;
@@ -51,11 +63,15 @@ function describe(s: LabSummary): string {
   const lines = [
     `Sluice lab '${s.name}' is up: ${s.instances.length} instance${s.instances.length === 1 ? '' : 's'} of Sluice (packet plane) behind an FRR router, ECMP ${s.router.ecmp}, ${s.backends.length} backend${s.backends.length === 1 ? '' : 's'}.`,
     '',
-    `  frontend   ${s.frontend}: echo on TCP ${s.ports.echo}, HTTP on TCP ${s.ports.http}`,
+    `  frontend   ${s.frontend}: echo on TCP ${s.ports.echo} (reset at idle) and ${s.ports.echoDrop} (silent drop at idle), HTTP on TCP ${s.ports.http}`,
     `  client     ${s.client.namespace} (${s.client.address})`,
     `  router     ${s.router.namespace} (AS ${s.router.as}): ${s.router.vtysh} -c 'show ip bgp'`,
     ...s.instances.map(
       (i) => `  ${i.name.padEnd(10)} ${i.namespace} (${i.address}, AS ${i.as}), pid ${i.pid}, log ${i.log}`,
+    ),
+    ...s.spares.map(
+      (i) =>
+        `  ${i.name.padEnd(10)} ${i.namespace} (${i.address}), spare: sluice lab start ${i.name}${s.name === 'lab' ? '' : ` --name ${s.name}`}`,
     ),
     ...s.backends.map((b) => `  ${b.name.padEnd(10)} ${b.namespace} (${b.address})`),
     `  etcd       ${s.etcd ?? 'not started (--no-etcd)'}${s.etcd !== null && !s.etcdState ? ' (the instances keep their state on disk: sluice run has no --state yet)' : ''}`,
@@ -65,7 +81,8 @@ function describe(s: LabSummary): string {
     `  ${c} bash -c 'exec 3<>/dev/tcp/${s.frontend}/${s.ports.echo}; echo hello >&3; head -1 <&3'   # the echo port sends every byte back`,
     `  ${ns(s.router.namespace)} ip route show ${s.frontend}${s.router.resilientTable !== undefined ? ` table ${s.router.resilientTable}` : ''}   # the ECMP route, one next hop per instance`,
     `  ${ns(s.instances[0]!.namespace)} curl -s 127.0.0.1:9180/sluice/v1/flows   # the flows instance ${s.instances[0]!.name} carries`,
-    `  kill ${s.instances[0]!.pid}   # a graceful stop: ${s.instances[0]!.name} withdraws, the router spreads over the rest`,
+    `  sluice lab restart ${s.instances[0]!.name}${s.name === 'lab' ? '' : ` --name ${s.name}`}   # an upgrade: ${s.instances[0]!.name} withdraws, the others adopt its flows, it comes back and adopts them again`,
+    `  sluice lab stop ${s.instances[0]!.name} --kill${s.name === 'lab' ? '' : ` --name ${s.name}`}   # a crash (kill -9): the others adopt its flows`,
     '',
     `Remove it all: sluice lab down${s.name === 'lab' ? '' : ` --name ${s.name}`}`,
   ];
@@ -74,7 +91,10 @@ function describe(s: LabSummary): string {
 
 async function up(opts: UpOptions): Promise<number> {
   const instances = count('--instances', opts.instances, MAX_INSTANCES);
+  const spares = /^\d+$/.test(opts.spares) ? Number(opts.spares) : NaN;
   const backends = count('--backends', opts.backends, MAX_BACKENDS);
+  const idleTimer = Number(opts.ecmpIdleTimer);
+  const unbalancedTimer = Number(opts.ecmpUnbalancedTimer);
   const bfd = Number(opts.bfd);
   const timeScale = Number(opts.timeScale);
   const problems = [
@@ -89,6 +109,21 @@ async function up(opts: UpOptions): Promise<number> {
     ...(Number.isFinite(timeScale) && timeScale > 0
       ? []
       : [`--time-scale expects a number > 0, got '${opts.timeScale}'`]),
+    ...(Number.isInteger(spares) &&
+    spares >= 0 &&
+    (typeof instances !== 'number' || instances + spares <= MAX_INSTANCES)
+      ? []
+      : [
+          `--spares expects a whole number, with --instances at most ${MAX_INSTANCES} in all, got '${opts.spares}'`,
+        ]),
+    ...[
+      ['--ecmp-idle-timer', opts.ecmpIdleTimer, idleTimer],
+      ['--ecmp-unbalanced-timer', opts.ecmpUnbalancedTimer, unbalancedTimer],
+    ].flatMap(([flag, text, n]) =>
+      /^\d+$/.test(String(text)) && (n as number) <= 3600
+        ? []
+        : [`${flag} expects whole seconds from 0 to 3600, got '${text}'`],
+    ),
   ];
   if (problems.length > 0) {
     for (const p of problems) process.stderr.write(`sluice lab: ${p}\n`);
@@ -98,7 +133,10 @@ async function up(opts: UpOptions): Promise<number> {
     const summary = await labUp({
       name: opts.name,
       instances: instances as number,
+      spares,
       backends: backends as number,
+      ecmpIdleTimerS: idleTimer,
+      ecmpUnbalancedTimerS: unbalancedTimer,
       baseDir: opts.dir,
       ecmp: opts.ecmp as EcmpMode,
       bfdMs: bfd,
@@ -137,6 +175,51 @@ async function down(opts: { name: string; dir: string; json?: boolean }): Promis
   return EXIT_OK;
 }
 
+/** `lab start|stop|restart INSTANCE`: one instance of a lab that is up. */
+async function change(
+  what: 'start' | 'stop' | 'restart',
+  instance: string,
+  opts: { name: string; dir: string; kill?: boolean; json?: boolean },
+): Promise<number> {
+  const why = labNameProblem(opts.name);
+  if (why !== undefined) {
+    process.stderr.write(`sluice lab: ${why}\n`);
+    return EXIT_USAGE;
+  }
+  if (process.getuid?.() !== 0) {
+    process.stderr.write(`sluice lab: sluice lab ${what} needs root [SLUICE_HOST_LAB]\n`);
+    return EXIT_INVALID;
+  }
+  try {
+    let r: LabInstanceChange;
+    if (what === 'start') r = await labStart(opts.dir, opts.name, instance);
+    else if (what === 'stop') r = await labStop(opts.dir, opts.name, instance, opts.kill === true);
+    else {
+      const stopped = await labStop(opts.dir, opts.name, instance, opts.kill === true);
+      r = { ...stopped, ...(await labStart(opts.dir, opts.name, instance)) };
+    }
+    if (opts.json === true) process.stdout.write(`${JSON.stringify(r)}\n`);
+    else {
+      const parts = [
+        ...(r.stoppedMs !== undefined
+          ? [`stopped in ${r.stoppedMs} ms${opts.kill === true ? ' (killed)' : ''}`]
+          : []),
+        ...(r.startedMs !== undefined
+          ? [`started (pid ${r.pid}), in the route after ${r.startedMs} ms`]
+          : []),
+      ];
+      process.stdout.write(`${instance}: ${parts.join('; ')}\n`);
+    }
+    return EXIT_OK;
+  } catch (err) {
+    if (err instanceof SluiceError) {
+      process.stderr.write(`sluice lab: ${err.message} [${err.code}]\n`);
+      return EXIT_INVALID;
+    }
+    throw err;
+  }
+}
+
 export function registerLab(program: Command): void {
   const lab = program
     .command('lab')
@@ -147,6 +230,7 @@ export function registerLab(program: Command): void {
       'build the lab: client, FRR router, instances with BIRD, backends, etcd; print what was built',
     )
     .option('--instances <N>', `Sluice instances (1-${MAX_INSTANCES})`, '3')
+    .option('--spares <K>', 'instances built but not started (sluice lab start NAME)', '0')
     .option('--backends <M>', `echo/HTTP backends (1-${MAX_BACKENDS})`, '2')
     .option('--json', 'print what was built as JSON')
     .option('--name <NAME>', 'name of the lab (several can be up at once)', 'lab')
@@ -157,6 +241,16 @@ export function registerLab(program: Command): void {
       'resilient',
     )
     .option('--bfd <MS>', 'BFD interval between router and instances (0: off)', '100')
+    .option(
+      '--ecmp-idle-timer <S>',
+      'resilient ECMP: how long a bucket must be idle before it moves to a new instance (0: at once)',
+      String(ECMP_TIMERS.idleTimerS),
+    )
+    .option(
+      '--ecmp-unbalanced-timer <S>',
+      'resilient ECMP: how long the group may stay unbalanced before busy buckets move too',
+      String(ECMP_TIMERS.unbalancedTimerS),
+    )
     .option('--time-scale <N>', 'passed to every instance: divides its timers (idle timeouts, probes)', '1')
     .option('--no-etcd', 'start no etcd')
     .action(async (opts: UpOptions) => {
@@ -171,6 +265,27 @@ export function registerLab(program: Command): void {
     .action(async (opts: { name: string; dir: string; json?: boolean }) => {
       process.exitCode = await down(opts);
     });
+  for (const what of ['start', 'stop', 'restart'] as const) {
+    const c = lab
+      .command(what)
+      .description(
+        what === 'start'
+          ? 'start an instance of a lab that is up (a spare, or one stopped), as lab up would, until the router routes to it'
+          : what === 'stop'
+            ? 'stop an instance: gracefully (it withdraws and serves on until the traffic has moved), or --kill (SIGKILL, as a crash)'
+            : 'stop an instance and start it again (an upgrade)',
+      )
+      .argument('<instance>', 'i1, i2...')
+      .option('--name <NAME>', 'name of the lab', 'lab')
+      .option('--dir <DIR>', 'where labs keep their configuration and logs', DEFAULT_LAB_DIR)
+      .option('--json', 'print what was done as JSON');
+    if (what !== 'start') c.option('--kill', 'SIGKILL rather than a graceful stop');
+    c.action(
+      async (instance: string, opts: { name: string; dir: string; kill?: boolean; json?: boolean }) => {
+        process.exitCode = await change(what, instance, opts);
+      },
+    );
+  }
   // The lab's own processes, started by `lab up` inside its namespaces.
   lab
     .command('backend', { hidden: true })
