@@ -6,16 +6,18 @@
  * command: every connection's result.
  *
  *   {"cmd":"open","host":"198.18.100.10","port":7,"count":60}  -> {"ev":"opened","results":[...]}
- *   {"cmd":"echo","timeoutMs":2000}                           -> {"ev":"echoed","results":[...]}
+ *   {"cmd":"echo","timeoutMs":2000,"ids":[0,1]}              -> {"ev":"echoed","results":[...]}
  *   {"cmd":"run","intervalMs":100,"timeoutMs":2000}          -> {"ev":"running"}
  *   {"cmd":"report"}                                          -> {"ev":"report","results":[...]}
  *   {"cmd":"halt"}                                            -> {"ev":"halted","results":[...]}
+ *   {"cmd":"status"}                                          -> {"ev":"status","results":[...]}
  *   {"cmd":"close"}                                           -> {"ev":"closed"}
  *
  * `run` has every connection exchange a line every `intervalMs` until `halt`: a connection
  * breaks at its first error (a reset), end, wrong echo, or echo not back within `timeoutMs`,
- * and stops there. `report` and `halt` give each connection's rounds and, if it broke, why and
- * when (ms since `run`).
+ * and stops there. `report` and `halt` give each connection's rounds, its slowest round trip
+ * and, if it broke, why and when (ms since `run`). `status` sends nothing: whether each
+ * connection has seen an error (a reset) or its end.
  */
 import { connect, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
@@ -37,11 +39,13 @@ interface Result {
   readonly error?: string;
   readonly rounds?: number;
   readonly brokenAtMs?: number;
+  readonly maxRttMs?: number;
 }
 
 /** A connection's state in `run`. */
 interface Runner {
   rounds: number;
+  maxRttMs: number;
   error?: string;
   brokenAtMs?: number;
   timer?: NodeJS.Timeout;
@@ -130,7 +134,7 @@ async function bounded<T>(jobs: (() => Promise<T>)[], limit: number): Promise<T[
 let round = 0;
 
 function runOne(c: Conn, intervalMs: number, timeoutMs: number): void {
-  const r: Runner = { rounds: 0 };
+  const r: Runner = { rounds: 0, maxRttMs: 0 };
   runners.set(c.id, r);
   const next = (): void => {
     if (!running) return;
@@ -142,6 +146,7 @@ function runOne(c: Conn, intervalMs: number, timeoutMs: number): void {
         return;
       }
       r.rounds++;
+      r.maxRttMs = Math.max(r.maxRttMs, Math.round(performance.now() - sentAt));
       r.timer = setTimeout(next, Math.max(0, intervalMs - (performance.now() - sentAt)));
     });
   };
@@ -158,6 +163,7 @@ function runResults(): Result[] {
       ok: r !== undefined && r.error === undefined,
       ...(r?.error !== undefined ? { error: r.error, brokenAtMs: r.brokenAtMs } : {}),
       rounds: r?.rounds ?? 0,
+      maxRttMs: r?.maxRttMs ?? 0,
     };
   });
 }
@@ -172,6 +178,7 @@ if (process.argv[2] === 'run') {
       count?: number;
       timeoutMs?: number;
       intervalMs?: number;
+      ids?: number[];
     };
     const ms = c.timeoutMs ?? 3000;
     if (c.cmd === 'open') {
@@ -183,8 +190,9 @@ if (process.argv[2] === 'run') {
       ).then((results) => emit({ ev: 'opened', results }));
     } else if (c.cmd === 'echo') {
       round++;
+      const which = c.ids === undefined ? conns : conns.filter((k) => c.ids!.includes(k.id));
       void bounded(
-        conns.map((k) => () => roundTrip(k, `ping ${round} ${k.id}\n`, ms)),
+        which.map((k) => () => roundTrip(k, `ping ${round} ${k.id}\n`, ms)),
         64,
       ).then((results) => emit({ ev: 'echoed', results }));
     } else if (c.cmd === 'run') {
@@ -200,6 +208,16 @@ if (process.argv[2] === 'run') {
       for (const r of runners.values()) clearTimeout(r.timer);
       // A round under way finishes (or times out) before the results are final.
       setTimeout(() => emit({ ev: 'halted', results: runResults() }), ms + 50);
+    } else if (c.cmd === 'status') {
+      emit({
+        ev: 'status',
+        results: conns.map((k) => ({
+          id: k.id,
+          port: k.localPort,
+          ok: k.error === undefined && !k.ended,
+          ...(k.error !== undefined ? { error: k.error } : k.ended ? { error: 'ended' } : {}),
+        })),
+      });
     } else if (c.cmd === 'close') {
       for (const k of conns) k.socket.destroy();
       conns.length = 0;

@@ -18,11 +18,12 @@ import { systemUnavailable } from './netns.js';
 export interface LabJson {
   name: string;
   frontend: string;
-  ports: { echo: number; http: number };
+  ports: { echo: number; http: number; echoDrop: number };
   client: { namespace: string; address: string };
   router: { namespace: string; ecmp: string; resilientTable?: number };
   instances: { name: string; namespace: string; pid: number; address: string; log: string }[];
   backends: { name: string; namespace: string; address: string; pid: number }[];
+  spares: { name: string; namespace: string; address: string }[];
   etcd: string | null;
   etcdState: boolean;
   dir: string;
@@ -94,6 +95,56 @@ export class Lab {
     return this.json;
   }
 
+  /**
+   * `sluice lab start|stop|restart NAME --json`: what it printed. The lab's JSON is read again
+   * from lab.json (new PIDs), and every new PID is kept for `down`'s check.
+   */
+  change(what: 'start' | 'stop' | 'restart', instance: string, kill = false): LabChange {
+    const out = execFileSync(
+      process.execPath,
+      [
+        cliPath,
+        'lab',
+        what,
+        instance,
+        '--json',
+        '--name',
+        this.name,
+        '--dir',
+        this.dir,
+        ...(kill ? ['--kill'] : []),
+      ],
+      { cwd: repoRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 },
+    );
+    const state = JSON.parse(readFileSync(join(this.dir, this.name, 'lab.json'), 'utf8')) as {
+      summary: LabJson;
+    };
+    this.json = { ...this.json!, instances: state.summary.instances, spares: state.summary.spares };
+    for (const p of this.json.instances) {
+      const start = startTimeOf(p.pid);
+      if (start !== undefined && !this.pids.some((q) => q.pid === p.pid))
+        this.pids.push({ pid: p.pid, start });
+    }
+    return JSON.parse(out) as LabChange;
+  }
+
+  /** The namespace of instance `name` (running, stopped or spare). */
+  namespaceOf(name: string): string {
+    return `sllab-${this.name}-${name}`;
+  }
+
+  /** The sum of every series of metric `name` instance `ns` reports (matching `labels`, a substring). */
+  metric(ns: string, name: string, labels = ''): number {
+    const text = nsExec(ns, 'curl', '-s', '-m', '5', 'http://127.0.0.1:9180/metrics');
+    let n = 0;
+    for (const line of text.split('\n')) {
+      if (!line.startsWith(name) || !(line[name.length] === '{' || line[name.length] === ' ')) continue;
+      if (labels !== '' && !line.includes(labels)) continue;
+      n += Number(line.slice(line.lastIndexOf(' ') + 1));
+    }
+    return n;
+  }
+
   /** The lab's own record of every process it started (lab.json). */
   processes(): { role: string; pid: number; start: number }[] {
     const path = join(this.dir, this.name, 'lab.json');
@@ -139,8 +190,7 @@ export class Lab {
 
   /** The JSON lines of instance `name`'s log. */
   instanceLog(name: string): Record<string, unknown>[] {
-    const i = this.json!.instances.find((x) => x.name === name)!;
-    return readFileSync(i.log, 'utf8')
+    return readFileSync(join(this.dir, this.name, name, 'sluice.log'), 'utf8')
       .split('\n')
       .flatMap((l) => {
         try {
@@ -225,9 +275,20 @@ export class PoolClient {
   }
 }
 
+/** What `sluice lab start|stop|restart --json` prints. */
+export interface LabChange {
+  name: string;
+  pid?: number;
+  stoppedMs?: number;
+  startedMs?: number;
+}
+
 export interface ConnResult {
   id: number;
   port: number;
   ok: boolean;
   error?: string;
+  rounds?: number;
+  brokenAtMs?: number;
+  maxRttMs?: number;
 }
