@@ -40,6 +40,8 @@ interface Result {
   readonly rounds?: number;
   readonly brokenAtMs?: number;
   readonly maxRttMs?: number;
+  /** For a failed round: how long after the line was sent it failed. */
+  readonly afterMs?: number;
 }
 
 /** A connection's state in `run`. */
@@ -63,12 +65,21 @@ function emit(o: Record<string, unknown>): void {
 
 /** Sends `text` on `c` and waits until everything sent so far has come back, or `ms`. */
 function roundTrip(c: Conn, text: string, ms: number): Promise<Result> {
+  const sentAt = performance.now();
   return new Promise((resolve) => {
     const done = (ok: boolean, error?: string): void => {
       clearTimeout(timer);
       c.socket.off('data', check);
-      resolve({ id: c.id, port: c.localPort, ok, ...(error !== undefined ? { error } : {}) });
+      c.socket.off('close', closed);
+      resolve({
+        id: c.id,
+        port: c.localPort,
+        ok,
+        ...(error !== undefined ? { error, afterMs: Math.round(performance.now() - sentAt) } : {}),
+      });
     };
+    // A reset (or an end) fails the round at once.
+    const closed = (): void => done(false, c.error ?? 'ended');
     const check = (): void => {
       if (c.received.length < c.sent.length) return;
       done(c.received === c.sent, c.received === c.sent ? undefined : 'echo differs');
@@ -79,6 +90,7 @@ function roundTrip(c: Conn, text: string, ms: number): Promise<Result> {
     );
     if (c.error !== undefined || c.ended) return done(false, c.error ?? 'ended');
     c.socket.on('data', check);
+    c.socket.once('close', closed);
     c.sent += text;
     c.socket.write(text);
   });

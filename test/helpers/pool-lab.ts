@@ -291,4 +291,5 @@ export interface ConnResult {
   rounds?: number;
   brokenAtMs?: number;
   maxRttMs?: number;
+  afterMs?: number;
 }

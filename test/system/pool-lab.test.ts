@@ -73,7 +73,7 @@ poolTest(
   'lab up --json prints the frontend, its ports, the client, every instance with its PID, and etcd',
   async () => {
     assert.match(s.frontend, /^198\.1[89]\.\d{1,3}\.\d{1,3}$/);
-    assert.deepEqual(s.ports, { echo: 7, http: 80 });
+    assert.deepEqual(s.ports, { echo: 7, http: 80, echoDrop: 8 });
     const namespaces = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
     assert.ok(namespaces.includes(s.client.namespace), s.client.namespace);
     assert.equal(s.instances.length, 3);
@@ -213,13 +213,20 @@ poolTest(
     assert.ok(ms <= 1500, `gone in ${ms} ms, more than 1.5 s`);
     assert.ok(!mainHops().includes(victim.address));
     assert.equal(hops().length, 2);
-    // Resilient groups move no flow of a surviving instance: each of them still echoes.
+    // Resilient groups move no flow of a surviving instance: each of them still echoes; the
+    // flows of i2 moved to a survivor, which adopts them (pool-adopt.test.ts measures more).
     const echoed = (await client!.command({ cmd: 'echo' }, 'echoed')).results as ConnResult[];
     const survivors = echoed.filter((c) => carrier.get(conns[c.id]!.port) !== 'i2');
     const broken = survivors.filter((c) => !c.ok);
     assert.deepEqual(broken, [], 'no flow of a surviving instance broke');
+    const moved = echoed.filter((c) => carrier.get(conns[c.id]!.port) === 'i2');
+    assert.deepEqual(
+      moved.filter((c) => !c.ok),
+      [],
+      'every flow of i2 went on on a survivor',
+    );
     t.diagnostic(
-      `after the kill: ${survivors.length} flows of i1 and i3 all echo; ${echoed.length - survivors.length} flows of i2 moved to a survivor (which does not know them yet)`,
+      `after the kill: ${survivors.length} flows of i1 and i3 all echo; the ${moved.length} flows of i2 moved to a survivor, which adopted them`,
     );
     // The survivors learn of it from BGP.
     const left = (n: string) =>
