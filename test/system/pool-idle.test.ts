@@ -259,7 +259,6 @@ poolTest(
       (k, i) => k + metric(i, 'sluice_pool_strays_held_total'),
       0,
     );
-    const t0 = Date.now();
     const strays = (await client!.command(
       { cmd: 'echo', ids: rest.map((c) => c.id), timeoutMs: 8000 },
       'echoed',
