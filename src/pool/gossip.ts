@@ -11,8 +11,9 @@
  *
  * Only datagrams from the pool's own instances are read: the pool's network is trusted, as it is
  * for etcd and BGP. A lost datagram costs little: without `leaving` the window opens when BGP
- * tells (the engine's grace covers the delay); without a question or an answer the flow ends
- * after the wait as its idle timeout says, as a single instance would end it.
+ * tells (the engine's grace covers the delay); a question is sent again, halfway through the
+ * wait, to the instances that have not answered, and with neither answer the flow ends after
+ * the wait as its idle timeout says, as a single instance would end it.
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import type { Logger } from 'pino';
@@ -58,7 +59,7 @@ interface Question {
   readonly ids: readonly number[];
   readonly waiting: Set<string>;
   readonly settled: Set<number>;
-  readonly timer: NodeJS.Timeout;
+  readonly timers: NodeJS.Timeout[];
 }
 
 type Message =
@@ -150,7 +151,7 @@ export class PoolGossip {
 
   close(): void {
     this.closed = true;
-    for (const q of this.questions.values()) clearTimeout(q.timer);
+    for (const q of this.questions.values()) for (const t of q.timers) clearTimeout(t);
     this.questions.clear();
     this.socket?.close();
     this.socket = undefined;
@@ -172,14 +173,6 @@ export class PoolGossip {
     for (let i = 0; i < batch.length; i += PER_DATAGRAM) {
       const part = batch.slice(i, i + PER_DATAGRAM);
       const n = ++this.serial;
-      const timer = setTimeout(() => this.questions.delete(n), this.o.waitMs);
-      timer.unref();
-      this.questions.set(n, {
-        ids: part.map((b) => b.id),
-        waiting: new Set(peers),
-        settled: new Set(),
-        timer,
-      });
       const flows = part.map(({ flow: f }) => [
         f.protocol,
         f.src,
@@ -188,6 +181,21 @@ export class PoolGossip {
         f.dstPort,
         Math.round(f.idleMs),
       ]);
+      const q: Question = {
+        ids: part.map((b) => b.id),
+        waiting: new Set(peers),
+        settled: new Set(),
+        timers: [],
+      };
+      // Halfway through the wait, once more to those that have not answered (a datagram lost).
+      const again = setTimeout(() => {
+        for (const p of q.waiting) this.send(p, { t: 'ask', n, flows });
+      }, this.o.waitMs / 2);
+      const end = setTimeout(() => this.questions.delete(n), this.o.waitMs);
+      again.unref();
+      end.unref();
+      q.timers.push(again, end);
+      this.questions.set(n, q);
       for (const p of peers) this.send(p, { t: 'ask', n, flows });
     }
   }
@@ -222,7 +230,7 @@ export class PoolGossip {
       this.o.handlers.settled(id, true);
     }
     if (q.waiting.size > 0) return;
-    clearTimeout(q.timer);
+    for (const t of q.timers) clearTimeout(t);
     this.questions.delete(n);
     q.ids.forEach((id, i) => {
       if (!q.settled.has(i)) this.o.handlers.settled(id, false);

@@ -11,6 +11,7 @@ import {
   labNameProblem,
   namespacesOf,
   planLab,
+  routerSettleS,
   type LabOptions,
 } from '../../../src/lab/plan.js';
 
@@ -52,7 +53,7 @@ test('the lab plan: every address in 198.18.0.0/15, every namespace named after 
   assert.match(String(labNameProblem('a-very-long-name')), /lab name/);
 });
 
-test('the lab document is a valid load balancer: echo on 7 and HTTP on 80 over every backend, probed', () => {
+test('the lab document is a valid load balancer: echo on 7 (reset) and 8 (drop) and HTTP on 80 over every backend, probed', () => {
   const plan = planLab(OPTIONS);
   const r = validateDocument(labDocument(plan));
   assert.ok(r.valid && r.snapshot, JSON.stringify(r.errors));
@@ -68,8 +69,36 @@ test('the lab document is a valid load balancer: echo on 7 and HTTP on 80 over e
     [
       ['echo', '198.18.100.10', 7, 2, 'http'],
       ['http', '198.18.100.10', 80, 2, 'http'],
+      ['echo-drop', '198.18.100.10', 8, 2, 'http'],
     ],
   );
+  assert.deepEqual(
+    lb.loadBalancingRules.map((x) => [x.backendPort, x.enableTcpReset]),
+    [
+      [7, true],
+      [80, true],
+      [7, false],
+    ],
+  );
+});
+
+test('spare instances are planned like the others and marked; the router settles after its unbalanced timer', () => {
+  const plan = planLab({ ...OPTIONS, spares: 2 });
+  assert.deepEqual(
+    plan.instances.map((i) => [i.name, i.address, i.spare]),
+    [
+      ['i1', '198.18.11.2', false],
+      ['i2', '198.18.12.2', false],
+      ['i3', '198.18.13.2', false],
+      ['i4', '198.18.14.2', true],
+      ['i5', '198.18.15.2', true],
+    ],
+  );
+  assert.equal(namespacesOf(plan).length, 1 + 1 + 1 + 5 + 2);
+  assert.equal(routerSettleS(OPTIONS), 60, 'a busy bucket moves at the unbalanced timer');
+  assert.equal(routerSettleS({ ...OPTIONS, ecmpIdleTimerS: 0 }), 0, 'every bucket moves at once');
+  assert.equal(routerSettleS({ ...OPTIONS, ecmpUnbalancedTimerS: 20 }), 20);
+  assert.equal(routerSettleS({ ...OPTIONS, ecmp: 'hash-threshold' }), 0);
 });
 
 test("the router's FRR configuration: any lab instance, every path back (add-path), ECMP, BFD", () => {
