@@ -70,7 +70,7 @@ export class Classifier {
         this.views.verdict(v, slot, dir);
         v.action = 'forward';
         s.count(slot, dir, seg.len);
-        if (trackSegment(t, slot, dir, seg) === TRACK_OK) {
+        if (trackSegment(t, slot, dir, seg) === TRACK_OK || this.resync(slot, dir, seg, now)) {
           this.records.touch(slot, now);
           const after = t.state(slot);
           // Deadlines only move later on activity, except into a linger state.
@@ -224,6 +224,29 @@ export class Classifier {
     }
     s.stats.adopted++;
     return this.created(v, slot, now);
+  }
+
+  /**
+   * A client's segment beyond what this record tracked, in a change window: the flow went to
+   * another instance and came back (an instance restarted, then returned), and its sequence
+   * numbers moved on meanwhile. It is tracked again from this segment, as an adopted flow is,
+   * keeping its member. False when the segment stays untrusted.
+   */
+  private resync(slot: number, dir: Dir, seg: TcpSegment, now: number): boolean {
+    const s = this.s;
+    const pool = s.pool;
+    if (pool === undefined || dir !== DIR_ORIG || !(seg.flags & TCP_ACK) || seg.flags & (TCP_SYN | TCP_RST))
+      return false;
+    const t = s.table;
+    const state = t.state(slot);
+    if (state === ST_TIME_WAIT || state === ST_CLOSED) return false;
+    const path = s.pathOf(slot);
+    if (path.rule === null || path.removed) return false;
+    if (!pool.windowOpen(path.rule.frontend.address, path.idleMs, now)) return false;
+    if (trackAdopted(t, slot, seg) !== TRACK_OK) return false;
+    t.setPool(slot, t.pool(slot) | POOL_ADOPTED);
+    s.stats.resynced++;
+    return true;
   }
 
   /** Fills `v` with the RST answering `seg` to its sender (RFC 9293 section 3.10.7.1). */

@@ -123,6 +123,8 @@ export interface EngineStats {
   untrustedSegments: number;
   /** Flows adopted from a mid-flow segment in a change of the pool. */
   adopted: number;
+  /** Flows tracked again from a client's segment beyond their record, in a change of the pool (they came back). */
+  resynced: number;
   /** Strays of reset paths dropped silently while a change of the pool might still be learned. */
   strayHeld: number;
   /** Idle flows the pool was asked about (they may have moved). */
@@ -159,6 +161,7 @@ export function emptyStats(): EngineStats {
     noFlowResets: 0,
     untrustedSegments: 0,
     adopted: 0,
+    resynced: 0,
     strayHeld: 0,
     asked: 0,
   };

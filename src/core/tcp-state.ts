@@ -162,7 +162,7 @@ export const ADOPTED_WINDOW = 2 ** 29;
 /**
  * Starts tracking a flow adopted from a mid-flow segment of its client (`seg`, ACK set, no SYN
  * or RST): another instance of the pool carried it until the router moved it here
- * (docs/scale-out.md). What the segment tells is taken as the state: the client has sent up to
+ * (docs/scale-out.md); or tracks again, from such a segment, a flow that came back. What the segment tells is taken as the state: the client has sent up to
  * its sequence number and acknowledged the backend up to its ACK. The backend's first segment
  * here moves its side on. Returns what `trackSegment` returns for `seg` itself.
  */
@@ -172,6 +172,10 @@ export function trackAdopted(t: FlowTable, slot: number, seg: TcpSegment): numbe
   const seq = seg.seq >>> 0;
   const ack = seg.ack >>> 0;
   t.setState(slot, ST_ESTABLISHED);
+  t.setMeta(
+    slot,
+    t.meta(slot) & ~(META_FIN_ORIG | META_FIN_REPLY | META_FIN_ACKED_ORIG | META_FIN_ACKED_REPLY),
+  );
   r.fill(0, b + R_END, b + REC);
   r[b + R_END + DIR_ORIG] = seq;
   r[b + R_END + DIR_REPLY] = ack;

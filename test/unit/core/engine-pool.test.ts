@@ -448,3 +448,31 @@ test('healthKnown: an instance of a pool waits for every probed member to have a
   assert.equal(engine.healthKnown(rule), true);
   assert.equal(engine.healthKnown(lbRule()), true, 'no probe: nothing to wait for');
 });
+
+test('a flow that comes back with its sequence numbers moved on is tracked again in a window, and only then', () => {
+  const jump = (c: TcpConversation): void => {
+    // 100 MB sent and acknowledged elsewhere, beyond any window this record knows.
+    c.clientNext = (c.clientNext + 100_000_000) >>> 0;
+    c.backendRcv = c.clientNext;
+    c.backendNext = (c.backendNext + 50_000_000) >>> 0;
+    c.clientRcv = c.backendNext;
+  };
+  const stable = setup();
+  const a = established(stable.engine);
+  jump(a);
+  assert.equal(a.clientSends(10, false).trusted, false, 'outside a window: untrusted, as ever');
+  assert.equal(stable.engine.stats().resynced, 0);
+
+  const { engine, clock } = setup();
+  const c = established(engine);
+  clock.advance(60_000);
+  engine.poolChanged(clock.now());
+  jump(c);
+  const v = c.clientSends(10);
+  assert.equal(v.trusted, true);
+  assert.equal(v.flowId, c.flowId, 'the same flow, its member kept');
+  assert.equal(engine.stats().resynced, 1);
+  assert.equal(engine.flow(c.flowId)!.idleMs, 0, 'its idle timer starts again');
+  assert.equal(engine.flow(c.flowId)!.adopted, true);
+  assert.equal(c.backendSends(10).trusted, true, 'the backend side follows');
+});
